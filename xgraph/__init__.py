@@ -1,0 +1,35 @@
+"""xgraph: a define-then-run symbolic graph compiler with an MXNet 1.x-shaped API, lowered to XLA.
+
+``import xgraph as mx`` reads like MXNet: ``mx.sym`` builds graphs, ``mx.nd``
+holds arrays, executors bind and run them.  Every graph is shape- and
+type-inferred, lowered to StableHLO through JAX and compiled by XLA.
+
+    >>> import xgraph as mx
+    >>> net = mx.sym.FullyConnected(mx.sym.var('data'), num_hidden=2, name='fc')
+    >>> ex = net.simple_bind(mx.cpu(), data=(1, 3))
+    >>> ex.forward()[0].shape
+    (1, 2)
+"""
+from . import errors
+from .errors import *  # noqa: F401,F403
+from . import ops  # noqa: F401  (registers every operator)
+from . import symbol, ndarray, names as name, rng  # noqa: F401
+from . import symbol as sym  # noqa: F401
+from . import ndarray as nd  # noqa: F401
+from .context import Context, cpu, gpu, cpu_pinned, current_context, num_gpus  # noqa: F401
+from .executor import Executor  # noqa: F401
+from .lower import lower  # noqa: F401
+from .names import AttrScope  # noqa: F401
+from .ndarray import NDArray  # noqa: F401
+from .symbol import Symbol, Variable, var, Group  # noqa: F401
+
+__version__ = "0.1.0"
+
+
+class _Random:
+    """``mx.random.seed(n)``: seeds the keys every execution draws its randomness from."""
+
+    seed = staticmethod(rng.seed)
+
+
+random = _Random()

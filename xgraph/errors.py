@@ -1,0 +1,72 @@
+"""The xgraph exception hierarchy.
+
+Every failure a user can cause (bad files, unknown operators, wrong shapes or
+dtypes, bad attribute values, missing inputs) raises a subclass of
+:class:`XGraphError`, whose message names the node, the operator and what was
+expected.  Catch ``xgraph.XGraphError`` to catch them all::
+
+    >>> import xgraph as mx
+    >>> try:
+    ...     mx.sym.FullyConnected(mx.sym.var('x'), num_hidden='ten')
+    ... except mx.XGraphError as e:
+    ...     print(type(e).__name__)
+    AttributeValueError
+"""
+from __future__ import annotations
+
+
+class XGraphError(Exception):
+    """Base class of every error xgraph raises on bad user input."""
+
+
+class GraphFormatError(XGraphError, ValueError):
+    """A symbol JSON, params file or other serialized graph is malformed."""
+
+
+class UnsupportedOperatorError(XGraphError, NotImplementedError):
+    """One or more operators are not in the registry.
+
+    ``ops`` lists every unsupported operator name found (not only the first).
+    """
+
+    def __init__(self, message: str, ops: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.ops = tuple(ops)
+
+
+class AttributeValueError(XGraphError, ValueError):
+    """An operator attribute is unknown, missing or has a bad value."""
+
+
+class SymbolError(XGraphError, ValueError):
+    """A symbol was used wrongly: bad composition, unknown input name, bad output index."""
+
+
+class ShapeError(XGraphError, ValueError):
+    """Shapes are inconsistent, or an input has the wrong shape."""
+
+
+class DTypeError(XGraphError, TypeError):
+    """Dtypes are inconsistent, or an input has the wrong dtype."""
+
+
+class BindError(XGraphError, ValueError):
+    """Binding a graph failed: a missing or surplus input, gradient or state."""
+
+
+class DeviceError(XGraphError, RuntimeError):
+    """A requested device (``xgraph.gpu(3)``) does not exist."""
+
+
+class ArtifactError(XGraphError, ValueError):
+    """A compiled artifact is corrupt, tampered with, or incompatible."""
+
+
+class PassError(XGraphError, RuntimeError):
+    """An optimization pass produced an invalid graph."""
+
+
+__all__ = [
+    "XGraphError", "GraphFormatError", "UnsupportedOperatorError", "AttributeValueError",
+    "SymbolError", "ShapeError", "DTypeError", "BindError", "DeviceError", "ArtifactError", "PassError",
+]

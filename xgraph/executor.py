@@ -1,0 +1,381 @@
+"""Executor: MXNet's bind / simple_bind / forward / backward semantics over XLA programs.
+
+The executor keeps MXNet's surface (``arg_dict``, ``grad_dict``, ``aux_dict``,
+``outputs``, ``grad_req`` write/add/null, ``reshape``) while doing the work in
+as few XLA calls as possible:
+
+* ``forward(is_train=False)`` is one call of the cached inference program;
+* ``forward(is_train=True)`` followed by ``backward()`` is one fused
+  forward+backward computation: the forward is deferred until its results are
+  read or backward comes;
+* if the outputs are read between the two, the forward runs alone and keeps
+  its residuals, and backward only runs the backward pass. The forward never
+  runs twice.
+
+    >>> import numpy as np, xgraph as mx
+    >>> x = mx.sym.var('x')
+    >>> loss = mx.sym.MakeLoss(mx.sym.sum(x * x))
+    >>> ex = loss.simple_bind(mx.cpu(), x=(3,))
+    >>> ex.arg_dict['x'][:] = np.array([1, 2, 3], np.float32)
+    >>> _ = ex.forward(is_train=True); ex.backward()
+    >>> ex.grad_dict['x'].asnumpy().tolist()
+    [2.0, 4.0, 6.0]
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import jax
+import numpy as np
+
+from . import dtypes as _dt
+from . import rng
+from .context import Context, as_context
+from .errors import BindError, ShapeError
+from .infer import infer
+from .lower import gradient_programs, inference_program, train_forward_program, unique_names
+from .ndarray import NDArray
+
+_GRAD_REQS = ("write", "add", "null")
+
+
+def _as_dict(what: str, names: Sequence[str], values: Any, required: bool) -> dict[str, Any]:
+    """Normalize a list (aligned with ``names``) or dict of arrays; report missing ones."""
+    if values is None:
+        values = {}
+    if isinstance(values, (list, tuple)):
+        if len(values) != len(names):
+            raise BindError(f"{what}: {len(values)} arrays given for {len(names)} names {names}")
+        values = dict(zip(names, values))
+    elif not isinstance(values, Mapping):
+        raise BindError(f"{what} must be a list or a dict of arrays, not {type(values).__name__}")
+    if required:
+        missing = [n for n in names if values.get(n) is None]
+        if missing:
+            raise BindError(f"{what}: no array given for {', '.join(repr(m) for m in missing)}")
+    return {n: values[n] for n in names if values.get(n) is not None}
+
+
+def _grad_req_dict(grad_req: Any, names: Sequence[str]) -> dict[str, str]:
+    if isinstance(grad_req, str):
+        reqs = {n: grad_req for n in names}
+    elif isinstance(grad_req, (list, tuple)):
+        if len(grad_req) != len(names):
+            raise BindError(f"grad_req: {len(grad_req)} entries for {len(names)} arguments")
+        reqs = dict(zip(names, grad_req))
+    elif isinstance(grad_req, Mapping):
+        unknown = set(grad_req) - set(names)
+        if unknown:
+            raise BindError(f"grad_req names unknown arguments {sorted(unknown)}; arguments are {list(names)}")
+        reqs = {n: grad_req.get(n, "null") for n in names}
+    else:
+        raise BindError(f"grad_req must be a string, list or dict, not {type(grad_req).__name__}")
+    for n, r in reqs.items():
+        if r not in _GRAD_REQS:
+            raise BindError(f"grad_req for {n!r} is {r!r}; expected one of {', '.join(_GRAD_REQS)}")
+    return reqs
+
+
+def _to_ndarray(value: Any, device: Any, what: str) -> NDArray:
+    if isinstance(value, NDArray):
+        return value
+    try:
+        arr = jax.device_put(np.asarray(value) if not isinstance(value, jax.Array) else value, device)
+    except (TypeError, ValueError) as exc:
+        raise BindError(f"{what}: cannot use {type(value).__name__} as an array ({exc})") from None
+    return NDArray(arr)
+
+
+class Executor:
+    """A bound graph: arrays for every argument, gradient and auxiliary state, and its programs.
+
+    Build one with :meth:`Symbol.bind` or :meth:`Symbol.simple_bind`.
+    """
+
+    def __init__(self, symbol: Any, ctx: Any = None, args: Any = None, args_grad: Any = None,
+                 grad_req: Any = "write", aux_states: Any = None, **_: Any):
+        self._symbol = symbol
+        self._graph = graph = symbol.graph
+        self._ctx = as_context(ctx)
+        device = self._ctx.device
+        self._arg_names = unique_names(graph.argument_nodes())
+        self._aux_names = unique_names(graph.aux_nodes())
+        args = _as_dict("args", self._arg_names, args, required=True)
+        aux = _as_dict("aux_states", self._aux_names, aux_states, required=True)
+        self.arg_dict = {n: _to_ndarray(args[n], device, f"argument {n!r}") for n in self._arg_names}
+        self.aux_dict = {n: _to_ndarray(aux[n], device, f"aux state {n!r}") for n in self._aux_names}
+        reqs = _grad_req_dict(grad_req, self._arg_names)
+        grads = _as_dict("args_grad", self._arg_names, args_grad, required=False) if args_grad is not None else {}
+        self._grad_req = {n: (reqs[n] if n in grads else "null") for n in self._arg_names}
+        self.grad_dict: dict[str, NDArray | None] = {
+            n: (_to_ndarray(grads[n], device, f"gradient {n!r}") if self._grad_req[n] != "null" else None)
+            for n in self._arg_names}
+        self._check_signature()
+        self._diff_mask = tuple(self._grad_req[n] != "null" and _dt.is_float(self.arg_dict[n].dtype)
+                                for n in self._arg_names)
+        self._has_grad = any(self._diff_mask)
+        self._needs_rng = any(n.op is not None and n.op.random for n in graph.topo_order())
+        self._infer = inference_program(graph)
+        self._train_fwd = train_forward_program(graph)
+        self._grad = gradient_programs(graph, self._diff_mask) if self._has_grad else None
+        self.outputs = [NDArray(np.zeros(s, d)) for s, d in self._out_sigs]
+        self._pending: tuple | None = None      # (args, aux, key) of a deferred training forward
+        self._pullback: Any = None              # residuals of the last training forward
+        self._last_train: tuple | None = None   # inputs of the last training forward (for a repeated backward)
+
+    # -- construction helpers ----------------------------------------------
+    def _check_signature(self) -> None:
+        """Infer every shape from the bound arrays; refuse inconsistent ones."""
+        shapes = {n: a.shape for n, a in {**self.arg_dict, **self.aux_dict}.items()}
+        dts = {n: a.dtype for n, a in {**self.arg_dict, **self.aux_dict}.items()}
+        res = infer(self._graph, shapes, dts, partial=False)
+        for n, g in self.grad_dict.items():
+            if g is not None and g.shape != self.arg_dict[n].shape:
+                raise ShapeError(f"gradient array of {n!r} has shape {g.shape}, but the argument has "
+                                 f"shape {self.arg_dict[n].shape}")
+        self._out_sigs = []
+        for e in self._graph.outputs:
+            s, d = res.shape(e), res.dtype(e)
+            if s is None or d is None:
+                raise ShapeError(f"cannot infer the shape of output '{e.node.name}'")
+            self._out_sigs.append((tuple(s), d))
+
+    @classmethod
+    def simple_bind(cls, symbol: Any, ctx: Any = None, grad_req: Any = "write",
+                    type_dict: Mapping[str, Any] | None = None, shared_exec: "Executor | None" = None,
+                    **shapes: Any) -> "Executor":
+        """Allocate zero-filled arrays from the given input shapes (and dtypes) and bind.
+
+            >>> import xgraph as mx
+            >>> net = mx.sym.FullyConnected(mx.sym.var('data'), num_hidden=4, name='fc')
+            >>> ex = net.simple_bind(mx.cpu(), data=(2, 3))
+            >>> ex.arg_dict['fc_weight'].shape
+            (4, 3)
+        """
+        graph = symbol.graph
+        ctx = as_context(ctx)
+        res = infer(graph, shapes, type_dict, partial=False, default_dtype=np.float32)
+        arg_names = unique_names(graph.argument_nodes())
+        aux_names = unique_names(graph.aux_nodes())
+        unknown = [n for n in arg_names + aux_names
+                   if res.var_shapes.get(n) is None or not all(d > 0 for d in res.var_shapes[n])]
+        if unknown:
+            raise BindError(f"simple_bind: cannot infer the shape of {', '.join(repr(u) for u in unknown)}; "
+                            f"give it, e.g. simple_bind(ctx, {unknown[0]}=(...))")
+        device = ctx.device
+        shared = shared_exec.arg_dict if shared_exec is not None else {}
+        shared_aux = shared_exec.aux_dict if shared_exec is not None else {}
+
+        def alloc(name: str, table: Mapping[str, NDArray]) -> NDArray:
+            shape, dt = tuple(res.var_shapes[name]), res.var_dtypes.get(name) or np.dtype(np.float32)
+            if name in table and table[name].shape == shape and table[name].dtype == np.dtype(dt).type:
+                return table[name]
+            return NDArray(jax.device_put(np.zeros(shape, dt), device))
+
+        args = {n: alloc(n, shared) for n in arg_names}
+        aux = {n: alloc(n, shared_aux) for n in aux_names}
+        reqs = _grad_req_dict(grad_req, arg_names)
+        grads = {n: NDArray(jax.device_put(np.zeros(args[n].shape, np.dtype(args[n].dtype)), device))
+                 for n in arg_names if reqs[n] != "null"}
+        return cls(symbol, ctx, args=args, args_grad=grads, grad_req=reqs, aux_states=aux)
+
+    # -- MXNet's views --------------------------------------------------------
+    @property
+    def arg_arrays(self) -> list[NDArray]:
+        return [self.arg_dict[n] for n in self._arg_names]
+
+    @property
+    def grad_arrays(self) -> list[NDArray | None]:
+        return [self.grad_dict[n] for n in self._arg_names]
+
+    @property
+    def aux_arrays(self) -> list[NDArray]:
+        return [self.aux_dict[n] for n in self._aux_names]
+
+    @property
+    def output_dict(self) -> dict[str, NDArray]:
+        return dict(zip(self._symbol.list_outputs(), self.outputs))
+
+    @property
+    def grad_req(self) -> dict[str, str]:
+        return dict(self._grad_req)
+
+    @property
+    def symbol(self) -> Any:
+        return self._symbol
+
+    @property
+    def ctx(self) -> Context:
+        return self._ctx
+
+    # -- running ------------------------------------------------------------
+    def _key(self) -> Any:
+        return rng.next_key() if self._needs_rng else None
+
+    def _set_outputs(self, outs: Sequence[jax.Array]) -> None:
+        for h, o in zip(self.outputs, outs):
+            h._set(o)
+
+    def _set_aux(self, new_aux: Sequence[jax.Array]) -> None:
+        for n, v in zip(self._aux_names, new_aux):
+            self.aux_dict[n]._set(v)
+
+    def _set_grads(self, grads: Sequence[jax.Array]) -> None:
+        it = iter(grads)
+        for n, m in zip(self._arg_names, self._diff_mask):
+            if m:
+                self.grad_dict[n]._set(next(it))
+
+    def _old_grads(self) -> tuple | None:
+        if not any(self._grad_req[n] == "add" for n, m in zip(self._arg_names, self._diff_mask) if m):
+            return None
+        return tuple(self.grad_dict[n].data if self._grad_req[n] == "add" else None
+                     for n, m in zip(self._arg_names, self._diff_mask) if m)
+
+    def forward(self, is_train: bool = False, **kwargs: Any) -> list[NDArray]:
+        """Run the graph; keyword arrays are first copied into ``arg_dict``.
+
+        Returns :attr:`outputs`.  In training mode with gradients to compute,
+        the work is deferred and fused with :meth:`backward` unless the
+        outputs are read first.
+        """
+        for k, v in kwargs.items():
+            if k not in self.arg_dict:
+                raise BindError(f"forward: {k!r} is not an argument; arguments are {self._arg_names}")
+            self.arg_dict[k][:] = v
+        self._resolve_pending()
+        args = tuple(self.arg_dict[n].data for n in self._arg_names)
+        aux = tuple(self.aux_dict[n].data for n in self._aux_names)
+        key = self._key()
+        self._pullback = None
+        if not is_train:
+            self._set_outputs(self._infer(args, aux, key))
+        elif not self._has_grad:
+            outs, new_aux = self._train_fwd(args, aux, key)
+            self._set_outputs(outs)
+            self._set_aux(new_aux)
+        else:
+            self._pending = (args, aux, key)
+            self._last_train = self._pending
+            for h in self.outputs:
+                h._set_pending(self._resolve_pending)
+            for h in self.aux_dict.values():
+                h._set_pending(self._resolve_pending)
+        return self.outputs
+
+    def _resolve_pending(self) -> None:
+        """Run a deferred training forward on its own, keeping residuals for backward."""
+        if self._pending is None:
+            return
+        args, aux, key = self._pending
+        self._pending = None
+        outs, pullback, new_aux = self._grad.forward(args, aux, key)
+        self._pullback = (pullback, outs)
+        self._set_outputs(outs)
+        self._set_aux(new_aux)
+
+    def backward(self, out_grads: Any = None, is_train: bool = True) -> None:
+        """Compute gradients into ``grad_dict`` (added for ``grad_req='add'``).
+
+        ``out_grads`` are the head gradients, one per output; ones when not
+        given (loss heads such as SoftmaxOutput ignore them).
+        """
+        if not self._has_grad:
+            return
+        heads = self._head_grads(out_grads)
+        old = self._old_grads()
+        if self._pending is not None:
+            args, aux, key = self._pending
+            self._pending = None
+            outs, new_aux, grads = self._grad.step(args, aux, key, heads, old)
+            self._set_outputs(outs)
+            self._set_aux(new_aux)
+        elif self._pullback is not None:
+            pullback, outs = self._pullback
+            grads = self._grad.backward(pullback, outs, heads, old)
+        elif self._last_train is not None:
+            # a second backward after a fused step: recompute, but leave the aux states alone
+            args, aux, key = self._last_train
+            _, _, grads = self._grad.step(args, aux, key, heads, old)
+        else:
+            raise BindError("backward called before forward(is_train=True)")
+        self._set_grads(grads)
+
+    def _head_grads(self, out_grads: Any) -> tuple | None:
+        if out_grads is None:
+            return None
+        if isinstance(out_grads, (NDArray, np.ndarray, jax.Array)):
+            out_grads = [out_grads]
+        if isinstance(out_grads, Mapping):
+            names = self._symbol.list_outputs()
+            out_grads = [out_grads.get(n) for n in names]
+        if len(out_grads) != len(self.outputs):
+            raise BindError(f"backward: {len(out_grads)} head gradients for {len(self.outputs)} outputs")
+        heads = []
+        for i, (g, (shape, _)) in enumerate(zip(out_grads, self._out_sigs)):
+            if g is None:
+                heads.append(None)
+                continue
+            g = g.data if isinstance(g, NDArray) else g
+            if tuple(g.shape) != tuple(shape):
+                raise ShapeError(f"backward: head gradient {i} has shape {tuple(g.shape)}, output {i} has {shape}")
+            heads.append(g)
+        return tuple(heads)
+
+    # -- parameters and reshaping ----------------------------------------------
+    def copy_params_from(self, arg_params: Mapping[str, Any], aux_params: Mapping[str, Any] | None = None,
+                         allow_extra_params: bool = False) -> None:
+        """Copy parameter values into the bound arrays by name."""
+        for table, params, what in ((self.arg_dict, arg_params, "argument"), (self.aux_dict, aux_params or {}, "aux state")):
+            for k, v in params.items():
+                if k in table:
+                    table[k][:] = v
+                elif not allow_extra_params:
+                    raise BindError(f"copy_params_from: {k!r} is not an {what} of the bound symbol")
+
+    def reshape(self, partial_shaping: bool = False, allow_up_sizing: bool = False, **shapes: Any) -> "Executor":
+        """A new executor for new input shapes, sharing the arrays whose shapes do not change.
+
+        As in MXNet, other arguments may change shape only with
+        ``partial_shaping=True``, and arrays may grow only with ``allow_up_sizing=True``.
+        """
+        res = infer(self._graph, {**{n: a.shape for n, a in self.arg_dict.items() if n not in shapes}, **shapes}
+                    if partial_shaping else shapes, {n: a.dtype for n, a in self.arg_dict.items()},
+                    partial=False, default_dtype=np.float32)
+        device = self._ctx.device
+
+        def pick(name: str, old: NDArray | None, shape: tuple) -> NDArray | None:
+            if old is None:
+                return None
+            if old.shape == tuple(shape):
+                return old
+            if name not in shapes and not partial_shaping:
+                raise ShapeError(f"reshape: {name!r} would change from {old.shape} to {tuple(shape)}; "
+                                 f"pass partial_shaping=True to allow it")
+            if int(np.prod(shape)) > old.size and not allow_up_sizing:
+                raise ShapeError(f"reshape: {name!r} would grow from {old.shape} to {tuple(shape)}; "
+                                 f"pass allow_up_sizing=True to allow it")
+            return NDArray(jax.device_put(np.zeros(shape, np.dtype(old.dtype)), device))
+
+        def shape_of(name: str) -> tuple:
+            s = res.var_shapes.get(name)
+            if s is None:
+                raise ShapeError(f"reshape: cannot infer the new shape of {name!r}")
+            return tuple(s)
+
+        args = {n: pick(n, self.arg_dict[n], shape_of(n)) for n in self._arg_names}
+        grads = {n: pick(n, self.grad_dict[n], shape_of(n)) for n in self._arg_names
+                 if self.grad_dict[n] is not None}
+        aux = {n: pick(n, self.aux_dict[n], shape_of(n)) for n in self._aux_names}
+        return Executor(self._symbol, self._ctx, args=args, args_grad=grads, grad_req=self._grad_req,
+                        aux_states=aux)
+
+    def debug_str(self) -> str:
+        """The bound graph, one node a line."""
+        return self._symbol.debug_str()
+
+    def __repr__(self) -> str:
+        return f"<Executor {self._symbol!r} @{self._ctx}>"
+
+
+__all__ = ["Executor"]

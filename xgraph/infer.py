@@ -1,0 +1,276 @@
+"""Shape and dtype inference over a :class:`~xgraph.graph.Graph`.
+
+Output shapes and dtypes are never written by hand: each op node's outputs come
+from ``jax.eval_shape`` of the op's own lowering, so inference and execution
+cannot disagree.  Parameter shapes (a FullyConnected weight, a BatchNorm gamma)
+come from the op's ``infer_inputs`` rule.  Results are memoized per
+(op, attributes, input signature), so graphs with repeated blocks infer fast.
+
+Partial inference: an unknown dimension is 0 and an unknown shape ``None``.
+Dimensions that are unknown are traced as symbolic dimensions
+(``jax.export.symbolic_shape``), so whatever does not depend on them is still
+inferred.
+
+    >>> import xgraph as mx
+    >>> net = mx.sym.FullyConnected(mx.sym.var('x'), num_hidden=3, name='fc')
+    >>> net.infer_shape(x=(2, 5))
+    ([(2, 5), (3, 5), (3,)], [(2, 3)], [])
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import jax
+import numpy as np
+
+from . import dtypes as _dt
+from .errors import DTypeError, ShapeError, XGraphError
+from .graph import Entry, Graph, Node
+from .ops.registry import LowerCtx, Op
+
+Shape = tuple  # a tuple of ints; 0 marks an unknown dimension
+
+
+def split_result(op: Op, params: Mapping[str, Any], result: Any) -> tuple[tuple, tuple]:
+    """Normalize a lowering's return value into (outputs, new auxiliary values)."""
+    if op.aux:
+        outs, aux = result
+    else:
+        outs, aux = result, ()
+    if not isinstance(outs, (tuple, list)):
+        outs = (outs,)
+    return tuple(outs), tuple(aux)
+
+
+def describe_inputs(node: Node, shapes: list, dtypes: list | None = None) -> str:
+    """``data=(2, 3) float32, weight=(4, 3)``: a node's inputs, for error messages."""
+    names = node.op.input_names(node.params) if node.op else []
+    parts = []
+    for i, s in enumerate(shapes):
+        nm = names[i] if i < len(names) else f"in{i}"
+        shp = "?" if s is None else str(tuple(s))
+        dt = f" {np.dtype(dtypes[i]).name}" if dtypes and i < len(dtypes) and dtypes[i] is not None else ""
+        parts.append(f"{nm}={shp}{dt}")
+    return ", ".join(parts)
+
+
+def node_error(node: Node, shapes: list, dtypes: list | None, exc: BaseException) -> XGraphError:
+    """Wrap an error raised while inferring or lowering a node into an XGraphError naming it."""
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    where = f"node '{node.name}' (op {node.op.name}) with inputs {describe_inputs(node, shapes, dtypes)}"
+    if isinstance(exc, XGraphError):
+        return type(exc)(f"{where}: {msg}")
+    cls = DTypeError if "dtype" in msg.lower() or "type" in type(exc).__name__.lower() and "shape" not in msg.lower() else ShapeError
+    return cls(f"{where}: {msg}")
+
+
+@functools.lru_cache(maxsize=65536)
+def _eval_node(op: Op, attrs_key: tuple, in_sigs: tuple) -> tuple:
+    """Abstractly evaluate one op; memoized by (op, attributes, input signature)."""
+    params = op.with_defaults(dict(attrs_key))
+    ctx = LowerCtx(False, jax.random.key(0), "<infer>")
+
+    def fn(*xs):
+        return split_result(op, params, op.lower(ctx, params, *xs))[0]
+
+    args = [jax.ShapeDtypeStruct(s, d) for s, d in in_sigs]
+    outs = jax.eval_shape(fn, *args)
+    return tuple((tuple(o.shape), np.dtype(o.dtype)) for o in outs)
+
+
+def _eval_symbolic(op: Op, params: Mapping[str, Any], shapes: list, dtypes: list) -> tuple | None:
+    """Evaluate with unknown dimensions as symbols; unknown output dims come back as 0.
+
+    First every unknown dimension is its own symbol; if the op needs some of
+    them equal (a label's batch size and the data's), one shared symbol is tried.
+    """
+    for shared in (False, True):
+        specs = []
+        for i, s in enumerate(shapes):
+            dims = [str(int(d)) if d else ("u" if shared else f"u{i}_{j}") for j, d in enumerate(s)]
+            specs.append(", ".join(dims))
+        res = _eval_with_specs(op, params, specs, dtypes)
+        if res is not None:
+            return res
+    return None
+
+
+def _eval_with_specs(op: Op, params: Mapping[str, Any], specs: list[str], dtypes: list) -> tuple | None:
+    try:
+        scope = jax.export.SymbolicScope()
+        sym_shapes = [jax.export.symbolic_shape(sp, scope=scope) if sp else () for sp in specs]
+        ctx = LowerCtx(False, jax.random.key(0), "<infer>")
+
+        def fn(*xs):
+            return split_result(op, params, op.lower(ctx, params, *xs))[0]
+
+        outs = jax.eval_shape(fn, *[jax.ShapeDtypeStruct(s, d) for s, d in zip(sym_shapes, dtypes)])
+    except Exception:  # noqa: BLE001 - an op that needs concrete sizes just stays unknown
+        return None
+    res = []
+    for o in outs:
+        dims = tuple(d if isinstance(d, int) else 0 for d in o.shape)
+        res.append((dims, np.dtype(o.dtype)))
+    return tuple(res)
+
+
+@dataclass
+class InferResult:
+    """Shapes and dtypes of every entry (``None`` when unknown) and of every variable by name."""
+
+    shapes: dict[tuple[int, int], Shape | None]
+    dtypes: dict[tuple[int, int], Any]
+    var_shapes: dict[str, Shape | None]
+    var_dtypes: dict[str, Any]
+
+    def shape(self, e: Entry) -> Shape | None:
+        return self.shapes.get((id(e.node), e.index))
+
+    def dtype(self, e: Entry) -> Any:
+        return self.dtypes.get((id(e.node), e.index))
+
+
+def _full(shape: Shape | None) -> bool:
+    return shape is not None and all(int(d) > 0 for d in shape)
+
+
+def _merge_shape(node: Node, what: str, old: Shape | None, new: Shape | None) -> Shape | None:
+    """Combine two partial shapes of the same value, refusing a contradiction."""
+    if new is None:
+        return old
+    if old is None:
+        return tuple(new)
+    if len(old) != len(new) or any(a and b and a != b for a, b in zip(old, new)):
+        raise ShapeError(f"node '{node.name}' (op {node.op.name if node.op else 'Variable'}): "
+                         f"{what} has shape {tuple(old)} but {tuple(new)} is expected")
+    return tuple(a or b for a, b in zip(old, new))
+
+
+def variable_shape(node: Node) -> Shape | None:
+    """A variable's declared ``__shape__``, or None."""
+    from .ops.attrs import Shape as ShapeKind
+    s = node.user_attrs.get("__shape__")
+    if s is None:
+        return None
+    try:
+        shp = ShapeKind().parse(s)
+    except ValueError:
+        raise ShapeError(f"variable '{node.name}': __shape__ {s!r} is not a shape") from None
+    return shp if len(shp) else None
+
+
+def variable_dtype(node: Node) -> Any:
+    """A variable's declared ``__dtype__`` (MXNet's integer code or a name), or None."""
+    d = node.user_attrs.get("__dtype__")
+    return None if d is None else _dt.from_mx(d)
+
+
+def infer(graph: Graph, shapes: Mapping[str, Any] | None = None, dtypes: Mapping[str, Any] | None = None,
+          partial: bool = True, default_dtype: Any = None) -> InferResult:
+    """Infer the shape and dtype of every entry of ``graph``.
+
+    ``shapes`` and ``dtypes`` give known variables by name.  With
+    ``partial=False`` nothing changes in the computation; callers decide what
+    an unknown result means.  Contradictions raise :class:`ShapeError` or
+    :class:`DTypeError` naming the node, the op and its input shapes.
+    ``default_dtype`` is assumed for variables with no known dtype when a
+    concrete evaluation needs one (shape inference without dtypes).
+    """
+    shapes = dict(shapes or {})
+    dtypes = {k: _dt.canonical(v) for k, v in (dtypes or {}).items()}
+    ent_shape: dict[tuple[int, int], Shape | None] = {}
+    ent_dtype: dict[tuple[int, int], Any] = {}
+    var_shape: dict[str, Shape | None] = {}
+    var_dtype: dict[str, Any] = {}
+    var_nodes: dict[str, list[Node]] = {}
+    order = graph.topo_order()
+
+    for node in order:
+        if node.op is None:
+            s = variable_shape(node)
+            if node.name in shapes and shapes[node.name] is not None:
+                s = _merge_shape(node, "the given shape", s, tuple(int(d) for d in shapes[node.name]))
+            ent_shape[(id(node), 0)] = s
+            d = dtypes.get(node.name, variable_dtype(node))
+            ent_dtype[(id(node), 0)] = d
+            var_nodes.setdefault(node.name, []).append(node)
+
+    for node in order:
+        if node.op is None:
+            continue
+        op, params = node.op, node.params
+        keys = [(id(e.node), e.index) for e in node.inputs]
+        in_shapes = [ent_shape.get(k) for k in keys]
+        in_dtypes = [ent_dtype.get(k) for k in keys]
+        # parameter shapes and dtypes from the op's own rules
+        if op.infer_inputs is not None and not all(_full(s) for s in in_shapes):
+            try:
+                deduced = op.infer_inputs(params, list(in_shapes))
+            except XGraphError as exc:
+                raise node_error(node, in_shapes, in_dtypes, exc) from None
+            for i, (e, s) in enumerate(zip(node.inputs, deduced)):
+                merged = _merge_shape(node, f"input '{_input_name(node, i)}'", in_shapes[i], s)
+                if merged != in_shapes[i]:
+                    in_shapes[i] = merged
+                    _set_entry(ent_shape, e, merged, var_nodes)
+        if op.infer_dtype is not None:
+            filled, rule_out = op.infer_dtype(params, list(in_dtypes))
+        else:
+            filled, rule_out = _same_dtype(in_dtypes), None
+        for i, (e, d) in enumerate(zip(node.inputs, filled)):
+            if in_dtypes[i] is None and d is not None:
+                in_dtypes[i] = d
+                _set_entry(ent_dtype, e, d, var_nodes)
+        n_out = node.num_outputs
+        eval_dtypes = [d if d is not None else default_dtype for d in in_dtypes]
+        outs = None
+        if all(_full(s) for s in in_shapes) and all(d is not None for d in eval_dtypes):
+            try:
+                outs = _eval_node(op, tuple(sorted(node.attrs.items())),
+                                  tuple((tuple(int(x) for x in s), np.dtype(d)) for s, d in zip(in_shapes, eval_dtypes)))
+            except Exception as exc:  # noqa: BLE001 - reported with the node's context
+                raise node_error(node, in_shapes, eval_dtypes, exc) from None
+        elif partial and all(s is not None for s in in_shapes) and all(d is not None for d in eval_dtypes):
+            outs = _eval_symbolic(op, params, in_shapes, eval_dtypes)
+        for i in range(n_out):
+            if outs is not None:
+                ent_shape[(id(node), i)] = outs[i][0]
+                ent_dtype[(id(node), i)] = outs[i][1] if all(d is not None for d in in_dtypes) else None
+            else:
+                ent_shape.setdefault((id(node), i), None)
+                ent_dtype.setdefault((id(node), i), None)
+        # dtypes that evaluation could not give: the op's rule, else the first input's
+        fallback = next((d for d in in_dtypes if d is not None), None)
+        for i in range(n_out):
+            if ent_dtype.get((id(node), i)) is None:
+                if rule_out is not None:
+                    ent_dtype[(id(node), i)] = rule_out[i] if i < len(rule_out) else rule_out[-1]
+                else:
+                    ent_dtype[(id(node), i)] = fallback
+
+    for name, nodes in var_nodes.items():
+        var_shape[name] = ent_shape.get((id(nodes[0]), 0))
+        var_dtype[name] = ent_dtype.get((id(nodes[0]), 0))
+    return InferResult(ent_shape, ent_dtype, var_shape, var_dtype)
+
+
+def _input_name(node: Node, i: int) -> str:
+    names = node.op.input_names(node.params)
+    return names[i] if i < len(names) else f"input {i}"
+
+
+def _set_entry(table: dict, e: Entry, value: Any, var_nodes: Mapping[str, list[Node]]) -> None:
+    """Record a deduced value; for a variable, every node of that name gets it."""
+    if e.node.op is None:
+        for n in var_nodes.get(e.node.name, [e.node]):
+            table[(id(n), 0)] = value
+    else:
+        table[(id(e.node), e.index)] = value
+
+
+def _same_dtype(dts: list) -> list:
+    """MXNet's default type rule: unknown inputs take the dtype of the known ones."""
+    known = next((d for d in dts if d is not None), None)
+    return [d if d is not None else known for d in dts]

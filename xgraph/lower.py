@@ -1,0 +1,296 @@
+"""Lowering: a :class:`~xgraph.graph.Graph` becomes a pure JAX function, StableHLO and an XLA executable.
+
+The graph is walked in topological order and each op's lowering is called
+inside one traced function, under ``jax.named_scope(node.name)``, so the
+StableHLO, XLA dumps and profiles carry the graph's node names.  Arguments,
+auxiliary states and the PRNG key are explicit parameters (never baked-in
+constants), so one executable serves any parameter values.
+
+Jitted functions are cached by the graph's structural hash and the kind of
+program (inference, training forward, fused forward+backward ...); JAX caches
+the compiled executable per input signature under each, so re-binding the same
+graph at the same shapes does not recompile.
+
+    >>> import xgraph as mx
+    >>> net = mx.sym.FullyConnected(mx.sym.var('x'), num_hidden=3, name='fc1')
+    >>> low = mx.lower(net, x=(2, 5))
+    >>> 'fc1' in low.as_text()
+    True
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .dtypes import canonical as canonical_dtype
+from .errors import BindError, XGraphError
+from .graph import Graph, Node
+from .infer import infer, node_error, split_result
+from .ops.registry import LowerCtx
+
+#: How many times a graph function has been traced, by structural hash (for tests and reports).
+TRACE_COUNTS: dict[str, int] = {}
+
+
+class GraphFunction:
+    """The pure function a graph computes, over named arguments and auxiliary states.
+
+    ``__call__(args, aux, key)`` takes tuples aligned with :attr:`arg_names`
+    and :attr:`aux_names` and returns ``(outputs, new_aux)``; ``new_aux`` holds
+    the updated auxiliary states in training mode, the given ones otherwise.
+    Two variable nodes with the same name are fed from the same argument.
+    """
+
+    def __init__(self, graph: Graph, is_train: bool):
+        self.graph = graph
+        self.is_train = is_train
+        self.arg_names = unique_names(graph.argument_nodes())
+        self.aux_names = unique_names(graph.aux_nodes())
+        self.order = graph.topo_order()
+        self.needs_rng = any(n.op is not None and n.op.random for n in self.order)
+        self.hash = graph.structural_hash()
+
+    def __call__(self, args: Sequence[Any], aux: Sequence[Any], key: Any = None) -> tuple[tuple, tuple]:
+        TRACE_COUNTS[self.hash] = TRACE_COUNTS.get(self.hash, 0) + 1
+        by_name = dict(zip(self.arg_names, args))
+        by_name.update(zip(self.aux_names, aux))
+        env: dict[int, tuple] = {}
+        new_aux: dict[str, Any] = {}
+        for node in self.order:
+            if node.op is None:
+                env[id(node)] = (by_name[node.name],)
+                continue
+            ins = [env[id(e.node)][e.index] for e in node.inputs]
+            ctx = LowerCtx(self.is_train, key, node.name)
+            with jax.named_scope(node.name):
+                try:
+                    res = node.op.lower(ctx, node.params, *ins)
+                except XGraphError as exc:
+                    raise node_error(node, [i.shape for i in ins], [i.dtype for i in ins], exc) from None
+            outs, aux_vals = split_result(node.op, node.params, res)
+            env[id(node)] = outs
+            if aux_vals and self.is_train:
+                positions = sorted(node.aux_positions())
+                for pos, val in zip(positions, aux_vals):
+                    src = node.inputs[pos].node
+                    if src.op is None:
+                        new_aux[src.name] = val.astype(by_name[src.name].dtype)
+        outputs = tuple(env[id(e.node)][e.index] for e in self.graph.outputs)
+        return outputs, tuple(new_aux.get(n, by_name[n]) for n in self.aux_names)
+
+
+def unique_names(nodes: Sequence[Node]) -> list[str]:
+    """Names of variable nodes in order, each once."""
+    seen: dict[str, None] = {}
+    for n in nodes:
+        seen.setdefault(n.name, None)
+    return list(seen)
+
+
+_FN_CACHE: dict[tuple, Any] = {}
+_FN_LOCK = threading.Lock()
+
+
+def cached(key: tuple, build: Callable[[], Any]) -> Any:
+    """A process-wide cache of jitted programs, keyed by structural hash and program kind."""
+    with _FN_LOCK:
+        fn = _FN_CACHE.get(key)
+    if fn is None:
+        fn = build()
+        with _FN_LOCK:
+            fn = _FN_CACHE.setdefault(key, fn)
+    return fn
+
+
+def clear_cache() -> None:
+    """Forget every cached program (the next bind re-traces and recompiles)."""
+    with _FN_LOCK:
+        _FN_CACHE.clear()
+
+
+def inference_program(graph: Graph) -> Callable:
+    """A jitted ``(args, aux, key) -> outputs`` for ``forward(is_train=False)``."""
+    def build():
+        gf = GraphFunction(graph, is_train=False)
+        return jax.jit(lambda args, aux, key: gf(args, aux, key)[0])
+    return cached((graph.structural_hash(), "infer"), build)
+
+
+def train_forward_program(graph: Graph) -> Callable:
+    """A jitted ``(args, aux, key) -> (outputs, new_aux)``: a training forward with no gradient."""
+    def build():
+        gf = GraphFunction(graph, is_train=True)
+        return jax.jit(lambda args, aux, key: gf(args, aux, key))
+    return cached((graph.structural_hash(), "train_fwd"), build)
+
+
+def abstract_inputs(graph: Graph, shapes: Mapping[str, Any], dtypes: Mapping[str, Any] | None = None,
+                    ) -> tuple[list[jax.ShapeDtypeStruct], list[jax.ShapeDtypeStruct]]:
+    """Infer every variable's shape and dtype; raise :class:`BindError` for what stays unknown."""
+    res = infer(graph, shapes, dtypes, partial=False, default_dtype=np.float32)
+    gf_args = unique_names(graph.argument_nodes())
+    gf_aux = unique_names(graph.aux_nodes())
+    missing = [n for n in gf_args + gf_aux
+               if res.var_shapes.get(n) is None or not all(d > 0 for d in res.var_shapes[n])]
+    if missing:
+        raise BindError(f"cannot infer the shape of {', '.join(repr(m) for m in missing)}: "
+                        f"give them as keyword arguments, e.g. {missing[0]}=(...)")
+
+    def spec(n: str) -> jax.ShapeDtypeStruct:
+        return jax.ShapeDtypeStruct(tuple(res.var_shapes[n]), res.var_dtypes.get(n) or np.dtype(np.float32))
+    return [spec(n) for n in gf_args], [spec(n) for n in gf_aux]
+
+
+def _cotangents(outputs: Sequence[Any], head_grads: Sequence[Any] | None) -> tuple:
+    """Head gradients for ``outputs``: the given ones, else ones; float0 zeros for integer outputs."""
+    cts = []
+    for i, o in enumerate(outputs):
+        if not jnp.issubdtype(o.dtype, jnp.inexact):
+            cts.append(np.zeros(o.shape, jax.dtypes.float0))
+        elif head_grads is None or head_grads[i] is None:
+            cts.append(jnp.ones(o.shape, o.dtype))
+        else:
+            cts.append(jnp.asarray(head_grads[i], o.dtype))
+    return tuple(cts)
+
+
+def _accumulate(grads: Sequence[Any], old: Sequence[Any] | None) -> tuple:
+    """Add the previous gradients (``grad_req='add'``) where they are given."""
+    if old is None:
+        return tuple(grads)
+    return tuple(g if o is None else o + g for g, o in zip(grads, old))
+
+
+class GradientPrograms:
+    """The jitted programs of a training step, for one set of differentiated arguments.
+
+    ``step`` runs forward and backward as one XLA computation (used when
+    ``backward`` follows ``forward`` with nothing read in between);
+    ``forward`` runs the training forward and keeps the residuals backward
+    needs, which ``backward`` then consumes, so the forward never runs twice.
+    """
+
+    def __init__(self, graph: Graph, diff_mask: tuple[bool, ...]):
+        gf = GraphFunction(graph, is_train=True)
+        self.diff_mask = diff_mask
+
+        def split(args):
+            return tuple(a for a, m in zip(args, diff_mask) if m)
+
+        def merge(args, diff):
+            it = iter(diff)
+            return tuple(next(it) if m else a for a, m in zip(args, diff_mask))
+
+        def vjp(args, aux, key):
+            def f(diff):
+                outs, new_aux = gf(merge(args, diff), aux, key)
+                return outs, new_aux
+            return jax.vjp(f, split(args), has_aux=True)
+
+        def step(args, aux, key, head_grads, old_grads):
+            outs, pullback, new_aux = vjp(args, aux, key)
+            (grads,) = pullback(_cotangents(outs, head_grads))
+            return outs, new_aux, _accumulate(grads, old_grads)
+
+        def forward(args, aux, key):
+            return vjp(args, aux, key)
+
+        def backward(pullback, outs_meta, head_grads, old_grads):
+            metas = [jax.ShapeDtypeStruct(shape, canonical_dtype(dt)) for shape, dt in outs_meta]
+            (grads,) = pullback(_cotangents(metas, head_grads))
+            return _accumulate(grads, old_grads)
+
+        self.step = jax.jit(step)
+        self.forward = jax.jit(forward)
+        self._backward = jax.jit(backward, static_argnums=1)
+
+    def backward(self, pullback: Any, outputs: Sequence[Any], head_grads: Any, old_grads: Any) -> tuple:
+        """Gradients from the residuals of :attr:`forward`."""
+        meta = tuple((tuple(o.shape), np.dtype(o.dtype).name) for o in outputs)
+        return self._backward(pullback, meta, head_grads, old_grads)
+
+
+def gradient_programs(graph: Graph, diff_mask: Sequence[bool]) -> GradientPrograms:
+    """The cached :class:`GradientPrograms` of ``graph`` for these differentiated arguments."""
+    mask = tuple(bool(m) for m in diff_mask)
+    return cached((graph.structural_hash(), "grad", mask), lambda: GradientPrograms(graph, mask))
+
+
+class Lowered:
+    """A graph lowered for given input shapes: StableHLO text, and an XLA executable on demand.
+
+        >>> import xgraph as mx
+        >>> low = mx.lower(mx.sym.var('a') * 2, a=(3,))
+        >>> low.as_text().startswith('module')
+        True
+        >>> [float(v) for v in low.compile()(a=np.ones(3, np.float32))[0]]
+        [2.0, 2.0, 2.0]
+    """
+
+    def __init__(self, graph: Graph, shapes: Mapping[str, Any], dtypes: Mapping[str, Any] | None = None,
+                 is_train: bool = False):
+        self.graph = graph
+        self.is_train = is_train
+        self.arg_specs, self.aux_specs = abstract_inputs(graph, shapes, dtypes)
+        self.arg_names = unique_names(graph.argument_nodes())
+        self.aux_names = unique_names(graph.aux_nodes())
+        self._program = train_forward_program(graph) if is_train else inference_program(graph)
+        key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype) if GraphFunction(graph, is_train).needs_rng else None
+        self._key_spec = key
+        self._lowered = self._program.lower(tuple(self.arg_specs), tuple(self.aux_specs), key)
+
+    def as_text(self, debug_info: bool = True) -> str:
+        """The StableHLO module; with ``debug_info`` its locations name the graph's nodes."""
+        return self._lowered.as_text(debug_info=debug_info)
+
+    def compile(self) -> "Executable":
+        """Compile with XLA; returns a callable taking the arguments by name."""
+        return Executable(self, self._lowered.compile())
+
+    def cost_analysis(self) -> dict:
+        """XLA's cost estimate (flops, bytes accessed) of the compiled program."""
+        ca = self._lowered.compile().cost_analysis()
+        return dict(ca[0] if isinstance(ca, (list, tuple)) else ca or {})
+
+
+class Executable:
+    """A compiled graph: call it with arguments (and auxiliary states) by name."""
+
+    def __init__(self, lowered: Lowered, compiled: Any):
+        self.lowered = lowered
+        self.compiled = compiled
+
+    def as_text(self) -> str:
+        """XLA's optimized HLO for this executable."""
+        return self.compiled.as_text()
+
+    def __call__(self, key: Any = None, **inputs: Any) -> list[jax.Array]:
+        low = self.lowered
+        missing = [n for n in low.arg_names + low.aux_names if n not in inputs]
+        if missing:
+            raise BindError(f"missing input(s) {', '.join(missing)}")
+        args = tuple(jnp.asarray(inputs[n], s.dtype) for n, s in zip(low.arg_names, low.arg_specs))
+        aux = tuple(jnp.asarray(inputs[n], s.dtype) for n, s in zip(low.aux_names, low.aux_specs))
+        if low._key_spec is not None and key is None:
+            key = jax.random.key(0)
+        out = self.compiled(args, aux, key)
+        return list(out[0] if low.is_train else out)
+
+
+def lower(symbol: Any, dtypes: Mapping[str, Any] | None = None, is_train: bool = False, **shapes: Any) -> Lowered:
+    """Lower a symbol (or graph) for the given input shapes.
+
+        >>> import xgraph as mx
+        >>> print(mx.lower(mx.sym.relu(mx.sym.var('x')), x=(4,)).as_text(debug_info=False).splitlines()[0])
+        module @jit__lambda attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32}
+    """
+    graph = symbol if isinstance(symbol, Graph) else symbol.graph
+    return Lowered(graph, shapes, dtypes, is_train)
+
+
+__all__ = ["GraphFunction", "GradientPrograms", "gradient_programs", "Lowered", "Executable", "lower", "inference_program", "train_forward_program",
+           "clear_cache", "abstract_inputs", "unique_names", "TRACE_COUNTS"]

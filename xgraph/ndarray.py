@@ -1,0 +1,399 @@
+"""NDArray: a thin, MXNet-shaped handle over a ``jax.Array``.
+
+Not a second array library: an NDArray holds one ``jax.Array`` and swaps it
+for another on in-place writes, so ``ex.arg_dict['w'][:] = value`` works as in
+MXNet while every computation stays in JAX.  Any registered operator can be
+called imperatively, ``mx.nd.FullyConnected(x, w, b, num_hidden=4)``, through
+a cached one-op executable.
+
+    >>> import xgraph as mx
+    >>> a = mx.nd.ones((2, 3))
+    >>> a[:] = 5
+    >>> (a * 2).asnumpy().tolist()
+    [[10.0, 10.0, 10.0], [10.0, 10.0, 10.0]]
+"""
+from __future__ import annotations
+
+from numbers import Number
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import dtypes as _dt
+from .context import Context, as_context
+from .errors import ShapeError
+
+
+class NDArray:
+    """A handle over a ``jax.Array`` with MXNet's everyday surface."""
+
+    __slots__ = ("_buf", "_thunk", "__weakref__")
+    __array_priority__ = 1000.0
+
+    def __init__(self, data: Any, ctx: Any = None, dtype: Any = None):
+        if isinstance(data, NDArray):
+            data = data.data
+        if not isinstance(data, jax.Array) or dtype is not None or ctx is not None:
+            dev = as_context(ctx).device if ctx is not None else None
+            data = jnp.asarray(data, dtype=_dt.canonical(dtype)) if dtype is not None else jnp.asarray(data)
+            if dev is not None:
+                data = jax.device_put(data, dev)
+        self._buf = data
+        self._thunk: Callable[[], None] | None = None
+
+    # -- the buffer -------------------------------------------------------
+    @property
+    def data(self) -> jax.Array:
+        """The underlying ``jax.Array`` (computing it first if it is pending)."""
+        if self._thunk is not None:
+            self._thunk()
+        return self._buf
+
+    def _set_pending(self, thunk: Callable[[], None]) -> None:
+        """Mark the buffer as produced later by ``thunk`` (the executor's deferred step)."""
+        self._thunk = thunk
+
+    def _set(self, value: jax.Array) -> None:
+        self._buf = value
+        self._thunk = None
+
+    def __jax_array__(self) -> jax.Array:
+        return self.data
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        a = np.asarray(self.data)
+        return a.astype(dtype) if dtype is not None else a
+
+    # -- properties -------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self) -> type:
+        """The numpy scalar type, as MXNet reports it (``numpy.float32``)."""
+        return np.dtype(self.data.dtype).type
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return int(self.data.size)
+
+    @property
+    def context(self) -> Context:
+        """The device the array lives on."""
+        return Context.from_device(next(iter(self.data.devices())))
+
+    ctx = context
+
+    @property
+    def T(self) -> "NDArray":
+        return NDArray(self.data.T)
+
+    @property
+    def stype(self) -> str:
+        return "default"
+
+    # -- conversion -------------------------------------------------------
+    def asnumpy(self) -> np.ndarray:
+        """A numpy copy of the array."""
+        return np.array(self.data)
+
+    def asscalar(self) -> Any:
+        """The single value of a one-element array."""
+        if self.size != 1:
+            raise ShapeError(f"asscalar needs an array of one element, this one has shape {self.shape}")
+        return self.asnumpy().reshape(())[()]
+
+    def astype(self, dtype: Any, copy: bool = True) -> "NDArray":
+        """A copy converted to ``dtype``."""
+        return NDArray(self.data.astype(_dt.canonical(dtype)))
+
+    def copy(self) -> "NDArray":
+        return NDArray(jnp.array(self.data, copy=True))
+
+    def copyto(self, other: "NDArray | Context") -> "NDArray":
+        """Copy into another NDArray (same shape) or onto a device; returns the destination."""
+        if isinstance(other, NDArray):
+            other[:] = self
+            return other
+        return NDArray(jax.device_put(self.data, as_context(other).device))
+
+    def as_in_context(self, ctx: Any) -> "NDArray":
+        """This array on ``ctx`` (itself if it is already there)."""
+        ctx = as_context(ctx)
+        return self if ctx == self.context else self.copyto(ctx)
+
+    def wait_to_read(self) -> None:
+        """Block until the array's value is computed."""
+        self.data.block_until_ready()
+
+    def reshape(self, *shape: Any, **kwargs: Any) -> "NDArray":
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        if "shape" in kwargs:
+            shape = tuple(kwargs["shape"])
+        return NDArray(jnp.reshape(self.data, shape))
+
+    def tolist(self) -> list:
+        return self.asnumpy().tolist()
+
+    # -- indexing ---------------------------------------------------------
+    def __getitem__(self, key: Any) -> "NDArray":
+        return NDArray(self.data[_unwrap(key)])
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        cur = self.data
+        value = _unwrap(value)
+        if _is_whole(key):
+            new = jnp.asarray(value, dtype=cur.dtype)
+            if new.shape != cur.shape:
+                try:
+                    new = jnp.broadcast_to(new, cur.shape)
+                except ValueError:
+                    raise ShapeError(f"cannot assign an array of shape {new.shape} to an NDArray of shape "
+                                     f"{cur.shape}") from None
+            dev = next(iter(cur.devices()))
+            if next(iter(new.devices())) != dev:
+                new = jax.device_put(new, dev)
+            self._set(new)
+        else:
+            self._set(cur.at[_unwrap(key)].set(jnp.asarray(value, dtype=cur.dtype)))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    # -- arithmetic -------------------------------------------------------
+    def _bin(self, other: Any, fn: Callable, reverse: bool = False) -> "NDArray":
+        o = _unwrap(other)
+        if not isinstance(o, (Number, np.number, np.ndarray, jax.Array, np.bool_)):
+            return NotImplemented
+        if isinstance(o, (Number, np.number)):
+            o = jnp.asarray(o, dtype=self.data.dtype) if not isinstance(o, bool) else o
+        a, b = (o, self.data) if reverse else (self.data, o)
+        return NDArray(fn(a, b))
+
+    def __add__(self, o): return self._bin(o, jnp.add)  # noqa: E704
+    def __radd__(self, o): return self._bin(o, jnp.add, True)  # noqa: E704
+    def __sub__(self, o): return self._bin(o, jnp.subtract)  # noqa: E704
+    def __rsub__(self, o): return self._bin(o, jnp.subtract, True)  # noqa: E704
+    def __mul__(self, o): return self._bin(o, jnp.multiply)  # noqa: E704
+    def __rmul__(self, o): return self._bin(o, jnp.multiply, True)  # noqa: E704
+    def __truediv__(self, o): return self._bin(o, jnp.divide)  # noqa: E704
+    def __rtruediv__(self, o): return self._bin(o, jnp.divide, True)  # noqa: E704
+    def __mod__(self, o): return self._bin(o, jnp.mod)  # noqa: E704
+    def __pow__(self, o): return self._bin(o, jnp.power)  # noqa: E704
+    def __rpow__(self, o): return self._bin(o, jnp.power, True)  # noqa: E704
+    def __eq__(self, o): return self._bin(o, lambda a, b: (a == b).astype(self.data.dtype))  # noqa: E704
+    def __ne__(self, o): return self._bin(o, lambda a, b: (a != b).astype(self.data.dtype))  # noqa: E704
+    def __gt__(self, o): return self._bin(o, lambda a, b: (a > b).astype(self.data.dtype))  # noqa: E704
+    def __ge__(self, o): return self._bin(o, lambda a, b: (a >= b).astype(self.data.dtype))  # noqa: E704
+    def __lt__(self, o): return self._bin(o, lambda a, b: (a < b).astype(self.data.dtype))  # noqa: E704
+    def __le__(self, o): return self._bin(o, lambda a, b: (a <= b).astype(self.data.dtype))  # noqa: E704
+    __hash__ = object.__hash__
+    __div__ = __truediv__
+
+    def __neg__(self) -> "NDArray":
+        return NDArray(-self.data)
+
+    def __abs__(self) -> "NDArray":
+        return NDArray(jnp.abs(self.data))
+
+    def _inplace(self, other: Any, fn: Callable) -> "NDArray":
+        res = self._bin(other, fn)
+        if res is NotImplemented:
+            return res
+        self._set(res.data.astype(self.data.dtype))
+        return self
+
+    def __iadd__(self, o): return self._inplace(o, jnp.add)  # noqa: E704
+    def __isub__(self, o): return self._inplace(o, jnp.subtract)  # noqa: E704
+    def __imul__(self, o): return self._inplace(o, jnp.multiply)  # noqa: E704
+    def __itruediv__(self, o): return self._inplace(o, jnp.divide)  # noqa: E704
+
+    def __bool__(self) -> bool:
+        if self.size != 1:
+            raise ValueError("the truth value of an NDArray with more than one element is ambiguous")
+        return bool(self.asscalar())
+
+    def __float__(self) -> float:
+        return float(self.asscalar())
+
+    def __int__(self) -> int:
+        return int(self.asscalar())
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> "NDArray":
+        return NDArray(jnp.sum(self.data, axis=axis, keepdims=keepdims))
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> "NDArray":
+        return NDArray(jnp.mean(self.data, axis=axis, keepdims=keepdims))
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> "NDArray":
+        return NDArray(jnp.max(self.data, axis=axis, keepdims=keepdims))
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> "NDArray":
+        return NDArray(jnp.min(self.data, axis=axis, keepdims=keepdims))
+
+    def __repr__(self) -> str:
+        shape = "x".join(str(d) for d in self.shape) or "scalar"
+        return f"\n{self.asnumpy()}\n<NDArray {shape} @{self.context}>"
+
+    def __getattr__(self, item: str) -> Any:
+        # MXNet's fluent methods (x.exp(), x.transpose(...)) through the operator registry
+        from .ops import registry
+        if not item.startswith("_") and registry.exists(item):
+            return lambda *args, **kwargs: invoke(item, [self, *args], kwargs)
+        raise AttributeError(f"'NDArray' object has no attribute {item!r}")
+
+
+def _unwrap(x: Any) -> Any:
+    if isinstance(x, NDArray):
+        return x.data
+    if isinstance(x, tuple):
+        return tuple(_unwrap(v) for v in x)
+    return x
+
+
+def _is_whole(key: Any) -> bool:
+    return key is Ellipsis or (isinstance(key, slice) and key == slice(None)) or key == ()
+
+
+# -- creation -------------------------------------------------------------
+def array(source: Any, ctx: Any = None, dtype: Any = None) -> NDArray:
+    """An NDArray from a list, numpy array or NDArray.
+
+    As in MXNet, the dtype defaults to float32 unless the source is an NDArray.
+
+        >>> import xgraph as mx
+        >>> mx.nd.array([1, 2]).dtype
+        <class 'numpy.float32'>
+    """
+    if dtype is None:
+        dtype = source.dtype if isinstance(source, NDArray) else np.float32
+    if isinstance(source, NDArray):
+        source = source.data
+    return NDArray(jnp.asarray(np.asarray(source) if not isinstance(source, jax.Array) else source,
+                               dtype=_dt.canonical(dtype)), ctx=ctx)
+
+
+def zeros(shape: Any, ctx: Any = None, dtype: Any = "float32", **kwargs: Any) -> NDArray:
+    """An array of zeros."""
+    return NDArray(jnp.zeros(_shape(shape), _dt.canonical(dtype)), ctx=ctx)
+
+
+def ones(shape: Any, ctx: Any = None, dtype: Any = "float32", **kwargs: Any) -> NDArray:
+    """An array of ones."""
+    return NDArray(jnp.ones(_shape(shape), _dt.canonical(dtype)), ctx=ctx)
+
+
+def full(shape: Any, val: float, ctx: Any = None, dtype: Any = "float32", **kwargs: Any) -> NDArray:
+    """An array filled with ``val``."""
+    return NDArray(jnp.full(_shape(shape), val, _dt.canonical(dtype)), ctx=ctx)
+
+
+def empty(shape: Any, ctx: Any = None, dtype: Any = "float32") -> NDArray:
+    """An array to be overwritten (zeros: XLA has no uninitialised memory)."""
+    return zeros(shape, ctx, dtype)
+
+
+def arange(start: float, stop: float | None = None, step: float = 1.0, repeat: int = 1, ctx: Any = None,
+           dtype: Any = "float32", **kwargs: Any) -> NDArray:
+    """Evenly spaced values, each repeated ``repeat`` times, as MXNet's ``arange``."""
+    a = jnp.arange(start, stop, step, dtype=_dt.canonical(dtype))
+    if repeat > 1:
+        a = jnp.repeat(a, repeat)
+    return NDArray(a, ctx=ctx)
+
+
+def concat(*arrays: NDArray, dim: int = 1) -> NDArray:
+    """Concatenate along ``dim``."""
+    return NDArray(jnp.concatenate([_unwrap(a) for a in arrays], axis=dim))
+
+
+def waitall() -> None:
+    """Wait for every pending computation (JAX dispatches asynchronously)."""
+    jax.effects_barrier()
+
+
+def _shape(shape: Any) -> tuple[int, ...]:
+    if isinstance(shape, (int, np.integer)):
+        return (int(shape),)
+    return tuple(int(d) for d in shape)
+
+
+# -- imperative operator calls ------------------------------------------------
+def invoke(op_name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    """Run one registered operator on NDArrays (``mx.nd.<op>``) through a cached executable.
+
+        >>> import xgraph as mx
+        >>> mx.nd.relu(mx.nd.array([-1, 2])).asnumpy().tolist()
+        [0.0, 2.0]
+    """
+    from .lower import inference_program
+    from .symbol import invoke as sym_invoke
+    from .symbol import var
+    from .names import NameManager
+    kwargs = dict(kwargs)
+    out = kwargs.pop("out", None)
+    arrays: dict[str, Any] = {}
+    sym_args = []
+    for i, a in enumerate(args):
+        if isinstance(a, (list, tuple)) and a and all(isinstance(x, NDArray) for x in a):
+            group = []
+            for j, x in enumerate(a):
+                arrays[f"in{i}_{j}"] = x.data
+                group.append(var(f"in{i}_{j}"))
+            sym_args.append(group)
+            continue
+        if not isinstance(a, NDArray):
+            a = array(a)
+        arrays[f"in{i}"] = a.data
+        sym_args.append(var(f"in{i}"))
+    for k, v in list(kwargs.items()):
+        if isinstance(v, NDArray):
+            arrays[k] = v.data
+            kwargs[k] = var(k)
+    if len(sym_args) == 1 and isinstance(sym_args[0], list):
+        sym_args = sym_args[0]
+    with NameManager():
+        sym = sym_invoke(op_name, sym_args, {**kwargs, "name": "op"})
+    g = sym.graph
+    arg_names = [n.name for n in g.argument_nodes()]
+    aux_names = [n.name for n in g.aux_nodes()]
+    missing = [n for n in arg_names + aux_names if n not in arrays]
+    if missing:
+        raise ShapeError(f"nd.{op_name}: input(s) {', '.join(missing)} not given")
+    prog = inference_program(g)
+    key = jax.random.key(np.random.randint(0, 2**31 - 1)) if any(n.op and n.op.random for n in g.topo_order()) else None
+    outs = prog(tuple(arrays[n] for n in dict.fromkeys(arg_names)), tuple(arrays[n] for n in dict.fromkeys(aux_names)), key)
+    res = [NDArray(o) for o in outs]
+    if out is not None:
+        targets = out if isinstance(out, (list, tuple)) else [out]
+        for t, r in zip(targets, res):
+            t[:] = r
+        return out
+    return res[0] if len(res) == 1 else res
+
+
+__all__ = ["NDArray", "array", "zeros", "ones", "full", "empty", "arange", "concat", "waitall", "invoke"]
+
+
+def __getattr__(name: str) -> Any:
+    """``mx.nd.<Op>``: every registered operator, run imperatively."""
+    from .ops import registry
+    if not name.startswith("__") and registry.exists(name):
+        def fn(*args: Any, **kwargs: Any) -> Any:
+            return invoke(name, args, kwargs)
+        fn.__name__ = name
+        fn.__doc__ = registry.get(name).doc
+        globals()[name] = fn
+        return fn
+    raise AttributeError(f"module 'xgraph.ndarray' has no attribute {name!r} (no such operator or function)")

@@ -1,0 +1,10 @@
+"""The operator library: one file per family, all registered in :mod:`.registry`.
+
+Importing this package registers every operator.
+
+    >>> from xgraph.ops import registry
+    >>> registry.exists('Convolution') or registry.exists('FullyConnected')
+    True
+"""
+from . import registry  # noqa: F401
+from . import elemwise, loss, nn  # noqa: F401  (registration side effects)

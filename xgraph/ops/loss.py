@@ -1,0 +1,147 @@
+"""Loss heads and gradient control: SoftmaxOutput, MakeLoss, BlockGrad.
+
+Where MXNet's gradient is not the derivative of the forward output, the op
+says so with a custom VJP: SoftmaxOutput's gradient is
+``(softmax(x) - one_hot(label)) * grad_scale / norm`` whatever the head
+gradient; MakeLoss passes ``grad_scale / norm`` down.
+
+    >>> import xgraph as mx
+    >>> out = mx.sym.SoftmaxOutput(mx.sym.var('x'), name='softmax')
+    >>> out.list_arguments(), out.list_outputs()
+    (['x', 'softmax_label'], ['softmax_output'])
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from .attrs import Bool, Enum, Float, attr
+from .common import fail
+from .registry import Op, register
+
+_NORMALIZATION = Enum(("null", "batch", "valid"))
+
+
+# -- SoftmaxOutput ----------------------------------------------------------------
+def _softmax_label_shape(p, data_shape):
+    if data_shape is None:
+        return None
+    if p["multi_output"]:
+        return (data_shape[0],) + tuple(data_shape[2:])
+    if p["preserve_shape"]:
+        return tuple(data_shape[:-1])
+    return (data_shape[0],)
+
+
+def _softmax_output_infer(p, shapes):
+    out = list(shapes)
+    if out[1] is None:
+        out[1] = _softmax_label_shape(p, shapes[0])
+    return out
+
+
+def _softmax_output_lower(ctx, p, data, label):
+    axis = 1 if p["multi_output"] else -1
+    if p["multi_output"] or p["preserve_shape"]:
+        x = data
+    else:
+        x = data.reshape(data.shape[0], -1)
+    expected = _softmax_label_shape(p, data.shape)
+    if tuple(label.shape) != tuple(expected) and label.shape != x.shape:
+        fail(f"label has shape {label.shape}, expected {expected}")
+    num_classes = x.shape[axis]
+    grad_scale, ignore_label = p["grad_scale"], p["ignore_label"]
+    use_ignore, norm_kind, alpha = p["use_ignore"], p["normalization"], p["smooth_alpha"]
+
+    def forward(x):
+        return jax.nn.softmax(x.astype(jnp.float32) if x.dtype in (jnp.float16, jnp.bfloat16) else x,
+                              axis=axis).astype(x.dtype)
+
+    @jax.custom_vjp
+    def head(x, label):
+        return forward(x)
+
+    def head_fwd(x, label):
+        out = forward(x)
+        return out, (out, label)
+
+    def head_bwd(res, _ct):
+        out, lab = res
+        idx = lab.astype(jnp.int32)
+        onehot = jax.nn.one_hot(idx, num_classes, axis=axis, dtype=out.dtype)
+        if alpha:
+            onehot = onehot * (1 - alpha) + (1 - onehot) * (alpha / max(num_classes - 1, 1))
+        grad = out - onehot
+        valid = (lab != ignore_label)
+        if use_ignore:
+            grad = grad * jnp.expand_dims(valid, axis).astype(grad.dtype)
+        if norm_kind == "batch":
+            norm = jnp.asarray(x.shape[0], grad.dtype)
+        elif norm_kind == "valid":
+            norm = jnp.maximum(jnp.sum(valid).astype(grad.dtype), 1)
+        else:
+            norm = jnp.asarray(1, grad.dtype)
+        grad = grad * (grad_scale / norm)
+        return grad, jnp.zeros_like(lab)
+
+    head.defvjp(head_fwd, head_bwd)
+    return head(x, label).reshape(data.shape)
+
+
+register(Op(
+    "SoftmaxOutput", _softmax_output_lower, inputs=("data", "label"), aliases=("Softmax",),
+    attrs=(attr("grad_scale", Float(), 1.0, "scale of the gradient"),
+           attr("ignore_label", Float(), -1.0, "the label value ignored when use_ignore"),
+           attr("multi_output", Bool(), False, "softmax over axis 1 of (N, C, ...) data"),
+           attr("use_ignore", Bool(), False, "give rows with ignore_label a zero gradient"),
+           attr("preserve_shape", Bool(), False, "softmax over the last axis, keeping the shape"),
+           attr("normalization", _NORMALIZATION, "null", "divide the gradient by 1, the batch size, or "
+                                                          "the count of valid labels"),
+           attr("out_grad", Bool(), False, "(MXNet: multiply by the head gradient; unused)"),
+           attr("smooth_alpha", Float(), 0.0, "label smoothing")),
+    infer_inputs=_softmax_output_infer, family="loss",
+    doc="Softmax in the forward pass; MXNet's cross-entropy gradient in the backward pass."))
+
+
+# -- MakeLoss ----------------------------------------------------------------------
+def _make_loss_lower(ctx, p, data):
+    grad_scale, norm_kind, thresh = p["grad_scale"], p["normalization"], p["valid_thresh"]
+
+    @jax.custom_vjp
+    def loss(x):
+        return x
+
+    def loss_fwd(x):
+        return x, x
+
+    def loss_bwd(x, _ct):
+        if norm_kind == "batch":
+            norm = x.shape[0] if x.ndim else 1
+            g = jnp.full(x.shape, grad_scale / norm, x.dtype)
+        elif norm_kind == "valid":
+            cnt = jnp.maximum(jnp.sum(x > thresh), 1).astype(x.dtype)
+            g = jnp.full(x.shape, grad_scale, x.dtype) / cnt
+        else:
+            g = jnp.full(x.shape, grad_scale, x.dtype)
+        return (g,)
+
+    loss.defvjp(loss_fwd, loss_bwd)
+    return loss(data)
+
+
+register(Op(
+    "MakeLoss", _make_loss_lower, aliases=("make_loss",),
+    attrs=(attr("grad_scale", Float(), 1.0, "the gradient passed down"),
+           attr("valid_thresh", Float(), 0.0, "for normalization='valid': count elements above this"),
+           attr("normalization", _NORMALIZATION, "null", "divide the gradient by 1, the batch size, or "
+                                                          "the count of valid elements")),
+    family="loss", doc="Marks its input as a loss: identity forward, grad_scale/norm backward."))
+
+
+# -- BlockGrad ---------------------------------------------------------------------
+register(Op(
+    "BlockGrad", lambda ctx, p, x: jax.lax.stop_gradient(x), aliases=("stop_gradient",),
+    family="loss", differentiable=False, doc="Identity forward; no gradient flows through it."))
+
