@@ -67,27 +67,28 @@ class NDArray:
         return a.astype(dtype) if dtype is not None else a
 
     # -- properties -------------------------------------------------------
+    # shape, dtype and device never change while a value is pending: read them without computing it
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.data.shape)
+        return tuple(self._buf.shape)
 
     @property
     def dtype(self) -> type:
         """The numpy scalar type, as MXNet reports it (``numpy.float32``)."""
-        return np.dtype(self.data.dtype).type
+        return np.dtype(self._buf.dtype).type
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._buf.ndim
 
     @property
     def size(self) -> int:
-        return int(self.data.size)
+        return int(self._buf.size)
 
     @property
     def context(self) -> Context:
         """The device the array lives on."""
-        return Context.from_device(next(iter(self.data.devices())))
+        return Context.from_device(next(iter(self._buf.devices())))
 
     ctx = context
 
