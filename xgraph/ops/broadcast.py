@@ -98,7 +98,8 @@ def _broadcast_like_lower(ctx, p, lhs, rhs):
             fail(f"broadcast_like: lhs_axes {la} and rhs_axes {ra} must both be given, of the same length")
         target = list(lhs.shape)
         for a, b in zip(la, ra):
-            target[normalize_axis(a, lhs.ndim, "lhs_axes entry")] = rhs.shape[normalize_axis(b, rhs.ndim, "rhs_axes entry")]
+            size = rhs.shape[normalize_axis(b, rhs.ndim, "rhs_axes entry")]
+            target[normalize_axis(a, lhs.ndim, "lhs_axes entry")] = size
         target = tuple(target)
     _check_broadcastable(tuple(lhs.shape), target, "broadcast_like")
     return jnp.broadcast_to(lhs, target)

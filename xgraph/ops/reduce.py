@@ -47,12 +47,20 @@ def reduce_axes(ndim: int, axis: Sequence[int] | None, exclude: bool = False) ->
 
 
 def at_least_1d(y: Any) -> Any:
-    """MXNet has no 0-d arrays: a scalar result becomes shape ``(1,)``."""
+    """MXNet has no 0-d arrays: a scalar result becomes shape ``(1,)``.
+
+        >>> at_least_1d(jnp.float32(2.0)).shape
+        (1,)
+    """
     return y.reshape((1,)) if y.ndim == 0 else y
 
 
 def accum_dtype(dtype: Any) -> Any:
-    """The dtype to accumulate in: float32 for float16/bfloat16, else the dtype itself."""
+    """The dtype to accumulate in: float32 for float16/bfloat16, else the dtype itself.
+
+        >>> accum_dtype(jnp.float16) is jnp.float32
+        True
+    """
     return jnp.float32 if dtype in (jnp.float16, jnp.bfloat16) else dtype
 
 
