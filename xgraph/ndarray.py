@@ -14,6 +14,7 @@ a cached one-op executable.
 """
 from __future__ import annotations
 
+import builtins
 from numbers import Number
 from typing import Any, Callable, Sequence
 
@@ -395,6 +396,7 @@ def __getattr__(name: str) -> Any:
             return invoke(name, args, kwargs)
         fn.__name__ = name
         fn.__doc__ = registry.get(name).doc
-        globals()[name] = fn
+        if not hasattr(builtins, name):  # never shadow builtins (slice, sum, max) in this module
+            globals()[name] = fn
         return fn
     raise AttributeError(f"module 'xgraph.ndarray' has no attribute {name!r} (no such operator or function)")

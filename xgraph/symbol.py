@@ -15,6 +15,7 @@ views over :mod:`xgraph.graph` and the stages after it.
 """
 from __future__ import annotations
 
+import builtins
 import copy as _copy
 import logging
 from numbers import Number
@@ -604,6 +605,7 @@ def __getattr__(name: str) -> Any:
     """``mx.sym.<Op>``: every registered operator is a function of this module."""
     if not name.startswith("__") and registry.exists(name):
         fn = make_op_function(name)
-        globals()[name] = fn
+        if not hasattr(builtins, name):  # never shadow builtins (slice, sum, max) in this module
+            globals()[name] = fn
         return fn
     raise AttributeError(f"module 'xgraph.symbol' has no attribute {name!r} (no such operator or function)")

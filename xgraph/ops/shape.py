@@ -1,0 +1,408 @@
+"""Shape manipulation: Flatten, Reshape, transpose, SwapAxis, Concat, SliceChannel, expand_dims,
+squeeze, slice, slice_axis, clip, where, Cast, zeros_like, ones_like.
+
+``Reshape``'s special codes follow MXNet 1.x exactly (see :func:`reshape_shape`):
+0 copies a dimension, -1 infers one, -2 copies all remaining ones, -3 merges
+two consecutive ones, -4 splits one into the two sizes that follow, and
+``reverse=True`` matches the codes from the right.
+
+    >>> import xgraph as mx
+    >>> mx.sym.Reshape(mx.sym.var('x'), shape=(0, -4, 1, 3, -2)).infer_shape(x=(2, 3, 4, 5))[1]
+    [(2, 1, 3, 4, 5)]
+    >>> reshape_shape((2, 3, 4), (-1, 0), reverse=True)
+    (6, 4)
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from .. import dtypes as _dt
+from .attrs import Axes, Bool, DType, Float, Int, Optional, OptTuple, Shape, attr
+from .common import fail, normalize_axis
+from .reduce import at_least_1d
+from .registry import Op, register
+
+
+# -- Flatten -----------------------------------------------------------------------
+def _flatten_lower(ctx, p, x):
+    if x.ndim == 0:
+        fail("Flatten needs an input with at least one dimension")
+    return x.reshape(x.shape[0], math.prod(x.shape[1:]))
+
+
+register(Op("Flatten", _flatten_lower, aliases=("flatten",), family="shape",
+            doc="Collapse all axes but the first: (N, C, H, W) -> (N, C*H*W)."))
+
+
+# -- Reshape -------------------------------------------------------------------------
+def reshape_shape(dshape: Sequence[int], spec: Sequence[int], reverse: bool = False) -> tuple[int, ...]:
+    """The output shape of MXNet's ``Reshape(shape=spec, reverse=reverse)`` on ``dshape``.
+
+    Raises :class:`~xgraph.errors.ShapeError` on a bad code or a size mismatch.
+
+        >>> reshape_shape((2, 3, 4, 5), (-3, -2)), reshape_shape((2, 3, 4, 5), (-4, -1, 2, -2))
+        ((6, 4, 5), (1, 2, 3, 4, 5))
+    """
+    src = list(dshape)[::-1] if reverse else list(dshape)
+    codes = list(spec)[::-1] if reverse else list(spec)
+    out: list[int] = []
+    infer_at = -1
+    si = 0
+    i = 0
+
+    def take(code: int) -> int:
+        nonlocal si
+        if si >= len(src):
+            fail(f"Reshape shape={tuple(spec)}: code {code} at position {i} has no input dimension left "
+                 f"(input shape {tuple(dshape)})")
+        si += 1
+        return src[si - 1]
+
+    while i < len(codes):
+        c = codes[i]
+        if c == 0:
+            out.append(take(0))
+        elif c == -1:
+            if infer_at >= 0:
+                fail(f"Reshape shape={tuple(spec)}: only one dimension can be -1 (inferred)")
+            infer_at = len(out)
+            out.append(1)
+            si += 1
+        elif c == -2:
+            out.extend(src[si:])
+            si = len(src)
+        elif c == -3:
+            if si + 1 >= len(src):
+                fail(f"Reshape shape={tuple(spec)}: code -3 at position {i} needs two input dimensions "
+                     f"(input shape {tuple(dshape)})")
+            out.append(src[si] * src[si + 1])
+            si += 2
+        elif c == -4:
+            if i + 2 >= len(codes):
+                fail(f"Reshape shape={tuple(spec)}: code -4 at position {i} must be followed by two sizes")
+            d0 = take(-4)
+            d1, d2 = codes[i + 1], codes[i + 2]
+            i += 2
+            if d1 == -1 and d2 == -1:
+                fail(f"Reshape shape={tuple(spec)}: the two sizes after -4 cannot both be -1")
+            if d1 < -1 or d2 < -1 or d1 == 0 or d2 == 0:
+                fail(f"Reshape shape={tuple(spec)}: the sizes after -4 must be positive or -1, got {d1}, {d2}")
+            if d1 == -1:
+                d1 = d0 // d2
+            if d2 == -1:
+                d2 = d0 // d1
+            if d1 * d2 != d0:
+                fail(f"Reshape shape={tuple(spec)}: split sizes {d1}, {d2} do not divide the dimension {d0}")
+            out.extend((d1, d2))
+        elif c > 0:
+            out.append(c)
+            si += 1
+        else:
+            fail(f"Reshape shape={tuple(spec)}: {c} is not a valid code (use a size > 0, 0, -1, -2, -3 or -4)")
+        i += 1
+    size = math.prod(dshape)
+    if infer_at >= 0:
+        rest = math.prod(out)
+        if rest == 0 or size % rest:
+            fail(f"Reshape shape={tuple(spec)}: cannot infer the -1 dimension, input shape {tuple(dshape)} "
+                 f"(size {size}) is not a multiple of {rest}")
+        out[infer_at] = size // rest
+    if reverse:
+        out.reverse()
+    if math.prod(out) != size:
+        fail(f"Reshape shape={tuple(spec)}{' reverse=True' if reverse else ''}: the target shape {tuple(out)} "
+             f"has {math.prod(out)} elements but the input {tuple(dshape)} has {size}")
+    return tuple(out)
+
+
+def _legacy_target_shape(dshape: Sequence[int], target: Sequence[int], keep_highest: bool) -> tuple[int, ...]:
+    """MXNet's deprecated ``target_shape``: one 0 is inferred; keep_highest keeps the first axis."""
+    out = list(target)
+    start = 1 if keep_highest else 0
+    if keep_highest:
+        out[0] = dshape[0]
+    zeros = [i for i in range(start, len(out)) if out[i] == 0]
+    if len(zeros) > 1:
+        fail(f"Reshape target_shape={tuple(target)}: at most one dimension can be 0 (inferred)")
+    if zeros:
+        out[zeros[0]] = 1
+        out[zeros[0]] = math.prod(dshape) // math.prod(out)
+    if math.prod(out) != math.prod(dshape):
+        fail(f"Reshape target_shape={tuple(target)}: {tuple(out)} does not have the size of the input {tuple(dshape)}")
+    return tuple(out)
+
+
+def _reshape_lower(ctx, p, x):
+    if p["shape"]:
+        target = reshape_shape(x.shape, p["shape"], p["reverse"])
+    elif p["target_shape"]:
+        target = _legacy_target_shape(x.shape, p["target_shape"], p["keep_highest"])
+    else:
+        fail("Reshape needs a shape")
+    return x.reshape(target)
+
+
+register(Op(
+    "Reshape", _reshape_lower, aliases=("reshape",),
+    attrs=(attr("shape", Shape(allow_negative=True), (), "the target shape, with MXNet's special codes"),
+           attr("reverse", Bool(), False, "match the special codes from the right"),
+           attr("target_shape", Shape(), (), "(deprecated) the target shape; one 0 is inferred"),
+           attr("keep_highest", Bool(), False, "(deprecated) with target_shape, keep the first axis")),
+    family="shape", doc="Reshape with MXNet's codes: Reshape(x of (2,3,4), shape=(0,-1)) is (2,12)."))
+
+
+# -- transpose / SwapAxis ----------------------------------------------------------
+def _transpose_lower(ctx, p, x):
+    axes = p["axes"]
+    if not axes:
+        return jnp.transpose(x)
+    if len(axes) != x.ndim:
+        fail(f"transpose axes {tuple(axes)} must list all {x.ndim} axes of the input")
+    perm = tuple(normalize_axis(a, x.ndim, "transpose axis") for a in axes)
+    if sorted(perm) != list(range(x.ndim)):
+        fail(f"transpose axes {tuple(axes)} are not a permutation of 0..{x.ndim - 1}")
+    return jnp.transpose(x, perm)
+
+
+register(Op(
+    "transpose", _transpose_lower,
+    attrs=(attr("axes", Shape(allow_negative=True), (), "the permutation; empty reverses the axes"),),
+    family="shape", doc="Permute axes: transpose(x of (2,3,4), axes=(0,2,1)) is (2,4,3)."))
+
+
+def _swapaxis_lower(ctx, p, x):
+    d1 = normalize_axis(p["dim1"], x.ndim, "dim1")
+    d2 = normalize_axis(p["dim2"], x.ndim, "dim2")
+    return jnp.swapaxes(x, d1, d2)
+
+
+register(Op(
+    "SwapAxis", _swapaxis_lower, aliases=("swapaxes",),
+    attrs=(attr("dim1", Int(), 0, "the first axis"), attr("dim2", Int(), 0, "the second axis")),
+    family="shape", doc="Swap two axes: SwapAxis(x of (2,3,4), dim1=0, dim2=2) is (4,3,2)."))
+
+
+# -- Concat ----------------------------------------------------------------------------
+def _concat_infer(p, shapes):
+    """An unknown input gets the known inputs' shape, its size along ``dim`` unknown (0)."""
+    known = next((s for s in shapes if s is not None), None)
+    if known is None or not -len(known) <= p["dim"] < len(known):
+        return shapes
+    partial = list(known)
+    partial[p["dim"] % len(known)] = 0
+    return [tuple(partial) if s is None else s for s in shapes]
+
+
+def _concat_lower(ctx, p, *xs):
+    first = xs[0]
+    dim = normalize_axis(p["dim"], first.ndim, "dim")
+    for i, x in enumerate(xs[1:], 1):
+        if x.ndim != first.ndim or any(a != b for k, (a, b) in enumerate(zip(x.shape, first.shape)) if k != dim):
+            fail(f"Concat along dim {p['dim']}: input arg{i} has shape {tuple(x.shape)}, which does not match "
+                 f"arg0's {tuple(first.shape)} outside dim {dim}")
+    return jnp.concatenate(xs, axis=dim)
+
+
+register(Op(
+    "Concat", _concat_lower, aliases=("concat",), variadic="num_args",
+    attrs=(attr("num_args", Int(min=1), doc="the number of inputs"),
+           attr("dim", Int(), 1, "the axis to join along")),
+    infer_inputs=_concat_infer, family="shape",
+    doc="Join arrays along dim: Concat(a of (2,3), b of (2,1)) is (2,4)."))
+
+
+# -- SliceChannel ---------------------------------------------------------------------
+def _slice_channel_lower(ctx, p, x):
+    n = p["num_outputs"]
+    axis = normalize_axis(p["axis"], x.ndim)
+    size = x.shape[axis]
+    if size % n:
+        fail(f"SliceChannel: axis {axis} of size {size} cannot be split into num_outputs={n} equal parts")
+    if p["squeeze_axis"] and size != n:
+        fail(f"SliceChannel with squeeze_axis=True needs axis {axis} of size num_outputs={n}, got {size}")
+    parts = jnp.split(x, n, axis=axis)
+    if p["squeeze_axis"]:
+        parts = [jnp.squeeze(t, axis) for t in parts]
+    return tuple(parts)
+
+
+register(Op(
+    "SliceChannel", _slice_channel_lower, aliases=("split",),
+    attrs=(attr("num_outputs", Int(min=1), doc="the number of equal parts"),
+           attr("axis", Int(), 1, "the axis to split"),
+           attr("squeeze_axis", Bool(), False, "drop the split axis (its parts must have size 1)")),
+    num_outputs=lambda p: p["num_outputs"],
+    output_names=lambda p: [f"output{i}" for i in range(p["num_outputs"])],
+    family="shape", doc="Split into num_outputs equal parts along axis: outputs output0, output1, ..."))
+
+
+# -- expand_dims / squeeze -----------------------------------------------------------
+def _expand_dims_lower(ctx, p, x):
+    axis = p["axis"]
+    if not -(x.ndim + 1) <= axis <= x.ndim:
+        fail(f"expand_dims axis {axis} is out of range for an input of {x.ndim} dimension(s) "
+             f"(allowed: {-(x.ndim + 1)} to {x.ndim})")
+    return jnp.expand_dims(x, axis % (x.ndim + 1))
+
+
+register(Op(
+    "expand_dims", _expand_dims_lower, attrs=(attr("axis", Int(), doc="where the new axis goes"),),
+    family="shape", doc="Insert an axis of size 1: expand_dims(x of (2,3), axis=1) is (2,1,3)."))
+
+
+def _squeeze_lower(ctx, p, x):
+    if p["axis"] is None:
+        axes = tuple(i for i, d in enumerate(x.shape) if d == 1)
+    else:
+        axes = tuple(sorted({normalize_axis(a, x.ndim) for a in p["axis"]}))
+        bad = [a for a in axes if x.shape[a] != 1]
+        if bad:
+            fail(f"squeeze: axis {bad[0]} of the input {tuple(x.shape)} has size {x.shape[bad[0]]}, not 1")
+    return at_least_1d(jnp.squeeze(x, axes))
+
+
+register(Op(
+    "squeeze", _squeeze_lower,
+    attrs=(attr("axis", Optional(Axes()), None, "the size-1 axes to drop; None drops them all"),),
+    family="shape", doc="Drop size-1 axes; dropping every axis gives shape (1,)."))
+
+
+# -- slice / slice_axis -------------------------------------------------------------
+def _slice_range(length: int, begin: int | None, end: int | None, step: int, where: str) -> tuple[int, int, int]:
+    """MXNet's index range for one axis: (first index, element count, step)."""
+    if step == 0:
+        fail(f"{where}: step cannot be 0")
+    b = begin if begin is not None else (length - 1 if step < 0 else 0)
+    e = end if end is not None else (-1 if step < 0 else length)
+    if b < 0:
+        b += length
+    if e < 0 and end is not None:
+        e += length
+    if b < 0 and step > 0:
+        b = 0
+    if b > length - 1 and step < 0:
+        b = length - 1
+    if b < 0 or b > length - 1:
+        b = -1
+    e = min(max(e, -1), length)
+    n = 0
+    if e != b and b >= 0:
+        n = (e - b - 1) // step + 1 if step > 0 and e > b else (b - e - 1) // -step + 1 if step < 0 and e < b else 0
+    if n <= 0:
+        fail(f"{where}: begin={begin}, end={end}, step={step} select nothing from an axis of size {length}")
+    return b, n, step
+
+
+def _take_range(x: Any, axis: int, first: int, count: int, step: int) -> Any:
+    if step > 0:
+        return jax.lax.slice_in_dim(x, first, first + (count - 1) * step + 1, step, axis)
+    rev = jnp.flip(x, axis)
+    start = x.shape[axis] - 1 - first
+    return jax.lax.slice_in_dim(rev, start, start + (count - 1) * -step + 1, -step, axis)
+
+
+def _slice_lower(ctx, p, x):
+    begin, end, step = p["begin"], p["end"], p["step"]
+    if len(begin) != len(end):
+        fail(f"slice: begin {tuple(begin)} and end {tuple(end)} must have the same length")
+    if step and len(step) != len(begin):
+        fail(f"slice: step {tuple(step)} must have the length of begin {tuple(begin)}")
+    if len(begin) > x.ndim:
+        fail(f"slice: begin {tuple(begin)} has more entries than the input has dimensions ({x.ndim})")
+    for ax in range(len(begin)):
+        s = step[ax] if step and step[ax] is not None else 1
+        first, count, s = _slice_range(x.shape[ax], begin[ax], end[ax], s, f"slice on axis {ax}")
+        x = _take_range(x, ax, first, count, s)
+    return x
+
+
+register(Op(
+    "slice", _slice_lower, aliases=("crop",),
+    attrs=(attr("begin", OptTuple(), doc="the first index on each axis (None: the start)"),
+           attr("end", OptTuple(), doc="the end index on each axis, excluded (None: the end)"),
+           attr("step", OptTuple(), (), "the step on each axis (None or empty: 1)")),
+    family="shape", doc="Slice the leading axes: slice(x of (3,4), begin=(1,None), end=(3,None)) is (2,4)."))
+
+
+def _slice_axis_lower(ctx, p, x):
+    axis = normalize_axis(p["axis"], x.ndim)
+    size = x.shape[axis]
+    b = p["begin"] + size if p["begin"] < 0 else p["begin"]
+    e = size if p["end"] is None else (p["end"] + size if p["end"] < 0 else p["end"])
+    if e > size:
+        fail(f"slice_axis: end={p['end']} is past the axis size {size}")
+    if not 0 <= b < e:
+        fail(f"slice_axis: begin={p['begin']}, end={p['end']} select nothing from an axis of size {size}")
+    return jax.lax.slice_in_dim(x, b, e, 1, axis)
+
+
+register(Op(
+    "slice_axis", _slice_axis_lower,
+    attrs=(attr("axis", Int(), doc="the axis to slice (negative counts from the end)"),
+           attr("begin", Int(), doc="the first index (negative counts from the end)"),
+           attr("end", Optional(Int()), doc="the end index, excluded; None: the axis size")),
+    family="shape", doc="Slice one axis: slice_axis(x of (3,5), axis=1, begin=1, end=4) is (3,3)."))
+
+
+# -- clip / where ---------------------------------------------------------------------
+def _clip_lower(ctx, p, x):
+    lo = jnp.asarray(p["a_min"], x.dtype)
+    hi = jnp.asarray(p["a_max"], x.dtype)
+    inside = (x > lo) & (x < hi)
+    # MXNet's gradient passes only where a_min < x < a_max
+    return jnp.where(inside, x, jax.lax.stop_gradient(jnp.clip(x, lo, hi)))
+
+
+register(Op(
+    "clip", _clip_lower,
+    attrs=(attr("a_min", Float(), doc="the lower bound"), attr("a_max", Float(), doc="the upper bound")),
+    family="shape", doc="Clip to [a_min, a_max]; the gradient passes only strictly inside."))
+
+
+def _where_infer(p, shapes):
+    cond, x, y = shapes
+    known = x or y
+    return [cond, known if x is None else x, known if y is None else y]
+
+
+def _where_lower(ctx, p, cond, x, y):
+    if x.shape != y.shape:
+        fail(f"where: x {tuple(x.shape)} and y {tuple(y.shape)} must have the same shape")
+    if cond.shape == x.shape:
+        mask = cond != 0
+    elif cond.ndim == 1 and x.ndim >= 1 and cond.shape[0] == x.shape[0]:
+        mask = (cond != 0).reshape((-1,) + (1,) * (x.ndim - 1))
+    else:
+        fail(f"where: condition {tuple(cond.shape)} must have the shape of x {tuple(x.shape)} "
+             f"or be 1-D of length {x.shape[0] if x.ndim else '?'} (selecting rows)")
+    return jnp.where(mask, x, y)
+
+
+register(Op(
+    "where", _where_lower, inputs=("condition", "x", "y"), infer_inputs=_where_infer, family="shape",
+    doc="x where condition is nonzero, else y; a 1-D condition selects whole rows. "
+        "The condition gets a zero gradient."))
+
+
+# -- Cast / zeros_like / ones_like -------------------------------------------------
+def _cast_dtype(p, dtypes):
+    return dtypes, [_dt.canonical(p["dtype"])]
+
+
+def _cast_lower(ctx, p, x):
+    return x.astype(_dt.canonical(p["dtype"]))
+
+
+register(Op(
+    "Cast", _cast_lower, aliases=("cast",), attrs=(attr("dtype", DType(), doc="the target dtype"),),
+    infer_dtype=_cast_dtype, family="shape", doc="Convert to dtype: Cast(x, dtype='float16')."))
+
+register(Op("zeros_like", lambda ctx, p, x: jnp.zeros_like(x), family="shape",
+            doc="An array of zeros with the input's shape and dtype."))
+register(Op("ones_like", lambda ctx, p, x: jnp.ones_like(x), family="shape",
+            doc="An array of ones with the input's shape and dtype."))
+
