@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -48,7 +49,10 @@ STORAGE_TYPES = {-1: "undefined", 0: "default (dense)", 1: "row_sparse", 2: "csr
 
 def _mx_dtype(flag: int) -> np.dtype | None:
     name = _dt.MX_CODES.get(flag)
-    return None if name is None else _dt.canonical(name).newbyteorder("<")
+    if name is None:
+        return None
+    dt = _dt.canonical(name)
+    return dt if sys.byteorder == "little" else dt.newbyteorder("<")
 
 
 class _Reader:
@@ -203,7 +207,9 @@ def _array_chunks(arr: np.ndarray, version: int) -> Iterator[bytes | memoryview]
     """The bytes of one NDArray record (v2, or v3 when the file holds 0-d arrays)."""
     yield struct.pack(f"<Iii{arr.ndim}q", version, 0, arr.ndim, *arr.shape)
     yield struct.pack("<iii", 1, 0, _dt.to_mx(arr.dtype))
-    data = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
+    little = arr.dtype if arr.dtype.byteorder in ("<", "|") or (arr.dtype.isnative and sys.byteorder == "little") \
+        else arr.dtype.newbyteorder("<")
+    data = np.ascontiguousarray(arr, dtype=little)
     yield memoryview(data).cast("B") if data.size else b""
 
 
