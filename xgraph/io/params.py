@@ -210,7 +210,7 @@ def _array_chunks(arr: np.ndarray, version: int) -> Iterator[bytes | memoryview]
     little = arr.dtype if arr.dtype.byteorder in ("<", "|") or (arr.dtype.isnative and sys.byteorder == "little") \
         else arr.dtype.newbyteorder("<")
     data = np.ascontiguousarray(arr, dtype=little)
-    yield memoryview(data).cast("B") if data.size else b""
+    yield memoryview(data.reshape(-1).view(np.uint8)) if data.size else b""
 
 
 def _chunks(arrays: Sequence[np.ndarray], names: Sequence[str]) -> Iterator[bytes | memoryview]:
