@@ -16,6 +16,7 @@ from . import ops  # noqa: F401  (registers every operator)
 from . import symbol, ndarray, names as name, rng  # noqa: F401
 from . import symbol as sym  # noqa: F401
 from . import ndarray as nd  # noqa: F401
+from . import model  # noqa: F401
 from .context import Context, cpu, gpu, cpu_pinned, current_context, num_gpus  # noqa: F401
 from .executor import Executor  # noqa: F401
 from .lower import lower  # noqa: F401

@@ -331,6 +331,56 @@ def _shape(shape: Any) -> tuple[int, ...]:
     return tuple(int(d) for d in shape)
 
 
+# -- files ----------------------------------------------------------------
+def save(fname: str, data: Any) -> None:
+    """Save NDArrays to an MXNet ``.params`` file, atomically.
+
+    ``data`` is a dict name -> array (names are written), a list of arrays
+    (no names) or one array; arrays may be NDArrays or numpy arrays.
+
+        >>> import os, tempfile, xgraph as mx
+        >>> p = os.path.join(tempfile.mkdtemp(), 'x.params')
+        >>> mx.nd.save(p, {'w': mx.nd.ones((2,))}); mx.nd.load(p)['w'].asnumpy().tolist()
+        [1.0, 1.0]
+    """
+    from .io import params
+    params.save(fname, data)
+
+
+def _wrap_loaded(arrays: list, names: list[str], source: str) -> dict[str, NDArray] | list[NDArray]:
+    from .io import params
+    wrapped = [None if a is None else NDArray(jnp.asarray(a)) for a in arrays]
+    return params.as_dict_or_list(wrapped, names, source)
+
+
+def load(fname: str) -> dict[str, NDArray] | list[NDArray]:
+    """Load an MXNet ``.params`` file: a dict name -> NDArray, or a list when it has no names.
+
+    The file is validated first; a malformed one raises :class:`GraphFormatError`.
+
+        >>> import os, tempfile, xgraph as mx
+        >>> p = os.path.join(tempfile.mkdtemp(), 'x.params')
+        >>> mx.nd.save(p, [mx.nd.zeros((1, 2))]); mx.nd.load(p)[0].shape
+        (1, 2)
+    """
+    from .io import params
+    arrays, names = params.read(fname)
+    return _wrap_loaded(arrays, names, f"params file {str(fname)!r}")
+
+
+def load_frombuffer(buf: bytes) -> dict[str, NDArray] | list[NDArray]:
+    """Like :func:`load`, from the bytes of a ``.params`` file.
+
+        >>> import xgraph as mx
+        >>> from xgraph.io.params import dumps
+        >>> mx.nd.load_frombuffer(dumps({'a': mx.nd.ones((1,))}))['a'].shape
+        (1,)
+    """
+    from .io import params
+    arrays, names = params.loads(buf)
+    return _wrap_loaded(arrays, names, "params buffer")
+
+
 # -- imperative operator calls ------------------------------------------------
 def invoke(op_name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     """Run one registered operator on NDArrays (``mx.nd.<op>``) through a cached executable.
@@ -385,7 +435,8 @@ def invoke(op_name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     return res[0] if len(res) == 1 else res
 
 
-__all__ = ["NDArray", "array", "zeros", "ones", "full", "empty", "arange", "concat", "waitall", "invoke"]
+__all__ = ["NDArray", "array", "zeros", "ones", "full", "empty", "arange", "concat", "waitall", "invoke",
+           "save", "load", "load_frombuffer"]
 
 
 def __getattr__(name: str) -> Any:

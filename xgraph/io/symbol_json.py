@@ -9,7 +9,17 @@ unknown operator in the file is reported at once in one
 
 Older layouts are upgraded on load: ``param``/``attr`` instead of ``attrs``,
 input entries without a version field, files without ``node_row_ptr`` or
-``mxnet_version``.
+``mxnet_version``, and, as MXNet's ``LoadLegacyJSON`` pass does for files of
+an older ``mxnet_version`` (none means 0.8.0):
+
+* hidden keys written without underscores (``ctx_group``, ``lr_mult``, ...) become
+  ``__ctx_group__``; ``weight_lr_mult`` on an op moves to its ``weight`` variable
+  as ``__lr_mult__`` (before 1.9.1);
+* inputs missing from the file (pre-0.9 files stored no auxiliary states) are
+  created as variables ``<node>_<input>`` carrying the node's attributes (before 0.9.0);
+* variables feeding an op get the op's ``__init__`` hints (BatchNorm's moving
+  statistics) unless they have one (before 0.9.4);
+* ``argmax``/``argmin`` with ``axis=-1`` lose the axis (before 0.9.5).
 
     >>> import xgraph as mx
     >>> from xgraph.io.symbol_json import from_json, to_json
@@ -25,8 +35,11 @@ from typing import Any
 from ..errors import GraphFormatError, UnsupportedOperatorError, XGraphError
 from ..graph import Entry, Graph, Node
 from ..ops import registry
+from ..ops.registry import HIDDEN_KEYS
 
 MXNET_VERSION = 10901
+#: the version MXNet assumes for a file without ``attrs.mxnet_version``
+LEGACY_VERSION = 800
 
 
 # -- writing ------------------------------------------------------------------------
@@ -136,40 +149,122 @@ def parse_document(text: str | bytes) -> dict:
     return doc
 
 
+def file_version(doc: dict) -> int:
+    """The file's ``attrs.mxnet_version`` (``["int", 10901]``), or 800 (0.8.0) when absent."""
+    attrs = doc.get("attrs", {})
+    if not isinstance(attrs, dict):
+        raise GraphFormatError("symbol JSON: 'attrs' must be an object")
+    v = attrs.get("mxnet_version")
+    if v is None:
+        return LEGACY_VERSION
+    if (isinstance(v, list) and len(v) == 2 and v[0] == "int" and isinstance(v[1], int)
+            and not isinstance(v[1], bool)):
+        return v[1]
+    raise GraphFormatError(f"symbol JSON: attrs.mxnet_version must be [\"int\", N], got {v!r}")
+
+
+def _input_names(op: Any, attrs: dict[str, str], name: str) -> list[str] | None:
+    """The op's input names for these attributes; None when they do not parse (reported later)."""
+    try:
+        return op.input_names(op.with_defaults(op.parse_attrs(attrs, name)[0]))
+    except XGraphError:
+        return None
+
+
+def _hidden_suffix(key: str) -> tuple[str, str] | None:
+    """``('weight', 'lr_mult')`` for ``weight_lr_mult``; None when ``key`` is no such form."""
+    for hk in HIDDEN_KEYS:
+        if len(key) > len(hk) + 1 and key.endswith(hk):
+            return key[:len(key) - len(hk) - 1], hk
+    return None
+
+
+def _upgrade_hidden_keys(ops: list, names: list[str], attrs: list[dict], entries: list[list]) -> None:
+    """MXNet's ``UpgradeJSON_FixParsing``: hidden keys without underscores get them, or move to inputs."""
+    for i, a in enumerate(attrs):
+        exact = [k for k in a if k in HIDDEN_KEYS]
+        suffixed = {k: _hidden_suffix(k) for k in a if k not in HIDDEN_KEYS and ops[i] is not None}
+        suffixed = {k: v for k, v in suffixed.items() if v is not None}
+        for k in exact:
+            a[f"__{k}__"] = a.pop(k)
+        if not suffixed:
+            continue
+        arg_names = _input_names(ops[i], {k: v for k, v in a.items() if k not in suffixed}, names[i])
+        for key, (arg, hk) in suffixed.items():
+            if arg_names is None or arg not in arg_names or arg_names.index(arg) >= len(entries[i]):
+                continue
+            src = entries[i][arg_names.index(arg)][0]
+            if 0 <= src < i and ops[src] is None:
+                attrs[src][f"__{hk}__"] = a.pop(key)
+
+
+def _upgrade_init_hints(ops: list, names: list[str], attrs: list[dict], entries: list[list]) -> None:
+    """MXNet's ``UpgradeJSON_000903_000904``: variables feeding an op get its ``__init__`` hints."""
+    for i, op in enumerate(ops):
+        if op is None or not op.input_init:
+            continue
+        arg_names = _input_names(op, attrs[i], names[i])
+        if arg_names is None:
+            continue
+        hints = op.init_hints(op.with_defaults(op.parse_attrs(attrs[i], names[i])[0]))
+        for arg, (src, _) in zip(arg_names, entries[i]):
+            if arg in hints and 0 <= src < i and ops[src] is None and "__init__" not in attrs[src]:
+                attrs[src]["__init__"] = hints[arg]
+
+
+def _upgrade_arg_axis(ops: list, attrs: list[dict]) -> None:
+    """MXNet's ``UpgradeJSON_000904_000905``: argmax/argmin ``axis=-1`` meant "no axis" before 0.9.5."""
+    for op, a in zip(ops, attrs):
+        if op is not None and op.name in ("argmax", "argmin") and a.get("axis") == "-1":
+            del a["axis"]
+
+
 def from_json(text: str | bytes) -> Graph:
     """Build a :class:`Graph` from MXNet symbol JSON, validating everything first."""
     doc = parse_document(text)
+    version = file_version(doc)
     raw_nodes = doc["nodes"]
     unknown = sorted({n["op"] for n in raw_nodes if n["op"] != "null" and not registry.exists(n["op"])})
     if unknown:
         raise UnsupportedOperatorError(
             f"the symbol uses {len(unknown)} unsupported operator(s): {', '.join(unknown)}", tuple(unknown))
+    ops = [None if rn["op"] == "null" else registry.get(rn["op"]) for rn in raw_nodes]
+    names = [rn["name"] for rn in raw_nodes]
+    wheres = [f"node {i} ('{rn['name']}', op {rn['op']})" for i, rn in enumerate(raw_nodes)]
+    attrs = [_node_attrs(rn, w) for rn, w in zip(raw_nodes, wheres)]
+    entries = [[_entry(v, w) for v in rn.get("inputs", [])] for rn, w in zip(raw_nodes, wheres)]
+    if version < MXNET_VERSION:
+        _upgrade_hidden_keys(ops, names, attrs, entries)
+    if version < 904:
+        _upgrade_init_hints(ops, names, attrs, entries)
+    if version < 905:
+        _upgrade_arg_axis(ops, attrs)
     built: list[Node] = []
-    for i, rn in enumerate(raw_nodes):
-        name, op_name = rn["name"], rn["op"]
-        where = f"node {i} ('{name}', op {op_name})"
-        attrs = _node_attrs(rn, where)
+    for i, (name, op, where) in enumerate(zip(names, ops, wheres)):
         inputs = []
-        for v in rn.get("inputs", []):
-            src, idx = _entry(v, where)
+        for src, idx in entries[i]:
             if not 0 <= src < i:
                 raise GraphFormatError(f"{where}: input refers to node {src}, which is not an earlier node")
             if not 0 <= idx < built[src].num_outputs:
                 raise GraphFormatError(f"{where}: input refers to output {idx} of node {src} "
                                        f"('{built[src].name}'), which has {built[src].num_outputs} output(s)")
             inputs.append(Entry(built[src], idx))
-        if op_name == "null":
+        if op is None:
             if inputs:
                 raise GraphFormatError(f"{where}: a variable cannot have inputs")
-            built.append(Node(None, name, user_attrs=attrs))
+            built.append(Node(None, name, user_attrs=attrs[i]))
             continue
-        op = registry.get(op_name)
-        try:
-            typed, user, strings = op.parse_attrs(attrs, name)
-        except XGraphError:
-            raise
+        typed, user, strings = op.parse_attrs(attrs[i], name)
         params = op.with_defaults(typed)
         expected = op.input_names(params)
+        if version < 900 and len(inputs) < len(expected):
+            # pre-0.9 files did not store auxiliary states: create them as MXNet does
+            hints = op.init_hints(params) if version < 904 else {}
+            for arg in expected[len(inputs):]:
+                var_attrs = dict(attrs[i])
+                if arg in hints and "__init__" not in var_attrs:
+                    var_attrs["__init__"] = hints[arg]
+                inputs.append(Entry(Node(None, f"{name}_{arg}", user_attrs=var_attrs), 0))
         if len(inputs) != len(expected):
             raise GraphFormatError(f"{where}: {len(inputs)} input(s) given, {len(expected)} expected "
                                    f"({', '.join(expected) or 'none'})")
