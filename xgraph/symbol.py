@@ -486,7 +486,9 @@ def Group(symbols: Sequence[Symbol]) -> Symbol:
 
         >>> import xgraph as mx
         >>> a = mx.sym.var('a')
-        >>> mx.sym.Group([a * 2, a + 1]).list_outputs()
+        >>> with mx.name.NameManager():
+        ...     g = mx.sym.Group([a * 2, a + 1])
+        >>> g.list_outputs()
         ['_mulscalar0_output', '_plusscalar0_output']
     """
     entries: list[Entry] = []
