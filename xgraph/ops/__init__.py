@@ -7,4 +7,4 @@ Importing this package registers every operator.
     True
 """
 from . import registry  # noqa: F401
-from . import elemwise, loss, nn  # noqa: F401  (registration side effects)
+from . import elemwise, loss, nn, norm  # noqa: F401  (registration side effects)
