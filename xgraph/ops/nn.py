@@ -338,7 +338,7 @@ def _embedding_infer(p, shapes):
 def _embedding_dtype(p, dtypes):
     data = dtypes[0] if dtypes[0] is not None else np.dtype(np.float32)
     weight = dtypes[1] if dtypes[1] is not None else canonical_dtype(p["dtype"])
-    return [data, weight], None
+    return [data, weight], [weight]
 
 
 def _embedding_lower(ctx, p, data, weight):

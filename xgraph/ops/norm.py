@@ -57,7 +57,7 @@ def _bn_dtype(p, dtypes):
     if data is None:
         return list(dtypes), None
     param = np.dtype(_acc_dtype(data))
-    return [data] + [d if d is not None else param for d in dtypes[1:]], None
+    return [data] + [d if d is not None else param for d in dtypes[1:]], [data, param, param]
 
 
 def _bn_lower(ctx, p, x, gamma, beta, moving_mean, moving_var):
