@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import xgraph as mx
-from mxnet_cases import check_inference, check_training, load_case
+from mxnet_cases import FIXTURE_DIR, check_inference, check_training, load_case
 from opcheck import check_low_precision, check_numeric_gradient, grads, run
 
 RNG = np.random.default_rng(1234)
@@ -51,8 +51,7 @@ def test_mxnet_case_inferred_shapes(name):
 def test_prelu_gamma_init_hint_matches_mxnet_json():
     sym = mx.sym.LeakyReLU(mx.sym.var("data"), act_type="prelu", name="prelu")
     nodes = {n["name"]: n for n in json.loads(sym.tojson())["nodes"]}
-    ref = {n["name"]: n for n in json.load(open(
-        f"{load_case.__globals__['FIXTURE_DIR']}/leaky_relu_prelu-symbol.json"))["nodes"]}
+    ref = {n["name"]: n for n in json.load(open(f"{FIXTURE_DIR}/leaky_relu_prelu-symbol.json"))["nodes"]}
     assert nodes["prelu_gamma"]["attrs"]["__init__"] == ref["prelu_gamma"]["attrs"]["__init__"]
     assert "__init__" not in json.dumps(
         mx.sym.LeakyReLU(mx.sym.var("d"), act_type="leaky", name="lk").tojson())
