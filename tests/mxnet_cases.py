@@ -1,91 +1,106 @@
-"""Run MXNet 1.9.1 reference cases (tests/fixtures/mxnet) through xgraph and compare.
+"""Load MXNet 1.9.1 reference cases and check xgraph against them.
 
-A case is ``<name>-symbol.json`` (the graph as MXNet saved it), ``<name>.npz``
-(inputs ``input:*``, parameters ``arg:*``, aux states ``aux:*``, expected
-``out:*``, ``train_out:*``, ``head_grad:*``, ``grad:*``, ``train_aux:*``) and
-``<name>.meta.json`` (grad_req, per-key tolerances).
+A case is four files in ``tests/fixtures/mxnet/`` (copied from the shared
+fixture set): ``<name>-symbol.json``, ``<name>.npz``, ``<name>.meta.json`` and
+``<name>-0000.params``.  The npz holds inputs (``input:``), parameters
+(``arg:``), auxiliary states (``aux:``), inference outputs (``out:i``) and, when
+``meta['has_grad']``, the training forward (``train_out:i``), head gradients
+(``head_grad:i``), gradients (``grad:NAME``) and updated aux states
+(``train_aux:NAME``).
 
-    >>> case = load_case('transpose')          # doctest: +SKIP
-    >>> check_inference(case); check_training(case)   # doctest: +SKIP
+    >>> case = load_case('conv2d_basic')            # doctest: +SKIP
+    >>> check_inference(case); check_training(case)  # doctest: +SKIP
 """
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 import xgraph as mx
 
-FIXTURES = Path(__file__).parent / "fixtures" / "mxnet"
+FIXTURE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "mxnet")
 
 
 @dataclass
 class Case:
-    """One reference case: its symbol, arrays and metadata."""
+    """One reference case: its symbol, arrays by role, meta data and every npz array."""
 
     name: str
     symbol: Any
-    data: dict[str, np.ndarray]
+    inputs: dict[str, np.ndarray]
+    params: dict[str, np.ndarray]
+    aux: dict[str, np.ndarray]
     meta: dict[str, Any]
+    npz: dict[str, np.ndarray]
 
-    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        """The arrays whose npz key starts with ``prefix`` (``'input:'``), keyed by the rest."""
-        return {k[len(prefix):]: v for k, v in self.data.items() if k.startswith(prefix)}
+    def tolerance(self, key: str) -> tuple[float, float]:
+        """``(rtol, atol)`` for one npz key: the meta file's per-key value, else the case's defaults."""
+        tol = self.meta.get("tolerance", {}).get(key)
+        if tol is not None:
+            return float(tol[0]), float(tol[1])
+        if key.startswith("out:"):
+            return float(self.meta["rtol"]), float(self.meta["atol"])
+        return float(self.meta["grad_rtol"]), float(self.meta["grad_atol"])
 
     def args(self) -> dict[str, np.ndarray]:
-        """Every argument: inputs and parameters."""
-        return {**self.arrays("input:"), **self.arrays("arg:")}
-
-    def tol(self, key: str) -> tuple[float, float]:
-        """(rtol, atol) for an npz key."""
-        rtol, atol = self.meta["tolerance"][key]
-        return float(rtol), float(atol)
+        """Every argument value (inputs and parameters), by name."""
+        return {**self.inputs, **self.params}
 
 
-def load_case(name: str) -> Case:
-    """Load a case by name from tests/fixtures/mxnet."""
-    sym = mx.sym.load(str(FIXTURES / f"{name}-symbol.json"))
-    with np.load(FIXTURES / f"{name}.npz") as z:
-        data = {k: z[k] for k in z.files}
-    meta = json.loads((FIXTURES / f"{name}.meta.json").read_text())
-    return Case(name, sym, data, meta)
+def _with_prefix(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
-def _compare(case: Case, key: str, got: Any) -> None:
-    rtol, atol = case.tol(key)
-    want = case.data[key]
-    got = np.asarray(got)
-    assert got.shape == want.shape, f"{case.name} {key}: shape {got.shape}, expected {want.shape}"
-    np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=rtol, atol=atol,
-                               err_msg=f"{case.name} {key}")
+def load_case(name: str, directory: str = FIXTURE_DIR) -> Case:
+    """Load case ``name``: the symbol through ``mx.sym.load``, arrays from the npz."""
+    symbol = mx.sym.load(os.path.join(directory, f"{name}-symbol.json"))
+    with open(os.path.join(directory, f"{name}.meta.json"), encoding="utf-8") as f:
+        meta = json.load(f)
+    with np.load(os.path.join(directory, f"{name}.npz")) as data:
+        npz = {k: data[k] for k in data.files}
+    return Case(name, symbol, _with_prefix(npz, "input:"), _with_prefix(npz, "arg:"),
+                _with_prefix(npz, "aux:"), meta, npz)
 
 
-def check_inference(case: Case) -> None:
-    """Bind every argument and aux state, run ``forward(is_train=False)``, compare ``out:*``."""
-    ex = case.symbol.bind(mx.cpu(), args=case.args(), aux_states=case.arrays("aux:"), grad_req="null")
+def assert_close(case: Case, key: str, got: Any) -> None:
+    """Compare one result with the npz value under that key, with the case's tolerance for it."""
+    rtol, atol = case.tolerance(key)
+    got = got.asnumpy() if hasattr(got, "asnumpy") else np.asarray(got)
+    np.testing.assert_allclose(got, case.npz[key], rtol=rtol, atol=atol, err_msg=f"{case.name} {key}")
+
+
+def check_inference(case: Case) -> list[np.ndarray]:
+    """Bind every argument and aux state, ``forward(is_train=False)``, compare every ``out:i``."""
+    ex = case.symbol.bind(mx.cpu(), args=case.args(), aux_states=dict(case.aux), grad_req="null")
     outs = ex.forward(is_train=False)
-    assert len(outs) == len(case.meta["outputs"]), f"{case.name}: {len(outs)} outputs"
+    n_expected = len([k for k in case.npz if k.startswith("out:")])
+    assert len(outs) == n_expected, f"{case.name}: {len(outs)} outputs, expected {n_expected}"
     for i, o in enumerate(outs):
-        _compare(case, f"out:{i}", o.asnumpy())
+        assert_close(case, f"out:{i}", o)
+    for name, value in case.aux.items():  # inference leaves the aux states alone
+        np.testing.assert_array_equal(ex.aux_dict[name].asnumpy(), value)
+    return [o.asnumpy() for o in outs]
 
 
 def check_training(case: Case) -> None:
-    """Training forward + backward(head_grad:*); compare ``train_out:*``, ``grad:*``, ``train_aux:*``."""
+    """``forward(is_train=True)`` + ``backward(head grads)``; compare outputs, gradients, aux states."""
     assert case.meta["has_grad"], f"{case.name} has no training reference"
+    reqs = dict(case.meta["grad_req"])
     args = case.args()
-    reqs = {n: case.meta["grad_req"].get(n, "write") for n in case.symbol.list_arguments()}
-    grads = {n: mx.nd.zeros(args[n].shape, dtype=args[n].dtype) for n, r in reqs.items() if r != "null"}
-    ex = case.symbol.bind(mx.cpu(), args=args, args_grad=grads, grad_req=reqs,
-                          aux_states=case.arrays("aux:"))
+    grads = {n: np.zeros_like(v) for n, v in args.items() if reqs.get(n, "write") != "null"}
+    ex = case.symbol.bind(mx.cpu(), args=args, args_grad=grads, grad_req=reqs, aux_states=dict(case.aux))
     outs = ex.forward(is_train=True)
-    heads = [mx.nd.array(case.data[f"head_grad:{i}"]) for i in range(len(outs))]
+    heads = [case.npz[f"head_grad:{i}"] for i in range(len(outs))]
     ex.backward(heads)
     for i, o in enumerate(outs):
-        _compare(case, f"train_out:{i}", o.asnumpy())
-    for name, want in case.arrays("grad:").items():
-        _compare(case, f"grad:{name}", ex.grad_dict[name].asnumpy())
-    for name in case.arrays("train_aux:"):
-        _compare(case, f"train_aux:{name}", ex.aux_dict[name].asnumpy())
+        assert_close(case, f"train_out:{i}", o)
+    expected_grads = _with_prefix(case.npz, "grad:")
+    assert set(expected_grads) == set(grads), f"{case.name}: gradients {sorted(grads)} vs {sorted(expected_grads)}"
+    for name in expected_grads:
+        assert_close(case, f"grad:{name}", ex.grad_dict[name])
+    for name in _with_prefix(case.npz, "train_aux:"):
+        assert_close(case, f"train_aux:{name}", ex.aux_dict[name])

@@ -4,7 +4,7 @@ import pytest
 
 import xgraph as mx
 from mxnet_cases import check_inference, check_training, load_case
-from opcheck import check_grad, check_low_precision, run
+from opcheck_tensor import check_grad, check_low_precision, run
 
 RNG = np.random.default_rng(5)
 

@@ -5,7 +5,7 @@ import pytest
 import xgraph as mx
 from xgraph.ops import registry
 from mxnet_cases import check_inference, check_training, load_case
-from opcheck import check_grad, check_low_precision, run
+from opcheck_tensor import check_grad, check_low_precision, run
 
 RNG = np.random.default_rng(3)
 X = RNG.normal(size=(2, 3, 4)).astype(np.float32)

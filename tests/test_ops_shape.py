@@ -6,7 +6,7 @@ import xgraph as mx
 from xgraph.ops import registry
 from xgraph.ops.shape import reshape_shape
 from mxnet_cases import check_inference, check_training, load_case
-from opcheck import check_grad, check_low_precision, run
+from opcheck_tensor import check_grad, check_low_precision, run
 
 RNG = np.random.default_rng(11)
 

@@ -3,8 +3,8 @@
 Importing this package registers every operator.
 
     >>> from xgraph.ops import registry
-    >>> registry.exists('Convolution') or registry.exists('FullyConnected')
+    >>> registry.exists('Convolution') and registry.exists('FullyConnected')
     True
 """
 from . import registry  # noqa: F401
-from . import broadcast, elemwise, linalg, loss, nn, reduce, shape  # noqa: F401  (registration side effects)
+from . import broadcast, elemwise, linalg, loss, nn, norm, reduce, shape  # noqa: F401  (registration side effects)

@@ -1,20 +1,31 @@
-"""Neural-network layers: FullyConnected, Activation (more layers join this family).
+"""Neural-network layers: FullyConnected, Activation, Convolution, Pooling, Dropout,
+Embedding, LeakyReLU, softmax / log_softmax / SoftmaxActivation.
+
+Normalization layers (BatchNorm, LayerNorm) live in :mod:`.norm`.
 
     >>> import xgraph as mx
     >>> net = mx.sym.FullyConnected(mx.sym.var('x'), num_hidden=8, name='fc')
     >>> net.infer_shape(x=(2, 3, 4))[0]
     [(2, 3, 4), (8, 12), (8,)]
+    >>> conv = mx.sym.Convolution(mx.sym.var('x'), kernel=(3, 3), num_filter=4, name='conv')
+    >>> conv.infer_shape(x=(1, 2, 5, 5))[0]
+    [(1, 2, 5, 5), (4, 2, 3, 3), (4,)]
 """
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.scipy.special import erf
 
-from .attrs import Bool, Enum, Int, attr
-from .common import fail
+from ..dtypes import canonical as canonical_dtype
+from ..errors import AttributeValueError
+from .attrs import Bool, DType, Enum, Float, Int, Optional, Shape, attr
+from .common import channel_shape, fail, normalize_axis
 from .registry import Op, optional_input, register
 
 
@@ -87,6 +98,377 @@ def _act_lower(ctx, p, x):
 
 
 register(Op(
-    "Activation", _act_lower,
+    "Activation", _act_lower, aliases=("_npx_activation",),
     attrs=(attr("act_type", Enum(tuple(ACTIVATIONS)), doc="the activation function"),),
     family="nn", doc="An elementwise activation: relu, sigmoid, tanh, softrelu, softsign, log_sigmoid, mish."))
+
+
+# -- layouts shared by Convolution and Pooling -------------------------------------
+_SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
+_LAYOUTS = ("NCW", "NCHW", "NCDHW", "NWC", "NHWC", "NDHWC")
+
+
+def spatial_layout(layout: str | None, ndim: int) -> str:
+    """The layout string of an ``ndim`` array: MXNet's default ``NC`` + spatial axes when None.
+
+        >>> spatial_layout(None, 4), spatial_layout('NHWC', 4)
+        ('NCHW', 'NHWC')
+    """
+    if ndim not in (3, 4, 5):
+        fail(f"data must have 3, 4 or 5 dimensions (N, C and 1 to 3 spatial axes), got {ndim}")
+    if layout is None:
+        return "NC" + _SPATIAL[ndim - 2]
+    if len(layout) != ndim:
+        fail(f"layout {layout} does not fit data of {ndim} dimensions")
+    return layout
+
+
+def _spatial_axes(layout: str) -> list[int]:
+    return [i for i, c in enumerate(layout) if c not in "NC"]
+
+
+def _fill(values: Sequence[int], n: int, default: int, what: str) -> tuple[int, ...]:
+    """MXNet's empty-tuple defaults: ``()`` means ``default`` for every spatial axis."""
+    if len(values) == 0:
+        return (default,) * n
+    if len(values) != n:
+        fail(f"{what} {tuple(values)} has {len(values)} entries, expected {n} (one per spatial axis)")
+    return tuple(values)
+
+
+# -- Convolution -----------------------------------------------------------------
+def _conv_geometry(p, ndim: int):
+    layout = spatial_layout(p["layout"], ndim)
+    n = len(p["kernel"])
+    if n != ndim - 2:
+        fail(f"kernel {p['kernel']} has {n} entries but the data has {ndim - 2} spatial axes")
+    stride = _fill(p["stride"], n, 1, "stride")
+    dilate = _fill(p["dilate"], n, 1, "dilate")
+    pad = _fill(p["pad"], n, 0, "pad")
+    if any(s < 1 for s in stride) or any(d < 1 for d in dilate) or any(k < 1 for k in p["kernel"]):
+        fail(f"kernel {p['kernel']}, stride {stride} and dilate {dilate} must be positive")
+    return layout, stride, dilate, pad
+
+
+def _conv_weight_shape(p, layout: str, channels: int) -> tuple[int, ...]:
+    per_group = channels // p["num_group"]
+    if layout.index("C") == 1:
+        return (p["num_filter"], per_group) + tuple(p["kernel"])
+    return (p["num_filter"],) + tuple(p["kernel"]) + (per_group,)
+
+
+def _conv_infer(p, shapes):
+    out = list(shapes)
+    data = shapes[0]
+    if data is not None:
+        try:
+            layout = spatial_layout(p["layout"], len(data))
+        except Exception:  # noqa: BLE001 - the lowering reports bad layouts with context
+            layout = None
+        if layout is not None and data[layout.index("C")] > 0:
+            out[1] = _conv_weight_shape(p, layout, data[layout.index("C")])
+    if len(out) > 2:
+        out[2] = (p["num_filter"],)
+    return out
+
+
+def _conv_lower(ctx, p, x, w, b=None):
+    layout, stride, dilate, pad = _conv_geometry(p, x.ndim)
+    c_axis = layout.index("C")
+    channels, groups, nf = x.shape[c_axis], p["num_group"], p["num_filter"]
+    if channels % groups or nf % groups:
+        fail(f"num_group={groups} must divide the input channels ({channels}) and num_filter ({nf})")
+    expected = _conv_weight_shape(p, layout, channels)
+    if tuple(w.shape) != expected:
+        fail(f"weight has shape {tuple(w.shape)}, expected {expected}")
+    spatial = layout.replace("N", "").replace("C", "")
+    rhs = "OI" + spatial if c_axis == 1 else "O" + spatial + "I"
+    y = lax.conv_general_dilated(
+        x, w.astype(x.dtype), window_strides=stride, padding=[(q, q) for q in pad], rhs_dilation=dilate,
+        dimension_numbers=(layout, rhs, layout), feature_group_count=groups)
+    if b is not None:
+        if tuple(b.shape) != (nf,):
+            fail(f"bias has shape {tuple(b.shape)}, expected {(nf,)}")
+        y = y + b.astype(y.dtype).reshape(channel_shape(y.ndim, c_axis))
+    return y
+
+
+register(Op(
+    "Convolution", _conv_lower, aliases=("_npx_convolution",),
+    inputs=("data", "weight", optional_input("bias", lambda p: not p["no_bias"])),
+    attrs=(attr("kernel", Shape(), doc="window size: (w,), (h, w) or (d, h, w)"),
+           attr("stride", Shape(), (), "stride per spatial axis; () means 1"),
+           attr("dilate", Shape(), (), "dilation per spatial axis; () means 1"),
+           attr("pad", Shape(), (), "zero padding on both sides per spatial axis; () means 0"),
+           attr("num_filter", Int(min=1), doc="number of output channels"),
+           attr("num_group", Int(min=1), 1, "number of groups (grouped / depthwise convolution)"),
+           attr("workspace", Int(min=0), 1024, "(MXNet: scratch space in MB; ignored)"),
+           attr("no_bias", Bool(), False, "leave out the bias"),
+           attr("cudnn_tune", Optional(Enum(("fastest", "limited_workspace", "off"))), None,
+                "(MXNet: cuDNN algorithm choice; ignored)"),
+           attr("cudnn_off", Bool(), False, "(MXNet: turn cuDNN off; ignored)"),
+           attr("layout", Optional(Enum(_LAYOUTS)), None, "data layout; None means NCW/NCHW/NCDHW")),
+    infer_inputs=_conv_infer, family="nn",
+    doc="N-D convolution (1 to 3 spatial axes). Weight (num_filter, C/num_group, *kernel) for NC* "
+        "layouts, (num_filter, *kernel, C/num_group) for channel-last ones."))
+
+
+# -- Pooling -----------------------------------------------------------------------
+def _pool_out_size(size: int, k: int, s: int, pad: int, convention: str) -> int:
+    if convention == "valid":
+        return (size + 2 * pad - k) // s + 1
+    if convention == "full":
+        return int(math.ceil((size + 2 * pad - k) / s)) + 1
+    return int(math.ceil((size + 2 * pad) / s))  # 'same'
+
+
+def _window_counts(size: int, out: int, k: int, s: int, pad: int, include_pad: bool) -> np.ndarray:
+    """Per output position: the size of the window clipped to the (padded or real) input."""
+    lo, hi = (-pad, size + pad) if include_pad else (0, size)
+    start = np.arange(out) * s - pad
+    return (np.minimum(start + k, hi) - np.maximum(start, lo)).astype(np.float64)
+
+
+def _lp_root(p_value: int) -> Callable:
+    return {1: lambda v: v, 2: jnp.sqrt, 3: jnp.cbrt}.get(p_value, lambda v: v ** (1.0 / p_value))
+
+
+def _pool_lower(ctx, p, x):
+    layout = spatial_layout(p["layout"], x.ndim)
+    axes = _spatial_axes(layout)
+    sizes = [x.shape[a] for a in axes]
+    n = len(axes)
+    if p["global_pool"]:
+        kernel, stride, pad, convention = tuple(sizes), (1,) * n, (0,) * n, "valid"
+    else:
+        if len(p["kernel"]) != n:
+            fail(f"kernel {p['kernel']} has {len(p['kernel'])} entries but the data has {n} spatial axes "
+                 f"(give kernel, or global_pool=True)")
+        kernel, convention = tuple(p["kernel"]), p["pooling_convention"]
+        stride = _fill(p["stride"], n, 1, "stride")
+        pad = _fill(p["pad"], n, 0, "pad")
+        if convention == "same" and (n != 1 or any(pad)):
+            fail("pooling_convention='same' supports 1-D pooling without pad only (as in MXNet)")
+        for size, k, q in zip(sizes, kernel, pad):
+            if k < 1 or k > size + 2 * q:
+                fail(f"kernel {kernel} exceeds the input {tuple(sizes)} padded by {pad}")
+    outs = [_pool_out_size(sz, k, s, q, convention) for sz, k, s, q in zip(sizes, kernel, stride, pad)]
+    # padding below is pad; above it is whatever the last window needs (the 'full' overhang)
+    padding = [(0, 0)] * x.ndim
+    window, strides = [1] * x.ndim, [1] * x.ndim
+    for a, sz, k, s, q, o in zip(axes, sizes, kernel, stride, pad, outs):
+        padding[a] = (q, max((o - 1) * s + k - sz - q, 0))
+        window[a], strides[a] = k, s
+    kind = p["pool_type"]
+    if kind == "max":
+        return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, window, strides, padding)
+    if kind == "lp":
+        if p["p_value"] is None:
+            fail("pool_type='lp' needs p_value")
+        pv = p["p_value"]
+        summed = lax.reduce_window(x ** pv, np.array(0, x.dtype), lax.add, window, strides, padding)
+        return _lp_root(pv)(summed)
+    summed = lax.reduce_window(x, np.array(0, x.dtype), lax.add, window, strides, padding)
+    if kind == "sum":
+        return summed
+    include = True if p["count_include_pad"] is None else p["count_include_pad"]
+    divisor = np.ones([1] * x.ndim)
+    for a, sz, k, s, q, o in zip(axes, sizes, kernel, stride, pad, outs):
+        shape = [1] * x.ndim
+        shape[a] = o
+        divisor = divisor * _window_counts(sz, o, k, s, q, include).reshape(shape)
+    return summed / jnp.asarray(np.maximum(divisor, 1), summed.dtype)
+
+
+register(Op(
+    "Pooling", _pool_lower, aliases=("_npx_pooling",),
+    attrs=(attr("kernel", Shape(), (), "window size: (w,), (h, w) or (d, h, w)"),
+           attr("pool_type", Enum(("avg", "lp", "max", "sum")), "max", "the reduction"),
+           attr("global_pool", Bool(), False, "pool over all spatial positions (ignores kernel, stride, pad)"),
+           attr("cudnn_off", Bool(), False, "(MXNet: turn cuDNN off; ignored)"),
+           attr("pooling_convention", Enum(("full", "same", "valid")), "valid",
+                "output size: floor ('valid'), ceil ('full') or ceil(in/stride) ('same', 1-D only)"),
+           attr("stride", Shape(), (), "stride per spatial axis; () means 1"),
+           attr("pad", Shape(), (), "padding on both sides per spatial axis; () means 0"),
+           attr("p_value", Optional(Int(min=1)), None, "p of Lp pooling"),
+           attr("count_include_pad", Optional(Bool()), None,
+                "avg: divide by the window clipped to the padded input (None/True) or by the count "
+                "of real elements (False)"),
+           attr("layout", Optional(Enum(_LAYOUTS)), None, "data layout; None means NCW/NCHW/NCDHW")),
+    family="nn",
+    doc="Max, average, sum or Lp pooling over 1 to 3 spatial axes, with MXNet's output-size conventions."))
+
+
+# -- Dropout -----------------------------------------------------------------------
+def _dropout_lower(ctx, p, x):
+    rate = p["p"]
+    if not (ctx.is_train or p["mode"] == "always") or rate == 0:
+        return x, jnp.ones_like(x)
+    mask_shape = list(x.shape)
+    for a in p["axes"]:
+        mask_shape[normalize_axis(a, x.ndim, "dropout axis")] = 1
+    if rate >= 1:
+        mask = jnp.zeros(mask_shape, x.dtype)
+    else:
+        keep = jax.random.bernoulli(ctx.rng(), 1.0 - rate, tuple(mask_shape))
+        mask = keep.astype(x.dtype) / jnp.asarray(1.0 - rate, x.dtype)
+    mask = jnp.broadcast_to(mask, x.shape)
+    return x * mask, mask
+
+
+register(Op(
+    "Dropout", _dropout_lower, aliases=("_npx_dropout",),
+    attrs=(attr("p", Float(), 0.5, "the fraction of inputs set to zero"),
+           attr("mode", Enum(("always", "training")), "training",
+                "'training': only in training mode; 'always': also at inference"),
+           attr("axes", Shape(), (), "axes along which one mask value is shared (variational dropout)"),
+           attr("cudnn_off", Optional(Bool()), False, "(MXNet: turn cuDNN off; ignored)")),
+    num_outputs=2, num_visible_outputs=1, output_names=lambda p: ["output"], random=True, family="nn",
+    doc="Inverted dropout: zero a fraction p of the inputs, scale the rest by 1/(1-p); "
+        "the identity at inference unless mode='always'. Hidden second output: the scaled mask."))
+
+
+# -- Embedding ---------------------------------------------------------------------
+def _embedding_infer(p, shapes):
+    out = list(shapes)
+    out[1] = (p["input_dim"], p["output_dim"])
+    return out
+
+
+def _embedding_dtype(p, dtypes):
+    data = dtypes[0] if dtypes[0] is not None else np.dtype(np.float32)
+    weight = dtypes[1] if dtypes[1] is not None else canonical_dtype(p["dtype"])
+    return [data, weight], [weight]
+
+
+def _embedding_lower(ctx, p, data, weight):
+    expected = (p["input_dim"], p["output_dim"])
+    if tuple(weight.shape) != expected:
+        fail(f"weight has shape {tuple(weight.shape)}, expected {expected} (input_dim, output_dim)")
+    idx = lax.stop_gradient(data).astype(jnp.int32)
+    return jnp.take(weight, idx, axis=0, mode="clip")
+
+
+register(Op(
+    "Embedding", _embedding_lower, aliases=("_npx_embedding",), inputs=("data", "weight"),
+    attrs=(attr("input_dim", Int(min=1), doc="vocabulary size (rows of the weight)"),
+           attr("output_dim", Int(min=1), doc="embedding size (columns of the weight)"),
+           attr("dtype", DType(), "float32", "dtype of the weight and the output"),
+           attr("sparse_grad", Bool(), False, "(MXNet: row-sparse weight gradient; computed dense here)")),
+    infer_inputs=_embedding_infer, infer_dtype=_embedding_dtype, family="nn",
+    doc="Row lookup: out[..., :] = weight[int(data[...]), :]. Indices are clipped to "
+        "[0, input_dim - 1] as MXNet does; the indices get no gradient."))
+
+
+# -- LeakyReLU ---------------------------------------------------------------------
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_LAMBDA = 1.0507009873554804934193349852946
+
+
+def _elu(x: Any, alpha: Any) -> Any:
+    return jnp.where(x > 0, x, alpha * jnp.expm1(jnp.minimum(x, 0)))
+
+
+def _gelu_erf(x: Any) -> Any:
+    return 0.5 * x * (1 + erf(x / math.sqrt(2.0)))
+
+
+def _prelu_slope(x: Any, gamma: Any) -> Any:
+    if gamma.size == 1:
+        return gamma.reshape(()).astype(x.dtype)
+    if x.ndim >= 2 and tuple(gamma.shape) == (x.shape[1],):
+        return gamma.astype(x.dtype).reshape(channel_shape(x.ndim, 1))
+    fail(f"gamma has shape {tuple(gamma.shape)}, expected ({x.shape[1] if x.ndim >= 2 else 1},) "
+         f"(one slope per channel on axis 1) or a single value")
+
+
+def _leaky_lower(ctx, p, x, gamma=None):
+    kind = p["act_type"]
+    if kind == "leaky":
+        return jnp.where(x > 0, x, x * jnp.asarray(p["slope"], x.dtype))
+    if kind == "prelu":
+        return jnp.where(x > 0, x, x * _prelu_slope(x, gamma))
+    if kind == "elu":
+        return _elu(x, jnp.asarray(p["slope"], x.dtype))
+    if kind == "selu":
+        return (_SELU_LAMBDA * _elu(x, jnp.asarray(_SELU_ALPHA, x.dtype))).astype(x.dtype)
+    if kind == "gelu":
+        return _gelu_erf(x).astype(x.dtype)
+    lower, upper = p["lower_bound"], p["upper_bound"]  # rrelu
+    if ctx.is_train:
+        slope = jax.random.uniform(ctx.rng(), x.shape, x.dtype, lower, upper)
+    else:
+        slope = jnp.full(x.shape, (lower + upper) / 2, x.dtype)
+    return jnp.where(x > 0, x, x * slope), slope
+
+
+def _leaky_infer(p, shapes):
+    out = list(shapes)
+    if p["act_type"] == "prelu" and shapes[0] is not None and len(shapes[0]) >= 2 and shapes[0][1] > 0:
+        if out[1] is None:
+            out[1] = (shapes[0][1],)
+    return out
+
+
+register(Op(
+    "LeakyReLU", _leaky_lower, aliases=("_npx_leaky_relu",),
+    inputs=("data", optional_input("gamma", lambda p: p["act_type"] == "prelu")),
+    attrs=(attr("act_type", Enum(("elu", "gelu", "leaky", "prelu", "rrelu", "selu")), "leaky",
+                "the activation"),
+           attr("slope", Float(), 0.25, "slope for x < 0 (leaky), or alpha of elu"),
+           attr("lower_bound", Float(), 0.125, "rrelu: lowest random slope"),
+           attr("upper_bound", Float(), 0.334, "rrelu: highest random slope")),
+    num_outputs=lambda p: 2 if p["act_type"] == "rrelu" else 1, num_visible_outputs=1,
+    output_names=lambda p: ["output"],
+    input_init=lambda p: {"gamma": '["Constant", {"value": 0.25}]'} if p["act_type"] == "prelu" else {},
+    infer_inputs=_leaky_infer, random=True, family="nn",
+    doc="Leaky ReLU family: leaky, prelu (learned per-channel slope gamma on axis 1), elu, selu, "
+        "gelu (exact erf form), rrelu (random slope in training, (lower+upper)/2 at inference)."))
+
+
+# -- softmax, log_softmax, SoftmaxActivation -----------------------------------------
+def _compute_dtype(x: Any) -> Any:
+    return jnp.float32 if x.dtype in (jnp.float16, jnp.bfloat16) else x.dtype
+
+
+def _softmax_family(fn: Callable) -> Callable:
+    def lower(ctx, p, x, length=None):
+        if p["use_length"]:
+            raise AttributeValueError("use_length=True is not supported by xgraph (length masking)")
+        axis = normalize_axis(p["axis"], x.ndim)
+        xf = x.astype(_compute_dtype(x))
+        if p["temperature"] is not None:
+            xf = xf / jnp.asarray(p["temperature"], xf.dtype)
+        out_dtype = x.dtype if p["dtype"] is None else canonical_dtype(p["dtype"])
+        return fn(xf, axis=axis).astype(out_dtype)
+    return lower
+
+
+_SOFTMAX_ATTRS = (
+    attr("axis", Int(), -1, "the axis to normalize over"),
+    attr("temperature", Optional(Float()), None, "divide the input by this first"),
+    attr("dtype", Optional(Enum(("float16", "float32", "float64"))), None, "output dtype; None: the input's"),
+    attr("use_length", Optional(Bool()), False, "mask positions beyond a length input (not supported)"))
+
+for _name, _fn, _doc in (("softmax", jax.nn.softmax, "exp(x/t) / sum(exp(x/t)) along axis"),
+                         ("log_softmax", jax.nn.log_softmax, "log(softmax(x/t)) along axis")):
+    register(Op(_name, _softmax_family(_fn), aliases=(f"_npx_{_name}",),
+                inputs=("data", optional_input("length", lambda p: bool(p["use_length"]))),
+                attrs=_SOFTMAX_ATTRS, family="nn", doc=_doc + "."))
+
+
+def _softmax_activation_lower(ctx, p, x):
+    xf = x.astype(_compute_dtype(x))
+    if p["mode"] == "channel":
+        if x.ndim < 2:
+            fail("mode='channel' needs data of at least 2 dimensions (N, C, ...)")
+        return jax.nn.softmax(xf, axis=1).astype(x.dtype)
+    flat = xf.reshape(x.shape[0], -1) if x.ndim > 1 else xf
+    return jax.nn.softmax(flat, axis=-1).reshape(x.shape).astype(x.dtype)
+
+
+register(Op(
+    "SoftmaxActivation", _softmax_activation_lower,
+    attrs=(attr("mode", Enum(("channel", "instance")), "instance",
+                "'instance': softmax over all but the first axis; 'channel': over axis 1"),),
+    family="nn", doc="Softmax over each instance (flattened) or over the channel axis."))
