@@ -63,8 +63,9 @@ def _write_int_list(values: list[int], indent: str) -> str:
     return "[\n" + ", \n".join(f"{inner}{v}" for v in values) + "\n" + indent + "]"
 
 
-def _write_entries(entries: list[tuple[int, int]]) -> str:
-    return "[" + ", ".join(f"[{i}, {j}, 0]" for i, j in entries) + "]"
+def _write_entries(entries: list[tuple[int, ...]]) -> str:
+    """Entries as ``[node, output, version]``; the version is 1 for inputs the op mutates (NNVM's rule)."""
+    return "[" + ", ".join(f"[{e[0]}, {e[1]}, {e[2] if len(e) > 2 else 0}]" for e in entries) + "]"
 
 
 def node_attr_strings(node: Node) -> dict[str, str]:
@@ -87,7 +88,10 @@ def to_json(graph: Graph) -> str:
         attrs = node_attr_strings(n)
         if attrs:
             fields.append(f'"attrs": {_write_dict(attrs, "      ")}')
-        fields.append(f'"inputs": {_write_entries([(index[id(e.node)], e.index) for e in n.inputs])}')
+        mutated = n.aux_positions()
+        ins = [(index[id(e.node)], e.index, int(pos in mutated and e.node.op is None))
+               for pos, e in enumerate(n.inputs)]
+        fields.append(f'"inputs": {_write_entries(ins)}')
         parts.append("    {\n" + ", \n".join("      " + f for f in fields) + "\n    }")
         row_ptr.append(row_ptr[-1] + n.num_outputs)
     arg_nodes = [i for i, n in enumerate(order) if n.op is None]
