@@ -347,12 +347,13 @@ class Symbol:
     def __rmod__(self, o): return self._binary(o, "_Mod", "_ModScalar", "_RModScalar", True)  # noqa: E704
     def __pow__(self, o): return self._binary(o, "_Power", "_PowerScalar")  # noqa: E704
     def __rpow__(self, o): return self._binary(o, "_Power", "_PowerScalar", "_RPowerScalar", True)  # noqa: E704
+    # comparisons need no reversed forms: Python reflects ``1 < a`` into ``a > 1`` itself
     def __eq__(self, o): return self._binary(o, "_equal", "_equal_scalar")  # noqa: E704
     def __ne__(self, o): return self._binary(o, "_not_equal", "_not_equal_scalar")  # noqa: E704
-    def __gt__(self, o): return self._binary(o, "_greater", "_greater_scalar", "_lesser_scalar", True)  # noqa: E704
-    def __ge__(self, o): return self._binary(o, "_greater_equal", "_greater_equal_scalar", "_lesser_equal_scalar", True)  # noqa: E704,E501
-    def __lt__(self, o): return self._binary(o, "_lesser", "_lesser_scalar", "_greater_scalar", True)  # noqa: E704
-    def __le__(self, o): return self._binary(o, "_lesser_equal", "_lesser_equal_scalar", "_greater_equal_scalar", True)  # noqa: E704,E501
+    def __gt__(self, o): return self._binary(o, "_greater", "_greater_scalar")  # noqa: E704
+    def __ge__(self, o): return self._binary(o, "_greater_equal", "_greater_equal_scalar")  # noqa: E704
+    def __lt__(self, o): return self._binary(o, "_lesser", "_lesser_scalar")  # noqa: E704
+    def __le__(self, o): return self._binary(o, "_lesser_equal", "_lesser_equal_scalar")  # noqa: E704
     __hash__ = object.__hash__
     __div__ = __truediv__
     __rdiv__ = __rtruediv__
