@@ -332,7 +332,8 @@ class Symbol:
             return invoke(sym_op, [a, b], {})
         if isinstance(other, (Number, np.number, np.bool_)):
             op = reverse_scalar_op if reverse and reverse_scalar_op else scalar_op
-            return invoke(op, [self], {"scalar": float(other)})
+            # MXNet writes the scalar as Python spells it: ``a * 3`` stores "3", ``a * 3.0`` "3.0"
+            return invoke(op, [self], {"scalar": float(other) if isinstance(other, (bool, np.bool_)) else other})
         return NotImplemented
 
     def __add__(self, o): return self._binary(o, "_Plus", "_PlusScalar")  # noqa: E704
@@ -499,6 +500,15 @@ def Group(symbols: Sequence[Symbol]) -> Symbol:
     return Symbol(entries)
 
 
+def _attr_value(v: Any) -> Any:
+    """An attribute value as MXNet's frontend passes it on: numbers as ``str(v)`` ("2", "1e-05")."""
+    if v is None:
+        return "None"
+    if isinstance(v, (Number, np.number)) and not isinstance(v, (bool, np.bool_)):
+        return str(v)
+    return v
+
+
 def invoke(op_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Symbol:
     """Apply operator ``op_name`` (name or alias) to symbols and attributes, MXNet style.
 
@@ -516,7 +526,7 @@ def invoke(op_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Symb
     name = kwargs.pop("name", None)
     user = kwargs.pop("attr", None)
     sym_kwargs = {k: v for k, v in kwargs.items() if isinstance(v, Symbol)}
-    raw_attrs = {k: ("None" if v is None else v) for k, v in kwargs.items() if not isinstance(v, Symbol)}
+    raw_attrs = {k: _attr_value(v) for k, v in kwargs.items() if not isinstance(v, Symbol)}
     pos = list(args)
     if len(pos) == 1 and isinstance(pos[0], (list, tuple)) and op.variadic is not None:
         pos = list(pos[0])
