@@ -80,6 +80,12 @@ def _eval_node(op: Op, attrs_key: tuple, in_sigs: tuple) -> tuple:
     return tuple((tuple(o.shape), np.dtype(o.dtype)) for o in outs)
 
 
+@functools.lru_cache(maxsize=65536)
+def _eval_symbolic_cached(op: Op, attrs_key: tuple, in_sigs: tuple) -> tuple | None:
+    """:func:`_eval_symbolic`, memoized by (op, attributes, input shapes with 0 for unknown, dtypes)."""
+    return _eval_symbolic(op, op.with_defaults(dict(attrs_key)), [s for s, _ in in_sigs], [d for _, d in in_sigs])
+
+
 def _eval_symbolic(op: Op, params: Mapping[str, Any], shapes: list, dtypes: list) -> tuple | None:
     """Evaluate with unknown dimensions as symbols; unknown output dims come back as 0.
 
@@ -233,7 +239,9 @@ def infer(graph: Graph, shapes: Mapping[str, Any] | None = None, dtypes: Mapping
             except Exception as exc:  # noqa: BLE001 - reported with the node's context
                 raise node_error(node, in_shapes, eval_dtypes, exc) from None
         elif partial and all(s is not None for s in in_shapes) and all(d is not None for d in eval_dtypes):
-            outs = _eval_symbolic(op, params, in_shapes, eval_dtypes)
+            outs = _eval_symbolic_cached(op, tuple(sorted(node.attrs.items())),
+                                         tuple((tuple(int(x) for x in s), np.dtype(d))
+                                               for s, d in zip(in_shapes, eval_dtypes)))
         for i in range(n_out):
             if outs is not None:
                 ent_shape[(id(node), i)] = outs[i][0]
