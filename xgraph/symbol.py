@@ -458,12 +458,14 @@ def Variable(name: str, attr: Mapping[str, str] | None = None, shape: Sequence[i
         raise SymbolError(f"a variable needs a non-empty string name, got {name!r}")
     user = AttrScope.current().get(dict(attr) if attr else None)
     user = {(f"__{k}__" if k in HIDDEN_KEYS else k): str(v) for k, v in user.items()}
+    # MXNet writes str() of what it was given: shape=[3, 4] -> "[3, 4]", lr_mult=2 -> "2"
     if shape is not None:
-        user["__shape__"] = str(tuple(int(d) for d in shape))
+        dims = [int(d) for d in shape]
+        user["__shape__"] = str(dims if isinstance(shape, list) else tuple(dims))
     if lr_mult is not None:
-        user["__lr_mult__"] = str(float(lr_mult))
+        user["__lr_mult__"] = _attr_value(lr_mult)
     if wd_mult is not None:
-        user["__wd_mult__"] = str(float(wd_mult))
+        user["__wd_mult__"] = _attr_value(wd_mult)
     if dtype is not None:
         user["__dtype__"] = str(_dt.to_mx(dtype))
     if init is not None:
