@@ -149,7 +149,7 @@ def _merge_shape(node: Node, what: str, old: Shape | None, new: Shape | None) ->
     if old is None:
         return tuple(new)
     if len(old) != len(new) or any(a and b and a != b for a, b in zip(old, new)):
-        raise ShapeError(f"node '{node.name}' (op {node.op.name if node.op else 'Variable'}): "
+        raise ShapeError(f"node '{node.name}' (op {node.op.name if node.op else 'Variable'}) "
                          f"{what} has shape {tuple(old)} but {tuple(new)} is expected")
     return tuple(a or b for a, b in zip(old, new))
 
@@ -170,7 +170,12 @@ def variable_shape(node: Node) -> Shape | None:
 def variable_dtype(node: Node) -> Any:
     """A variable's declared ``__dtype__`` (MXNet's integer code or a name), or None."""
     d = node.user_attrs.get("__dtype__")
-    return None if d is None else _dt.from_mx(d)
+    if d is None:
+        return None
+    try:
+        return _dt.from_mx(d)
+    except DTypeError as exc:
+        raise DTypeError(f"variable '{node.name}': __dtype__ {d!r} is not a dtype ({exc})") from None
 
 
 def infer(graph: Graph, shapes: Mapping[str, Any] | None = None, dtypes: Mapping[str, Any] | None = None,
@@ -197,7 +202,11 @@ def infer(graph: Graph, shapes: Mapping[str, Any] | None = None, dtypes: Mapping
         if node.op is None:
             s = variable_shape(node)
             if node.name in shapes and shapes[node.name] is not None:
-                s = _merge_shape(node, "the given shape", s, tuple(int(d) for d in shapes[node.name]))
+                given = tuple(int(d) for d in shapes[node.name])
+                if s is not None and (len(s) != len(given) or any(a and b and a != b for a, b in zip(s, given))):
+                    raise ShapeError(f"variable '{node.name}': the given shape {given} contradicts its "
+                                     f"declared __shape__ {tuple(s)}")
+                s = _merge_shape(node, "the given shape", s, given)
             ent_shape[(id(node), 0)] = s
             d = dtypes.get(node.name, variable_dtype(node))
             ent_dtype[(id(node), 0)] = d
@@ -216,8 +225,10 @@ def infer(graph: Graph, shapes: Mapping[str, Any] | None = None, dtypes: Mapping
                 deduced = op.infer_inputs(params, list(in_shapes))
             except XGraphError as exc:
                 raise node_error(node, in_shapes, in_dtypes, exc) from None
+            given = describe_inputs(node, in_shapes)
             for i, (e, s) in enumerate(zip(node.inputs, deduced)):
-                merged = _merge_shape(node, f"input '{_input_name(node, i)}'", in_shapes[i], s)
+                merged = _merge_shape(node, f"with inputs {given}: input '{_input_name(node, i)}'",
+                                      in_shapes[i], s)
                 if merged != in_shapes[i]:
                     in_shapes[i] = merged
                     _set_entry(ent_shape, e, merged, var_nodes)
