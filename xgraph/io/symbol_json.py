@@ -25,6 +25,7 @@ from typing import Any
 from ..errors import GraphFormatError, UnsupportedOperatorError, XGraphError
 from ..graph import Entry, Graph, Node
 from ..ops import registry
+from ..ops.registry import HIDDEN_KEYS
 
 MXNET_VERSION = 10901
 
@@ -161,7 +162,9 @@ def from_json(text: str | bytes) -> Graph:
         if op_name == "null":
             if inputs:
                 raise GraphFormatError(f"{where}: a variable cannot have inputs")
-            built.append(Node(None, name, user_attrs=attrs))
+            # MXNet < 0.9 wrote hidden keys bare (lr_mult); its loader renames them __lr_mult__
+            built.append(Node(None, name, user_attrs={(f"__{k}__" if k in HIDDEN_KEYS else k): v
+                                                      for k, v in attrs.items()}))
             continue
         op = registry.get(op_name)
         try:
