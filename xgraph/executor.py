@@ -56,6 +56,10 @@ def _as_dict(what: str, names: Sequence[str], values: Any, required: bool) -> di
     return {n: values[n] for n in names if values.get(n) is not None}
 
 
+def _known(shape: Any) -> bool:
+    return shape is not None and all(d > 0 for d in shape)
+
+
 def _grad_req_dict(grad_req: Any, names: Sequence[str]) -> dict[str, str]:
     if isinstance(grad_req, str):
         reqs = {n: grad_req for n in names}
@@ -339,9 +343,14 @@ class Executor:
         As in MXNet, other arguments may change shape only with
         ``partial_shaping=True``, and arrays may grow only with ``allow_up_sizing=True``.
         """
-        res = infer(self._graph, {**{n: a.shape for n, a in self.arg_dict.items() if n not in shapes}, **shapes}
-                    if partial_shaping else shapes, {n: a.dtype for n, a in self.arg_dict.items()},
-                    partial=False, default_dtype=np.float32)
+        # as MXNet: new shapes come from the given ones alone (a label follows its data's batch
+        # size); only what they leave unknown keeps its current shape
+        dts = {n: a.dtype for n, a in {**self.arg_dict, **self.aux_dict}.items()}
+        res = infer(self._graph, shapes, dts, partial=True, default_dtype=np.float32)
+        current = {n: a.shape for n, a in {**self.arg_dict, **self.aux_dict}.items()}
+        unknown = {n: s for n, s in current.items() if n not in shapes and not _known(res.var_shapes.get(n))}
+        if unknown:
+            res = infer(self._graph, {**unknown, **shapes}, dts, partial=True, default_dtype=np.float32)
         device = self._ctx.device
 
         def pick(name: str, old: NDArray | None, shape: tuple) -> NDArray | None:
@@ -355,11 +364,14 @@ class Executor:
             if int(np.prod(shape)) > old.size and not allow_up_sizing:
                 raise ShapeError(f"reshape: {name!r} would grow from {old.shape} to {tuple(shape)}; "
                                  f"pass allow_up_sizing=True to allow it")
+            size = int(np.prod(shape))
+            if size <= old.size:  # MXNet reshapes the old array in place: it keeps the leading values
+                return NDArray(old.data.reshape(-1)[:size].reshape(shape))
             return NDArray(jax.device_put(np.zeros(shape, np.dtype(old.dtype)), device))
 
         def shape_of(name: str) -> tuple:
             s = res.var_shapes.get(name)
-            if s is None:
+            if not _known(s):
                 raise ShapeError(f"reshape: cannot infer the new shape of {name!r}")
             return tuple(s)
 

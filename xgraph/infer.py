@@ -80,6 +80,12 @@ def _eval_node(op: Op, attrs_key: tuple, in_sigs: tuple) -> tuple:
     return tuple((tuple(o.shape), np.dtype(o.dtype)) for o in outs)
 
 
+@functools.lru_cache(maxsize=65536)
+def _eval_symbolic_cached(op: Op, attrs_key: tuple, in_sigs: tuple) -> tuple | None:
+    """:func:`_eval_symbolic`, memoized by (op, attributes, input shapes with 0 for unknown, dtypes)."""
+    return _eval_symbolic(op, op.with_defaults(dict(attrs_key)), [s for s, _ in in_sigs], [d for _, d in in_sigs])
+
+
 def _eval_symbolic(op: Op, params: Mapping[str, Any], shapes: list, dtypes: list) -> tuple | None:
     """Evaluate with unknown dimensions as symbols; unknown output dims come back as 0.
 
@@ -143,7 +149,7 @@ def _merge_shape(node: Node, what: str, old: Shape | None, new: Shape | None) ->
     if old is None:
         return tuple(new)
     if len(old) != len(new) or any(a and b and a != b for a, b in zip(old, new)):
-        raise ShapeError(f"node '{node.name}' (op {node.op.name if node.op else 'Variable'}): "
+        raise ShapeError(f"node '{node.name}' (op {node.op.name if node.op else 'Variable'}) "
                          f"{what} has shape {tuple(old)} but {tuple(new)} is expected")
     return tuple(a or b for a, b in zip(old, new))
 
@@ -164,7 +170,12 @@ def variable_shape(node: Node) -> Shape | None:
 def variable_dtype(node: Node) -> Any:
     """A variable's declared ``__dtype__`` (MXNet's integer code or a name), or None."""
     d = node.user_attrs.get("__dtype__")
-    return None if d is None else _dt.from_mx(d)
+    if d is None:
+        return None
+    try:
+        return _dt.from_mx(d)
+    except DTypeError as exc:
+        raise DTypeError(f"variable '{node.name}': __dtype__ {d!r} is not a dtype ({exc})") from None
 
 
 def infer(graph: Graph, shapes: Mapping[str, Any] | None = None, dtypes: Mapping[str, Any] | None = None,
@@ -191,7 +202,11 @@ def infer(graph: Graph, shapes: Mapping[str, Any] | None = None, dtypes: Mapping
         if node.op is None:
             s = variable_shape(node)
             if node.name in shapes and shapes[node.name] is not None:
-                s = _merge_shape(node, "the given shape", s, tuple(int(d) for d in shapes[node.name]))
+                given = tuple(int(d) for d in shapes[node.name])
+                if s is not None and (len(s) != len(given) or any(a and b and a != b for a, b in zip(s, given))):
+                    raise ShapeError(f"variable '{node.name}': the given shape {given} contradicts its "
+                                     f"declared __shape__ {tuple(s)}")
+                s = _merge_shape(node, "the given shape", s, given)
             ent_shape[(id(node), 0)] = s
             d = dtypes.get(node.name, variable_dtype(node))
             ent_dtype[(id(node), 0)] = d
@@ -210,8 +225,10 @@ def infer(graph: Graph, shapes: Mapping[str, Any] | None = None, dtypes: Mapping
                 deduced = op.infer_inputs(params, list(in_shapes))
             except XGraphError as exc:
                 raise node_error(node, in_shapes, in_dtypes, exc) from None
+            given = describe_inputs(node, in_shapes)
             for i, (e, s) in enumerate(zip(node.inputs, deduced)):
-                merged = _merge_shape(node, f"input '{_input_name(node, i)}'", in_shapes[i], s)
+                merged = _merge_shape(node, f"with inputs {given}: input '{_input_name(node, i)}'",
+                                      in_shapes[i], s)
                 if merged != in_shapes[i]:
                     in_shapes[i] = merged
                     _set_entry(ent_shape, e, merged, var_nodes)
@@ -233,7 +250,9 @@ def infer(graph: Graph, shapes: Mapping[str, Any] | None = None, dtypes: Mapping
             except Exception as exc:  # noqa: BLE001 - reported with the node's context
                 raise node_error(node, in_shapes, eval_dtypes, exc) from None
         elif partial and all(s is not None for s in in_shapes) and all(d is not None for d in eval_dtypes):
-            outs = _eval_symbolic(op, params, in_shapes, eval_dtypes)
+            outs = _eval_symbolic_cached(op, tuple(sorted(node.attrs.items())),
+                                         tuple((tuple(int(x) for x in s), np.dtype(d))
+                                               for s, d in zip(in_shapes, eval_dtypes)))
         for i in range(n_out):
             if outs is not None:
                 ent_shape[(id(node), i)] = outs[i][0]

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import dtypes as _dt
 from .context import Context, as_context
-from .errors import ShapeError
+from .errors import BindError, ShapeError
 
 
 class NDArray:
@@ -422,7 +422,8 @@ def invoke(op_name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     aux_names = [n.name for n in g.aux_nodes()]
     missing = [n for n in arg_names + aux_names if n not in arrays]
     if missing:
-        raise ShapeError(f"nd.{op_name}: input(s) {', '.join(missing)} not given")
+        names = ", ".join(n[len("op_"):] if n.startswith("op_") else n for n in missing)
+        raise BindError(f"nd.{op_name}: input(s) {names} not given; an imperative call needs every input")
     prog = inference_program(g)
     key = jax.random.key(np.random.randint(0, 2**31 - 1)) if any(n.op and n.op.random for n in g.topo_order()) else None
     outs = prog(tuple(arrays[n] for n in dict.fromkeys(arg_names)), tuple(arrays[n] for n in dict.fromkeys(aux_names)), key)

@@ -333,7 +333,8 @@ class Symbol:
             return invoke(sym_op, [a, b], {})
         if isinstance(other, (Number, np.number, np.bool_)):
             op = reverse_scalar_op if reverse and reverse_scalar_op else scalar_op
-            return invoke(op, [self], {"scalar": float(other)})
+            # MXNet writes the scalar as Python spells it: ``a * 3`` stores "3", ``a * 3.0`` "3.0"
+            return invoke(op, [self], {"scalar": float(other) if isinstance(other, (bool, np.bool_)) else other})
         return NotImplemented
 
     def __add__(self, o): return self._binary(o, "_Plus", "_PlusScalar")  # noqa: E704
@@ -348,12 +349,13 @@ class Symbol:
     def __rmod__(self, o): return self._binary(o, "_Mod", "_ModScalar", "_RModScalar", True)  # noqa: E704
     def __pow__(self, o): return self._binary(o, "_Power", "_PowerScalar")  # noqa: E704
     def __rpow__(self, o): return self._binary(o, "_Power", "_PowerScalar", "_RPowerScalar", True)  # noqa: E704
+    # comparisons need no reversed forms: Python reflects ``1 < a`` into ``a > 1`` itself
     def __eq__(self, o): return self._binary(o, "_equal", "_equal_scalar")  # noqa: E704
     def __ne__(self, o): return self._binary(o, "_not_equal", "_not_equal_scalar")  # noqa: E704
-    def __gt__(self, o): return self._binary(o, "_greater", "_greater_scalar", "_lesser_scalar", True)  # noqa: E704
-    def __ge__(self, o): return self._binary(o, "_greater_equal", "_greater_equal_scalar", "_lesser_equal_scalar", True)  # noqa: E704,E501
-    def __lt__(self, o): return self._binary(o, "_lesser", "_lesser_scalar", "_greater_scalar", True)  # noqa: E704
-    def __le__(self, o): return self._binary(o, "_lesser_equal", "_lesser_equal_scalar", "_greater_equal_scalar", True)  # noqa: E704,E501
+    def __gt__(self, o): return self._binary(o, "_greater", "_greater_scalar")  # noqa: E704
+    def __ge__(self, o): return self._binary(o, "_greater_equal", "_greater_equal_scalar")  # noqa: E704
+    def __lt__(self, o): return self._binary(o, "_lesser", "_lesser_scalar")  # noqa: E704
+    def __le__(self, o): return self._binary(o, "_lesser_equal", "_lesser_equal_scalar")  # noqa: E704
     __hash__ = object.__hash__
     __div__ = __truediv__
     __rdiv__ = __rtruediv__
@@ -457,12 +459,14 @@ def Variable(name: str, attr: Mapping[str, str] | None = None, shape: Sequence[i
         raise SymbolError(f"a variable needs a non-empty string name, got {name!r}")
     user = AttrScope.current().get(dict(attr) if attr else None)
     user = {(f"__{k}__" if k in HIDDEN_KEYS else k): str(v) for k, v in user.items()}
+    # MXNet writes str() of what it was given: shape=[3, 4] -> "[3, 4]", lr_mult=2 -> "2"
     if shape is not None:
-        user["__shape__"] = str(tuple(int(d) for d in shape))
+        dims = [int(d) for d in shape]
+        user["__shape__"] = str(dims if isinstance(shape, list) else tuple(dims))
     if lr_mult is not None:
-        user["__lr_mult__"] = str(float(lr_mult))
+        user["__lr_mult__"] = _attr_value(lr_mult)
     if wd_mult is not None:
-        user["__wd_mult__"] = str(float(wd_mult))
+        user["__wd_mult__"] = _attr_value(wd_mult)
     if dtype is not None:
         user["__dtype__"] = str(_dt.to_mx(dtype))
     if init is not None:
@@ -501,6 +505,15 @@ def Group(symbols: Sequence[Symbol]) -> Symbol:
     return Symbol(entries)
 
 
+def _attr_value(v: Any) -> Any:
+    """An attribute value as MXNet's frontend passes it on: numbers as ``str(v)`` ("2", "1e-05")."""
+    if v is None:
+        return "None"
+    if isinstance(v, (Number, np.number)) and not isinstance(v, (bool, np.bool_)):
+        return str(v)
+    return v
+
+
 def invoke(op_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Symbol:
     """Apply operator ``op_name`` (name or alias) to symbols and attributes, MXNet style.
 
@@ -518,7 +531,7 @@ def invoke(op_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Symb
     name = kwargs.pop("name", None)
     user = kwargs.pop("attr", None)
     sym_kwargs = {k: v for k, v in kwargs.items() if isinstance(v, Symbol)}
-    raw_attrs = {k: ("None" if v is None else v) for k, v in kwargs.items() if not isinstance(v, Symbol)}
+    raw_attrs = {k: _attr_value(v) for k, v in kwargs.items() if not isinstance(v, Symbol)}
     pos = list(args)
     if len(pos) == 1 and isinstance(pos[0], (list, tuple)) and op.variadic is not None:
         pos = list(pos[0])

@@ -1,0 +1,162 @@
+"""Shape and dtype inference: MXNet's results and conventions, contradictions, speed."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import xgraph as mx
+from xgraph.ops import registry
+
+CASES = os.path.join(os.path.dirname(__file__), "fixtures", "mxnet", "cases")
+
+
+def mlp():
+    data = mx.sym.var("data")
+    h = mx.sym.Activation(mx.sym.FullyConnected(data, num_hidden=8, name="fc1"), act_type="relu", name="r")
+    return mx.sym.SoftmaxOutput(mx.sym.FullyConnected(h, num_hidden=3, name="fc2"), name="sm")
+
+
+def test_infer_shape_mxnet_order_and_parameters():
+    arg, out, aux = mlp().infer_shape(data=(4, 5))
+    assert arg == [(4, 5), (8, 5), (8,), (3, 8), (3,), (4,)]
+    assert out == [(4, 3)]
+    assert aux == []
+    assert all(isinstance(s, tuple) and all(type(d) is int for d in s) for s in arg + out)
+
+
+def test_infer_shape_positional_and_flatten():
+    fc = mx.sym.FullyConnected(mx.sym.var("x"), num_hidden=2, name="fc")
+    assert fc.infer_shape((3, 4, 5)) == ([(3, 4, 5), (2, 20), (2,)], [(3, 2)], [])
+    nf = mx.sym.FullyConnected(mx.sym.var("x"), num_hidden=2, flatten=False, name="fc")
+    assert nf.infer_shape(x=(3, 4, 5)) == ([(3, 4, 5), (2, 5), (2,)], [(3, 4, 2)], [])
+
+
+def test_infer_shape_from_declared_variable_shape():
+    v = mx.sym.var("v", shape=(2, 3))
+    assert (v * 2).infer_shape() == ([(2, 3)], [(2, 3)], [])
+    with pytest.raises(mx.ShapeError, match=r"variable 'v'.*\(3, 3\).*__shape__ \(2, 3\)"):
+        (v * 2).infer_shape(v=(3, 3))
+
+
+def test_infer_shape_backward_from_other_input():
+    a, b = mx.sym.var("a"), mx.sym.var("b")
+    assert (a + b).infer_shape(a=(2, 3)) == ([(2, 3), (2, 3)], [(2, 3)], [])
+    assert (a + b).infer_shape(b=(4,)) == ([(4,), (4,)], [(4,)], [])
+
+
+def test_infer_shape_not_enough_information_returns_none():
+    fc = mx.sym.FullyConnected(mx.sym.var("x"), num_hidden=3, name="fc")
+    assert fc.infer_shape() == (None, None, None)
+    assert fc.infer_shape(x=(2, 0)) == (None, None, None)
+
+
+def test_infer_shape_partial_conventions():
+    fc = mx.sym.FullyConnected(mx.sym.var("x"), num_hidden=3, name="fc")
+    # unknown shapes are (), unknown dims 0
+    assert fc.infer_shape_partial() == ([(), (), (3,)], [()], [])
+    assert fc.infer_shape_partial(x=(0, 5)) == ([(0, 5), (3, 5), (3,)], [(0, 3)], [])
+    a, b = mx.sym.var("a"), mx.sym.var("b")
+    arg, out, aux = (a + b).infer_shape_partial(a=(2, 0))
+    assert arg[0] == (2, 0) and aux == []
+    # a full result is the same as infer_shape's
+    assert fc.infer_shape_partial(x=(2, 5)) == fc.infer_shape(x=(2, 5))
+
+
+def test_infer_shape_contradictions_name_node_op_and_inputs():
+    a, b = mx.sym.var("a"), mx.sym.var("b")
+    with mx.name.NameManager():
+        s = a + b
+    with pytest.raises(mx.ShapeError) as ei:
+        s.infer_shape(a=(2, 3), b=(3, 2))
+    msg = str(ei.value)
+    assert "'_plus0'" in msg and "elemwise_add" in msg and "(2, 3)" in msg and "(3, 2)" in msg
+    fc = mx.sym.FullyConnected(mx.sym.var("x"), num_hidden=3, name="fc")
+    with pytest.raises(mx.ShapeError) as ei:
+        fc.infer_shape(x=(2, 5), fc_weight=(4, 5))
+    msg = str(ei.value)
+    assert "'fc'" in msg and "FullyConnected" in msg and "weight" in msg and "(4, 5)" in msg and "(3, 5)" in msg
+    assert "data=(2, 5)" in msg
+    with pytest.raises(mx.ShapeError, match="'sm'.*SoftmaxOutput"):
+        mlp().infer_shape(data=(4, 5), sm_label=(7,))
+
+
+def test_contradiction_in_deep_graph_names_the_right_node():
+    x = mx.sym.var("x")
+    y = mx.sym.var("y")
+    h = mx.sym.relu(mx.sym.FullyConnected(x, num_hidden=4, name="fc"), name="r")
+    out = mx.sym.elemwise_add(h, y, name="join")
+    with pytest.raises(mx.ShapeError, match="'join'"):
+        out.infer_shape(x=(2, 3), y=(2, 5))
+
+
+def test_infer_type_propagates_float16_and_bfloat16():
+    net = mlp()
+    arg, out, aux = net.infer_type(data="float16")
+    assert arg == [np.float16] * 6 and out == [np.float16] and aux == []
+    arg, out, aux = net.infer_type(data="bfloat16")
+    assert arg == [ml_dtypes.bfloat16] * 6 and out == [ml_dtypes.bfloat16]
+    arg, out, _ = net.infer_type(data=np.float64)
+    assert arg == [np.float64] * 6 and out == [np.float64]
+
+
+def test_infer_type_from_declared_dtype_and_unknown():
+    v = mx.sym.var("v", dtype="float16")
+    assert (v * 2).infer_type() == ([np.float16], [np.float16], [])
+    fc = mx.sym.FullyConnected(mx.sym.var("x"), num_hidden=3, name="fc")
+    assert fc.infer_type() == (None, None, None)
+    assert fc.infer_type_partial() == ([None, None, None], [None], [])
+    assert fc.infer_type(fc_weight="float16")[0] == [np.float16] * 3
+
+
+def test_infer_type_with_shapes_matches_execution():
+    net = mx.sym.relu(mx.sym.FullyConnected(mx.sym.var("x"), num_hidden=3, name="fc"))
+    ex = net.simple_bind(mx.cpu(), x=(2, 4), type_dict={"x": "float16"}, grad_req="null")
+    assert ex.arg_dict["fc_weight"].dtype == np.float16
+    assert ex.forward()[0].dtype == np.float16
+
+
+def test_infer_handles_repeated_variable_names():
+    x = mx.sym.var("x")
+    s = mx.sym.Group([x * 2, mx.sym.var("x") + 1])
+    arg, out, _ = s.infer_shape(x=(3,))
+    assert out == [(3,), (3,)]
+
+
+@pytest.mark.parametrize("meta_file", sorted(f for f in os.listdir(CASES) if f.endswith(".meta.json")))
+def test_fixture_inference_matches_mxnet(meta_file):
+    meta = json.load(open(os.path.join(CASES, meta_file)))
+    missing = sorted(op for op in meta["ops"] if not registry.exists(op))
+    if missing:
+        pytest.skip(f"operators not registered yet: {', '.join(missing)}")
+    sym = mx.sym.load(os.path.join(CASES, meta["name"] + "-symbol.json"))
+    shapes = {k: tuple(v[0]) for k, v in meta["inputs"].items()}
+    arg, out, aux = sym.infer_shape(**shapes)
+    assert sym.list_arguments() == meta["arguments"]
+    assert sym.list_outputs() == meta["output_names"]
+    assert arg == [tuple(meta["arg_shapes"][n]) for n in meta["arguments"]]
+    assert out == [tuple(o[0]) for o in meta["outputs"]]
+    assert dict(zip(sym.list_auxiliary_states(), aux)) == {k: tuple(v) for k, v in meta["aux_shapes"].items()}
+    arg_t, out_t, _ = sym.infer_type(**{k: v[1] for k, v in meta["inputs"].items()})
+    assert [np.dtype(t).name for t in arg_t] == [meta["arg_dtypes"][n] for n in meta["arguments"]]
+    assert [np.dtype(t).name for t in out_t] == [o[1] for o in meta["outputs"]]
+
+
+def _chain(n):
+    s = mx.sym.var("x")
+    for i in range(n):
+        s = s + 1.0 if i % 2 else mx.sym.relu(s)
+    return s
+
+
+def test_ten_thousand_node_chain_infers_fast():
+    s = _chain(10000)
+    t0 = time.perf_counter()
+    assert s.infer_shape(x=(2, 3))[1] == [(2, 3)]
+    assert s.infer_shape_partial(x=(0, 3))[1] == [(0, 3)]
+    assert s.infer_type(x="float16")[1] == [np.float16]
+    assert time.perf_counter() - t0 < 20.0
