@@ -63,9 +63,16 @@ def _write_int_list(values: list[int], indent: str) -> str:
     return "[\n" + ", \n".join(f"{inner}{v}" for v in values) + "\n" + indent + "]"
 
 
-def _write_entries(entries: list[tuple[int, ...]]) -> str:
-    """Entries as ``[node, output, version]``; the version is 1 for inputs the op mutates (NNVM's rule)."""
-    return "[" + ", ".join(f"[{e[0]}, {e[1]}, {e[2] if len(e) > 2 else 0}]" for e in entries) + "]"
+def _write_entries(entries: list[tuple[int, ...]], indent: str) -> str:
+    """Entries as ``[node, output, version]``; the version is 1 for inputs the op mutates (NNVM's rule).
+
+    Like every list MXNet writes, more than ten items go one per line.
+    """
+    items = [f"[{e[0]}, {e[1]}, {e[2] if len(e) > 2 else 0}]" for e in entries]
+    if len(items) <= 10:
+        return "[" + ", ".join(items) + "]"
+    inner = indent + "  "
+    return "[\n" + ", \n".join(inner + it for it in items) + "\n" + indent + "]"
 
 
 def node_attr_strings(node: Node) -> dict[str, str]:
@@ -91,7 +98,7 @@ def to_json(graph: Graph) -> str:
         mutated = n.aux_positions()
         ins = [(index[id(e.node)], e.index, int(pos in mutated and e.node.op is None))
                for pos, e in enumerate(n.inputs)]
-        fields.append(f'"inputs": {_write_entries(ins)}')
+        fields.append(f'"inputs": {_write_entries(ins, "      ")}')
         parts.append("    {\n" + ", \n".join("      " + f for f in fields) + "\n    }")
         row_ptr.append(row_ptr[-1] + n.num_outputs)
     arg_nodes = [i for i, n in enumerate(order) if n.op is None]
@@ -99,7 +106,7 @@ def to_json(graph: Graph) -> str:
     return ("{\n  \"nodes\": [\n" + ", \n".join(parts) + "\n  ], \n"
             f"  \"arg_nodes\": {_write_int_list(arg_nodes, '  ')}, \n"
             f"  \"node_row_ptr\": {_write_int_list(row_ptr, '  ')}, \n"
-            f"  \"heads\": {_write_entries(heads)}, \n"
+            f"  \"heads\": {_write_entries(heads, '  ')}, \n"
             f"  \"attrs\": {{\"mxnet_version\": [\"int\", {MXNET_VERSION}]}}\n}}")
 
 

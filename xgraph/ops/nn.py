@@ -261,7 +261,8 @@ def _pool_lower(ctx, p, x):
         window[a], strides[a] = k, s
     kind = p["pool_type"]
     if kind == "max":
-        return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, window, strides, padding)
+        y = lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, window, strides, padding)
+        return y, y  # MXNet's (oneDNN-built) max pooling has a hidden second output, its workspace
     if kind == "lp":
         if p["p_value"] is None:
             fail("pool_type='lp' needs p_value")
@@ -295,6 +296,7 @@ register(Op(
                 "avg: divide by the window clipped to the padded input (None/True) or by the count "
                 "of real elements (False)"),
            attr("layout", Optional(Enum(_LAYOUTS)), None, "data layout; None means NCW/NCHW/NCDHW")),
+    num_outputs=lambda p: 2 if p["pool_type"] == "max" else 1, num_visible_outputs=1,
     family="nn",
     doc="Max, average, sum or Lp pooling over 1 to 3 spatial axes, with MXNet's output-size conventions."))
 
