@@ -152,7 +152,7 @@ class Foreign:
         """The share (0..1), or None when too little time passed for /proc/stat's 10 ms ticks."""
         b1, o1, w1 = self._snap()
         b0, o0, w0 = self.s0
-        if w1 - w0 < 0.5 or b1 != b1:
+        if w1 - w0 < 0.3 or b1 != b1:
             return None
         return min(1.0, max(0.0, (b1 - b0) - (o1 - o0)) / ((w1 - w0) * (os.cpu_count() or 1)))
 

@@ -255,7 +255,7 @@ def bench_oneop(s: Settings) -> Row:
 
     xg_call()
     assert float(ex.outputs[0].asnumpy()[0]) == 3.0 and float(f(ja, jb)[0]) == 3.0
-    per_call = Settings(warmup=max(s.warmup * 50, 20), iters=s.iters * 40, rounds=s.rounds, tiny=s.tiny)
+    per_call = Settings(warmup=max(s.warmup * 50, 20), iters=s.iters * 200, rounds=s.rounds, tiny=s.tiny)
     med, fg = alternate({"xgraph": xg_call, "jax": jax_call}, per_call)
     return Row("one-op a+b (1,) forward, per call", med["xgraph"], med["jax"], ONEOP_TARGET, fg)
 
@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="", help=f"comma list of workloads: {','.join(WORKLOADS)} (default all)")
     ap.add_argument("--iters", type=int, default=None,
-                    help="timed iterations per round (default 50; one-op makes 40x as many calls, "
+                    help="timed iterations per round (default 50; one-op makes 200x as many calls, "
                          "ResNet-18 a fifth)")
     ap.add_argument("--rounds", type=int, default=None, help="alternating xgraph/jax rounds (default 3)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed calls before timing")
