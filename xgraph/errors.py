@@ -66,7 +66,12 @@ class PassError(XGraphError, RuntimeError):
     """An optimization pass produced an invalid graph."""
 
 
+class MissingDependencyError(XGraphError, ImportError):
+    """An optional package a feature needs is not installed; the message names the pip extra."""
+
+
 __all__ = [
     "XGraphError", "GraphFormatError", "UnsupportedOperatorError", "AttributeValueError",
     "SymbolError", "ShapeError", "DTypeError", "BindError", "DeviceError", "ArtifactError", "PassError",
+    "MissingDependencyError",
 ]
