@@ -25,21 +25,23 @@ keeps exported programs in memory for the life of the process.
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import jax
 
 from .errors import XGraphError
 from .graph import Graph
-from .io.atomic import atomic_write_bytes
+from .io.atomic import atomic_write_bytes, atomic_write_text
 from .program import ProgramSignature, export_program
 
 ENV_VAR = "XGRAPH_CACHE_DIR"
 _lock = threading.Lock()
 _state: dict[str, Any] = {"dir": None}
 _memory: dict[str, jax.export.Exported] = {}
+_json_memory: dict[str, str] = {}
 _stats = {"memory_hits": 0, "disk_hits": 0, "misses": 0, "disk_writes": 0}
 
 
@@ -93,6 +95,7 @@ def clear_memory_cache() -> None:
     """Forget the exported programs held in memory (the disk cache stays)."""
     with _lock:
         _memory.clear()
+        _json_memory.clear()
 
 
 def export_path(graph: Graph, signature: ProgramSignature) -> str | None:
@@ -101,6 +104,42 @@ def export_path(graph: Graph, signature: ProgramSignature) -> str | None:
     if root is None:
         return None
     return os.path.join(root, "exports", f"{graph.structural_hash()[:32]}-{signature.key()[:32]}.jaxexport")
+
+
+def cached_json(kind: str, key: str, build: Callable[[], Any]) -> Any:
+    """A JSON-serializable value cached in memory and (when caching is on) on disk under ``kind-key``.
+
+    Export uses it for the shapes inference gives its variables, so a warm
+    process skips shape inference as well.  A damaged entry is rebuilt.
+
+        >>> from xgraph.cache import cached_json
+        >>> cached_json('demo', 'k1', lambda: {'a': [1, 2]})
+        {'a': [1, 2]}
+    """
+    mem_key = f"{kind}-{key}"
+    with _lock:
+        if mem_key in _json_memory:
+            return json.loads(_json_memory[mem_key])
+    root = cache_dir()
+    path = None if root is None else os.path.join(root, "exports", f"{kind}-{key[:48]}.json")
+    text = None
+    if path is not None and os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            json.loads(text)
+        except (OSError, ValueError):
+            text = None
+    if text is None:
+        text = json.dumps(build(), sort_keys=True)
+        if path is not None:
+            try:
+                atomic_write_text(path, text)
+            except OSError:
+                pass
+    with _lock:
+        _json_memory[mem_key] = text
+    return json.loads(text)
 
 
 def cached_export(graph: Graph, signature: ProgramSignature,
@@ -140,5 +179,5 @@ def cached_export(graph: Graph, signature: ProgramSignature,
     return exported
 
 
-__all__ = ["set_cache_dir", "cache_dir", "init_from_env", "cached_export", "cache_stats",
+__all__ = ["set_cache_dir", "cache_dir", "init_from_env", "cached_export", "cached_json", "cache_stats",
            "clear_memory_cache", "export_path", "ENV_VAR"]

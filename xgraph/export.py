@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .cache import cached_export
+from .cache import cached_export, cached_json
 from .dtypes import canonical
 from .errors import ArtifactError, BindError, DTypeError, ShapeError
 from .graph import Graph
@@ -160,14 +160,34 @@ def _variable_specs(graph: Graph, inputs: dict, known: Mapping[str, np.ndarray])
                 raise ShapeError(f"variable {n!r} has a shape that is not a plain function of the symbolic "
                                  f"dimension(s) {symbols}; give it in inputs=")
         shapes[n] = tuple(dims)
-        dts[n] = np.dtype(results[0].var_dtypes.get(n) or np.float32).name
-        if canonical(results[0].var_dtypes.get(n) or np.float32).name == "bfloat16":
-            dts[n] = "bfloat16"
+        dts[n] = canonical(results[0].var_dtypes.get(n) or np.float32).name
     return shapes, dts
 
 
 def _dtype_name(dt: Any) -> str:
     return canonical(dt).name
+
+
+def _check_request(arg_names: list, aux_names: list, arg_params: dict, aux_params: dict,
+                   spec_inputs: dict) -> list[str]:
+    """Refuse unknown, doubled or missing names; returns the label arguments nobody feeds."""
+    for what, given, names in (("arg_params", arg_params, arg_names), ("aux_params", aux_params, aux_names),
+                               ("inputs", spec_inputs, arg_names)):
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            kind = "auxiliary states" if what == "aux_params" else "arguments"
+            raise BindError(f"export: {what} names {unknown}, which are not {kind} of the symbol; they are {names}")
+    both = sorted(set(arg_params) & set(spec_inputs))
+    if both:
+        raise BindError(f"export: {both} are given both as inputs and in arg_params")
+    missing_aux = [n for n in aux_names if n not in aux_params]
+    if missing_aux:
+        raise BindError(f"export: no value for auxiliary state(s) {missing_aux}; give them in aux_params")
+    unfed = [n for n in arg_names if n not in arg_params and n not in spec_inputs]
+    not_labels = [n for n in unfed if not n.endswith("label")]
+    if not_labels:
+        raise BindError(f"export: argument(s) {not_labels} are neither inputs nor in arg_params")
+    return unfed
 
 
 def export(sym: Any, arg_params: Mapping[str, Any] | None = None, aux_params: Mapping[str, Any] | None = None,
@@ -200,26 +220,17 @@ def export(sym: Any, arg_params: Mapping[str, Any] | None = None, aux_params: Ma
     arg_params = {k: _array(v) for k, v in (arg_params or {}).items()}
     aux_params = {k: _array(v) for k, v in (aux_params or {}).items()}
     spec_inputs = _parse_inputs(inputs or {})
-    for what, given, names in (("arg_params", arg_params, arg_names), ("aux_params", aux_params, aux_names),
-                               ("inputs", spec_inputs, arg_names)):
-        unknown = sorted(set(given) - set(names))
-        if unknown:
-            raise BindError(f"export: {what} names {unknown}, which are not {'auxiliary states' if what == 'aux_params' else 'arguments'} "
-                            f"of the symbol; they are {names}")
-    both = sorted(set(arg_params) & set(spec_inputs))
-    if both:
-        raise BindError(f"export: {both} are given both as inputs and in arg_params")
-    missing_aux = [n for n in aux_names if n not in aux_params]
-    if missing_aux:
-        raise BindError(f"export: no value for auxiliary state(s) {missing_aux}; give them in aux_params")
-    unfed = [n for n in arg_names if n not in arg_params and n not in spec_inputs]
-    not_labels = [n for n in unfed if not n.endswith("label")]
-    if not_labels:
-        raise BindError(f"export: argument(s) {not_labels} are neither inputs nor in arg_params")
+    unfed = _check_request(arg_names, aux_names, arg_params, aux_params, spec_inputs)
     if for_training and freeze_params:
         raise BindError("export: a training step updates its parameters; it cannot freeze them")
 
-    shapes, dtypes = _variable_specs(graph, spec_inputs, {**arg_params, **aux_params})
+    known = {**arg_params, **aux_params}
+    plan_key = fmt.sha256(repr((graph.structural_hash(), sorted((n, s, None if d is None else d.name)
+                                                                for n, (s, d) in spec_inputs.items()),
+                                sorted((n, a.shape, a.dtype.name) for n, a in known.items()))).encode())
+    plan = cached_json("shapes", plan_key, lambda: _variable_specs(graph, spec_inputs, known))
+    shapes = {n: tuple(s) for n, s in plan[0].items()}
+    dtypes = plan[1]
     for n in unfed:
         if n not in shapes:
             raise ShapeError(f"export: cannot infer the shape of label {n!r}; give it in inputs=")
