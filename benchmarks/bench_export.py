@@ -5,7 +5,7 @@
 For every fixture network (MXNet reference cases; networks whose operators are
 not registered are skipped with a line saying which ops are missing) it prints:
 artifact size, export time, load time, first-call time and steady-state latency
-(median) of the artifact, next to the live executor's bind+first-forward time
+(median) of the artifact (after the process warm-up of :func:`warm_up`), next to the live executor's bind+first-forward time
 and steady-state latency.  Then, per network, it runs two fresh processes on
 one empty cache folder (``XGRAPH_CACHE_DIR``) and prints the cold and warm
 compile time (export + load + first call, after a process warm-up that is
@@ -110,18 +110,24 @@ def bench_inprocess(name: str, repeat: int, batch: int, workdir: Path) -> dict |
             "art_lat_ms": art_lat * 1e3, "ex_first_s": ex_first_s, "ex_lat_ms": ex_lat * 1e3, "max_err": err}
 
 
+def warm_up() -> None:
+    """Process start-up costs paid once by any jax program: the backend, and jax.export's runtime
+    (its first ``Exported.call`` initializes the linear-algebra kernels, about a second)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    warm = jax.export.export(jax.jit(lambda x: x + 1))(jax.ShapeDtypeStruct((2,), np.float32))
+    jax.block_until_ready(jax.jit(warm.call)(jnp.zeros(2, np.float32)))
+
+
 def child(name: str, batch: int) -> None:
     """One process: warm up the runtime, then time export + load + first call (the compile path)."""
     t0 = time.perf_counter()
     import jax
-    import jax.numpy as jnp
-    import numpy as np
     import xgraph as mx
     from xgraph.cache import cache_stats
 
-    # process warm-up, the same with or without a cache: backend start and jax.export's runtime
-    warm = jax.export.export(jax.jit(lambda x: x + 1))(jax.ShapeDtypeStruct((2,), np.float32))
-    jax.block_until_ready(jax.jit(warm.call)(jnp.zeros(2, np.float32)))
+    warm_up()
     t1 = time.perf_counter()
     case = load_case(name, batch)
     sym, args, aux, specs, values = case
@@ -156,6 +162,7 @@ def main() -> None:
         child(opts.child, opts.batch)
         return
     import jax
+    warm_up()
     print(f"xgraph artifacts vs live executor: jax {jax.__version__}, {jax.default_backend()}, "
           f"batch {opts.batch}, latency = median of {opts.repeat} calls")
     hdr = (f"{'network':<20} {'size KB':>8} {'export s':>9} {'load s':>7} {'1st call s':>10} "
