@@ -34,3 +34,8 @@ class _Random:
 
 
 random = _Random()
+
+from .cache import set_cache_dir, init_from_env as _init_cache_from_env  # noqa: E402
+from .export import export, load_artifact  # noqa: E402,F401
+
+_init_cache_from_env()

@@ -1,0 +1,517 @@
+"""Compiled artifacts: export a graph with its parameters to one file, load it and run it anywhere.
+
+An artifact is a zip (see ``docs/artifacts.md``) holding ``manifest.json``
+(format version, versions, the signature, a SHA-256 of every member),
+``module.jaxexport`` (the serialized ``jax.export`` module), ``params.npz``
+(parameters and auxiliary states, no pickle) and ``symbol.json`` (the graph it
+came from).  Parameters are arguments of the module, so they can be swapped
+(:meth:`LoadedArtifact.set_params`), unless exported with ``freeze_params=True``.
+Dimensions given as strings are symbolic: one artifact serves every batch size.
+
+    >>> import numpy as np, xgraph as mx
+    >>> net = mx.sym.FullyConnected(mx.sym.var('data'), num_hidden=2, name='fc')
+    >>> params = {'fc_weight': np.ones((2, 3), np.float32), 'fc_bias': np.zeros(2, np.float32)}
+    >>> art = mx.export(net, params, inputs={'data': (('batch', 3), 'float32')})
+    >>> run = mx.load_artifact(art.data)
+    >>> run(data=np.ones((4, 3), np.float32))[0].shape
+    (4, 2)
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .cache import cached_export, cached_json
+from .dtypes import canonical
+from .errors import ArtifactError, BindError, DTypeError, ShapeError
+from .graph import Graph
+from .infer import infer
+from .io import artifact as fmt
+from .io.atomic import atomic_write_bytes
+from .lower import unique_names
+from .program import ProgramSignature, TensorSpec, constants_digest, normalize_platforms
+
+MODULE = "module.jaxexport"
+PARAMS = "params.npz"
+SYMBOL = "symbol.json"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Probe sizes for symbolic dimensions: inference runs twice, and a variable's dimension that
+# follows the probe values is that symbol.
+_PROBES = ((101, 103, 107, 109, 113, 127, 131, 137), (211, 223, 227, 229, 233, 239, 241, 251))
+
+REQUIRED_FIELDS = {
+    "xgraph_version": "str", "jax_version": "str", "kind": "str", "platforms": "list",
+    "inputs": "list", "outputs": "list", "params": "list", "aux": "list",
+    "call_args": "list", "call_results": "list", "params_frozen": "bool",
+}
+
+
+# -- signatures ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TensorInfo:
+    """Name, shape (ints, or strings for symbolic dimensions) and dtype name of a tensor."""
+
+    name: str
+    shape: tuple
+    dtype: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: ({', '.join(str(d) for d in self.shape)}{',' if len(self.shape) == 1 else ''}) {self.dtype}"
+
+
+@dataclass(frozen=True)
+class ArtifactSignature:
+    """The inputs an artifact takes and the outputs it returns."""
+
+    inputs: tuple
+    outputs: tuple
+
+    def __str__(self) -> str:
+        return (f"inputs [{'; '.join(map(str, self.inputs))}] -> "
+                f"outputs [{'; '.join(map(str, self.outputs))}]")
+
+
+def _info(d: Mapping[str, Any]) -> TensorInfo:
+    return TensorInfo(d["name"], tuple(d["shape"]), d["dtype"])
+
+
+# -- export ----------------------------------------------------------------------------
+@dataclass
+class Artifact:
+    """An exported artifact in memory: the zip bytes, its manifest, and where it was saved."""
+
+    data: bytes
+    manifest: dict
+    path: str | None = None
+
+    @property
+    def size(self) -> int:
+        """Size of the artifact file in bytes."""
+        return len(self.data)
+
+    def save(self, path: str | os.PathLike) -> str:
+        """Write the artifact atomically to ``path``; returns the path."""
+        atomic_write_bytes(path, self.data)
+        self.path = os.fspath(path)
+        return self.path
+
+
+def _array(value: Any) -> np.ndarray:
+    if hasattr(value, "asnumpy"):
+        return value.asnumpy()
+    return np.asarray(value)
+
+
+def _parse_inputs(inputs: Mapping[str, Any]) -> dict[str, tuple[tuple, Any]]:
+    """``{name: (shape, dtype)}`` or ``{name: shape}``: validated, dtypes canonical (None = infer)."""
+    out = {}
+    for name, spec in inputs.items():
+        if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], (tuple, list)):
+            shape, dtype = spec
+        else:
+            shape, dtype = spec, None
+        shape = tuple(shape)
+        for d in shape:
+            if isinstance(d, str):
+                if not _NAME.match(d):
+                    raise ShapeError(f"input {name!r}: symbolic dimension {d!r} must be an identifier like 'batch'")
+            elif not isinstance(d, (int, np.integer)) or isinstance(d, bool) or d < 1:
+                raise ShapeError(f"input {name!r}: dimension {d!r} must be a positive int or a name")
+        out[name] = (tuple(d if isinstance(d, str) else int(d) for d in shape), canonical(dtype))
+    return out
+
+
+def _probe(shape: tuple, which: int, symbols: list[str]) -> tuple:
+    return tuple(_PROBES[which][symbols.index(d)] if isinstance(d, str) else d for d in shape)
+
+
+def _variable_specs(graph: Graph, inputs: dict, known: Mapping[str, np.ndarray]) -> tuple[dict, dict]:
+    """Shapes (with symbols) and dtypes of every variable, by inference at two probe sizes."""
+    symbols = sorted({d for s, _ in inputs.values() for d in s if isinstance(d, str)})
+    if len(symbols) > len(_PROBES[0]):
+        raise ShapeError(f"at most {len(_PROBES[0])} symbolic dimensions are supported, got {symbols}")
+    dtypes = {n: dt for n, (_, dt) in inputs.items() if dt is not None}
+    dtypes.update({n: a.dtype for n, a in known.items()})
+    results = []
+    for which in range(2 if symbols else 1):
+        shapes = {n: _probe(s, which, symbols) for n, (s, _) in inputs.items()}
+        shapes.update({n: a.shape for n, a in known.items()})
+        results.append(infer(graph, shapes, dtypes, partial=False, default_dtype=np.float32))
+    shapes, dts = {}, {}
+    for node in graph.variables():
+        n = node.name
+        s0 = results[0].var_shapes.get(n)
+        if s0 is None or not all(d > 0 for d in s0):
+            continue
+        s1 = results[-1].var_shapes.get(n) or s0
+        dims = []
+        for a, b in zip(s0, s1):
+            if a == b:
+                dims.append(int(a))
+            elif a in _PROBES[0] and _PROBES[1][_PROBES[0].index(a)] == b:
+                dims.append(symbols[_PROBES[0].index(a)])
+            else:
+                raise ShapeError(f"variable {n!r} has a shape that is not a plain function of the symbolic "
+                                 f"dimension(s) {symbols}; give it in inputs=")
+        shapes[n] = tuple(dims)
+        dts[n] = canonical(results[0].var_dtypes.get(n) or np.float32).name
+    return shapes, dts
+
+
+def _dtype_name(dt: Any) -> str:
+    return canonical(dt).name
+
+
+def _check_request(arg_names: list, aux_names: list, arg_params: dict, aux_params: dict,
+                   spec_inputs: dict) -> list[str]:
+    """Refuse unknown, doubled or missing names; returns the label arguments nobody feeds."""
+    for what, given, names in (("arg_params", arg_params, arg_names), ("aux_params", aux_params, aux_names),
+                               ("inputs", spec_inputs, arg_names)):
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            kind = "auxiliary states" if what == "aux_params" else "arguments"
+            raise BindError(f"export: {what} names {unknown}, which are not {kind} of the symbol; they are {names}")
+    both = sorted(set(arg_params) & set(spec_inputs))
+    if both:
+        raise BindError(f"export: {both} are given both as inputs and in arg_params")
+    missing_aux = [n for n in aux_names if n not in aux_params]
+    if missing_aux:
+        raise BindError(f"export: no value for auxiliary state(s) {missing_aux}; give them in aux_params")
+    unfed = [n for n in arg_names if n not in arg_params and n not in spec_inputs]
+    not_labels = [n for n in unfed if not n.endswith("label")]
+    if not_labels:
+        raise BindError(f"export: argument(s) {not_labels} are neither inputs nor in arg_params")
+    return unfed
+
+
+def export(sym: Any, arg_params: Mapping[str, Any] | None = None, aux_params: Mapping[str, Any] | None = None,
+           inputs: Mapping[str, Any] | None = None, path: str | os.PathLike | None = None,
+           platforms: Sequence[str] | str = ("cpu",), opt_level: int = 1, for_training: bool = False,
+           freeze_params: bool = False, learning_rate: float = 0.01) -> Artifact:
+    """Export ``sym`` with its parameters as one artifact file (returned; also saved when ``path`` is given).
+
+    ``inputs`` maps each input to ``(shape, dtype)`` (or a shape; the dtype is
+    then inferred); a dimension given as a string (``'batch'``) is symbolic.
+    Every argument must be an input or in ``arg_params``, except label
+    variables (names ending in ``label``): at inference they are fed zeros,
+    in a training step they become inputs.  ``freeze_params=True`` bakes the
+    parameters into the module as constants.
+
+    ``for_training=True`` exports one training step: it takes parameters,
+    auxiliary states, inputs and labels, and returns the outputs, the
+    parameters after one plain SGD step ``w <- w - learning_rate * grad``
+    (head gradients are ones, as ``Executor.backward()`` with no arguments;
+    loss heads such as SoftmaxOutput ignore them), and the updated auxiliary states.
+
+        >>> import numpy as np, xgraph as mx
+        >>> art = mx.export(mx.sym.relu(mx.sym.var('x')), inputs={'x': ((2,), 'float32')})
+        >>> art.manifest['inputs'][0]['shape'], art.manifest['outputs'][0]['dtype']
+        ([2], 'float32')
+    """
+    graph: Graph = sym.graph
+    arg_names = unique_names(graph.argument_nodes())
+    aux_names = unique_names(graph.aux_nodes())
+    arg_params = {k: _array(v) for k, v in (arg_params or {}).items()}
+    aux_params = {k: _array(v) for k, v in (aux_params or {}).items()}
+    spec_inputs = _parse_inputs(inputs or {})
+    unfed = _check_request(arg_names, aux_names, arg_params, aux_params, spec_inputs)
+    if for_training and freeze_params:
+        raise BindError("export: a training step updates its parameters; it cannot freeze them")
+
+    known = {**arg_params, **aux_params}
+    plan_key = fmt.sha256(repr((graph.structural_hash(), sorted((n, s, None if d is None else d.name)
+                                                                for n, (s, d) in spec_inputs.items()),
+                                sorted((n, a.shape, a.dtype.name) for n, a in known.items()))).encode())
+    plan = cached_json("shapes", plan_key, lambda: _variable_specs(graph, spec_inputs, known))
+    shapes = {n: tuple(s) for n, s in plan[0].items()}
+    dtypes = plan[1]
+    for n in unfed:
+        if n not in shapes:
+            raise ShapeError(f"export: cannot infer the shape of label {n!r}; give it in inputs=")
+    platforms = normalize_platforms(platforms)
+    input_names = [n for n in arg_names if n in spec_inputs or (for_training and n in unfed)]
+    filled = [n for n in unfed if not for_training]
+
+    def spec(name: str, kind: str) -> TensorSpec:
+        return TensorSpec(name, kind, shapes[name], dtypes[name])
+
+    param_specs = [spec(n, "arg") for n in arg_names if n in arg_params]
+    aux_specs = [spec(n, "aux") for n in aux_names]
+    input_specs = [spec(n, "input") for n in input_names]
+    needs_rng = any(n.op is not None and n.op.random for n in graph.topo_order())
+    seed_specs = [TensorSpec("seed", "seed", (), "uint32")] if for_training and needs_rng else []
+    frozen = {**arg_params, **aux_params} if freeze_params else {}
+    call_args = tuple(input_specs + seed_specs + ([] if freeze_params else param_specs + aux_specs))
+    sig = ProgramSignature(
+        args=call_args, filled=tuple(spec(n, "input") for n in filled),
+        constants=tuple(param_specs + aux_specs) if freeze_params else (),
+        constants_digest=constants_digest(frozen) if frozen else "",
+        mode="train" if for_training else "infer", learning_rate=float(learning_rate) if for_training else 0.0,
+        platforms=platforms, opt_level=int(opt_level))
+    exported = cached_export(graph, sig, frozen)
+
+    out_names = sym.list_outputs()
+    outputs = [{"name": n, "shape": [d if isinstance(d, int) else str(d) for d in a.shape],
+                "dtype": _dtype_name(a.dtype)} for n, a in zip(out_names, exported.out_avals)]
+    results = [{"name": n, "kind": "output"} for n in out_names]
+    if for_training:
+        results += [{"name": s.name, "kind": "arg"} for s in param_specs
+                    if jnp.issubdtype(canonical(s.dtype), jnp.inexact)]
+        results += [{"name": s.name, "kind": "aux"} for s in aux_specs]
+    from . import __version__
+    manifest = {
+        "format": fmt.FORMAT_NAME, "format_version": fmt.FORMAT_VERSION,
+        "xgraph_version": __version__, "jax_version": jax.__version__,
+        "kind": "training_step" if for_training else "inference",
+        "platforms": list(platforms), "opt_level": int(opt_level), "params_frozen": bool(freeze_params),
+        "graph_hash": graph.structural_hash(),
+        "inputs": [s.to_json() for s in input_specs],
+        "outputs": outputs,
+        "params": [s.to_json() for s in param_specs], "aux": [s.to_json() for s in aux_specs],
+        "zero_filled": [spec(n, "input").to_json() for n in filled],
+        "call_args": [s.to_json() for s in call_args],
+        "call_results": results,
+        "training": ({"optimizer": "sgd", "learning_rate": float(learning_rate),
+                      "rule": "w <- w - learning_rate * grad", "head_gradients": "ones"}
+                     if for_training else None),
+    }
+    stored = {f"arg:{n}": arg_params[n] for n in arg_names if n in arg_params}
+    stored.update({f"aux:{n}": aux_params[n] for n in aux_names})
+    members = {MODULE: bytes(exported.serialize()), PARAMS: fmt.save_arrays(stored),
+               SYMBOL: sym.tojson().encode("utf-8")}
+    art = Artifact(fmt.pack(manifest, members),
+                   {**manifest, "members": {k: fmt.sha256(v) for k, v in sorted(members.items())}})
+    if path is not None:
+        art.save(path)
+    return art
+
+
+# -- loading and running -------------------------------------------------------------------
+def current_platform() -> str:
+    """The platform name artifacts use for JAX's default backend: cpu, cuda, rocm or tpu."""
+    backend = jax.default_backend()
+    if backend == "gpu":
+        version = str(getattr(jax.devices()[0].client, "platform_version", "")).lower()
+        return "rocm" if "rocm" in version or "hip" in version else "cuda"
+    return backend
+
+
+def _check_manifest_tables(m: dict, where: str) -> None:
+    for table in ("inputs", "outputs", "params", "aux", "call_args"):
+        for entry in m[table]:
+            if not isinstance(entry, dict):
+                raise ArtifactError(f"artifact {where}: manifest {table!r} entries must be objects")
+            fmt.check_fields(entry, {"name": "str", "shape": "list", "dtype": "str"}, where)
+            for d in entry["shape"]:
+                if not (isinstance(d, str) or (isinstance(d, int) and not isinstance(d, bool) and d >= 0)):
+                    raise ArtifactError(f"artifact {where}: {table} {entry['name']!r} has a bad dimension {d!r}")
+            try:
+                canonical(entry["dtype"])
+            except Exception:  # noqa: BLE001
+                raise ArtifactError(f"artifact {where}: {table} {entry['name']!r} has unknown dtype "
+                                    f"{entry['dtype']!r}") from None
+    for entry in m["call_args"]:
+        if entry.get("kind") not in ("input", "arg", "aux", "seed"):
+            raise ArtifactError(f"artifact {where}: call argument {entry.get('name')!r} has unknown kind "
+                                f"{entry.get('kind')!r}")
+    for entry in m["call_results"]:
+        if not isinstance(entry, dict) or entry.get("kind") not in ("output", "arg", "aux"):
+            raise ArtifactError(f"artifact {where}: manifest call_results entries must be objects with "
+                                f"kind output, arg or aux")
+    for member in (MODULE, PARAMS, SYMBOL):
+        if member not in m["members"]:
+            raise ArtifactError(f"artifact {where}: member {member!r} is missing from the manifest")
+
+
+class LoadedArtifact:
+    """A verified artifact, ready to run: ``art(**inputs)`` or ``art.run({name: array})``.
+
+    ``signature`` lists the inputs and outputs; ``platforms`` the platforms it
+    was exported for; ``params`` and ``aux`` the parameter values it runs with
+    (replace them with :meth:`set_params`).  A training-step artifact updates
+    ``params`` and ``aux`` in place at every run.
+    """
+
+    def __init__(self, manifest: dict, members: Mapping[str, bytes], where: str, check_platform: bool = True):
+        self.manifest = manifest
+        self.where = where
+        self.kind = manifest["kind"]
+        self.platforms = tuple(manifest["platforms"])
+        self.signature = ArtifactSignature(tuple(_info(d) for d in manifest["inputs"]),
+                                           tuple(_info(d) for d in manifest["outputs"]))
+        self.symbol_json = members[SYMBOL].decode("utf-8")
+        specs = {f"arg:{d['name']}": (tuple(d["shape"]), d["dtype"]) for d in manifest["params"]}
+        specs.update({f"aux:{d['name']}": (tuple(d["shape"]), d["dtype"]) for d in manifest["aux"]})
+        stored = fmt.load_arrays(members[PARAMS], specs, where)
+        self.params = {k[4:]: v for k, v in stored.items() if k.startswith("arg:")}
+        self.aux = {k[4:]: v for k, v in stored.items() if k.startswith("aux:")}
+        self._device_cache: dict[str, Any] = {}
+        self._seed = 0
+        here = current_platform()
+        if check_platform and here not in self.platforms:
+            raise ArtifactError(f"artifact {where} was exported for platform(s) {', '.join(self.platforms)}, "
+                                f"but this machine runs {here}; re-export with platforms including {here!r}")
+        try:
+            self.exported = jax.export.deserialize(bytearray(members[MODULE]))
+        except Exception as exc:  # noqa: BLE001
+            raise ArtifactError(f"artifact {where}: the module cannot be deserialized by jax "
+                                f"{jax.__version__} ({type(exc).__name__}: {exc})") from None
+        if len(self.exported.in_avals) != len(manifest["call_args"]):
+            raise ArtifactError(f"artifact {where}: the module takes {len(self.exported.in_avals)} arguments, "
+                                f"the manifest lists {len(manifest['call_args'])}")
+        self._call = jax.jit(self.exported.call)
+
+    def __repr__(self) -> str:
+        return f"<LoadedArtifact {self.kind} {self.signature} on {', '.join(self.platforms)}>"
+
+    def set_params(self, arg_params: Mapping[str, Any] | None = None, aux_params: Mapping[str, Any] | None = None) -> None:
+        """Replace parameter values by name; shapes and dtypes must match the manifest."""
+        if self.manifest["params_frozen"] and (arg_params or aux_params):
+            raise ArtifactError(f"artifact {self.where} was exported with frozen parameters: they cannot be replaced")
+        for table, new, what in ((self.params, arg_params or {}, "parameter"), (self.aux, aux_params or {}, "aux state")):
+            for name, value in new.items():
+                if name not in table:
+                    raise ArtifactError(f"{name!r} is not a {what} of this artifact; they are {sorted(table)}")
+                v = _array(value)
+                if v.shape != table[name].shape or v.dtype != table[name].dtype:
+                    raise ShapeError(f"{what} {name!r}: got {v.shape} {v.dtype.name}, expected "
+                                     f"{table[name].shape} {table[name].dtype.name}")
+                table[name] = v
+                self._device_cache.pop(f"{what}:{name}", None)
+
+    def _check_inputs(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate names, dtypes and shapes (binding symbolic dimensions consistently)."""
+        expected = self.signature.inputs
+        names = {i.name for i in expected}
+        takes_seed = any(a["kind"] == "seed" for a in self.manifest["call_args"])
+        unknown = sorted(set(inputs) - names - ({"seed"} if takes_seed else set()))
+        missing = [i.name for i in expected if i.name not in inputs]
+        if unknown or missing:
+            what = f"unknown input(s) {unknown}" if unknown else f"missing input(s) {missing}"
+            raise ArtifactError(f"{what}; the artifact's signature is {self.signature}")
+        sizes: dict[str, tuple[int, str]] = {}
+        out = {}
+        for info in expected:
+            value = inputs[info.name]
+            if hasattr(value, "asnumpy") and not isinstance(value, (np.ndarray, jax.Array)):
+                value = value.data
+            if not isinstance(value, (np.ndarray, jax.Array, np.generic)):
+                value = np.asarray(value, canonical(info.dtype))
+            if canonical(value.dtype) != canonical(info.dtype):
+                raise DTypeError(f"input {info.name!r} has dtype {np.dtype(value.dtype).name}, expected {info.dtype}; "
+                                 f"the artifact's signature is {self.signature}")
+            shape = tuple(value.shape)
+            bad = len(shape) != len(info.shape)
+            for d, actual in zip(info.shape, shape):
+                if isinstance(d, str):
+                    if actual < 1:
+                        bad = True
+                    elif d in sizes and sizes[d][0] != actual:
+                        raise ShapeError(f"input {info.name!r} has shape {shape}: dimension {d!r} is {actual} here "
+                                         f"but {sizes[d][0]} in input {sizes[d][1]!r}; the artifact's signature is "
+                                         f"{self.signature}")
+                    sizes.setdefault(d, (actual, info.name))
+                elif d != actual:
+                    bad = True
+            if bad:
+                raise ShapeError(f"input {info.name!r} has shape {shape}, expected {str(info).split(': ', 1)[1]}; "
+                                 f"the artifact's signature is {self.signature}")
+            out[info.name] = value
+        return out
+
+    def _device(self, key: str, value: np.ndarray) -> jax.Array:
+        arr = self._device_cache.get(key)
+        if arr is None:
+            arr = self._device_cache[key] = jnp.asarray(value)
+        return arr
+
+    def apply(self, inputs: Mapping[str, Any], params: Mapping[str, Any] | None = None,
+              aux: Mapping[str, Any] | None = None) -> tuple[dict, dict, dict]:
+        """Run once without changing the artifact's state: ``(outputs, new params, new aux)`` by name.
+
+        ``params``/``aux`` override stored values for this call only.  For an
+        inference artifact the new params and aux are empty dicts.
+        """
+        if self.platforms and current_platform() not in self.platforms:
+            raise ArtifactError(f"artifact {self.where} was exported for platform(s) {', '.join(self.platforms)}, "
+                                f"this machine runs {current_platform()}")
+        values = self._check_inputs(inputs)
+        if self.manifest["params_frozen"] and (params or aux):
+            raise ArtifactError(f"artifact {self.where} was exported with frozen parameters: they cannot be replaced")
+        args = []
+        for a in self.manifest["call_args"]:
+            name, kind = a["name"], a["kind"]
+            if kind == "input":
+                args.append(values[name])
+            elif kind == "seed":
+                seed = inputs.get("seed")
+                if seed is None:
+                    seed, self._seed = self._seed, self._seed + 1
+                args.append(np.asarray(seed, np.uint32))
+            else:
+                override = (params or {}) if kind == "arg" else (aux or {})
+                if name in override:
+                    args.append(jnp.asarray(_array(override[name]), canonical(a["dtype"])))
+                else:
+                    table = self.params if kind == "arg" else self.aux
+                    args.append(self._device(f"{'parameter' if kind == 'arg' else 'aux state'}:{name}", table[name]))
+        results = self._call(*args)
+        outs, new_params, new_aux = {}, {}, {}
+        for r, v in zip(self.manifest["call_results"], results):
+            {"output": outs, "arg": new_params, "aux": new_aux}[r["kind"]][r["name"]] = v
+        return outs, new_params, new_aux
+
+    def run(self, inputs: Mapping[str, Any], numpy: bool = False) -> dict[str, Any]:
+        """Run on ``{input name: array}``; returns ``{output name: array}`` (jax arrays, or numpy).
+
+        A training-step artifact also advances :attr:`params` and :attr:`aux`.
+        """
+        outs, new_params, new_aux = self.apply(inputs)
+        if new_params or new_aux:
+            for name, v in new_params.items():
+                self.params[name] = np.asarray(v)
+                self._device_cache[f"parameter:{name}"] = v
+            for name, v in new_aux.items():
+                self.aux[name] = np.asarray(v)
+                self._device_cache[f"aux state:{name}"] = v
+        if numpy:
+            return {k: np.asarray(v) for k, v in outs.items()}
+        return outs
+
+    def __call__(self, **inputs: Any) -> list[Any]:
+        """Run on keyword inputs; returns the outputs in order (jax arrays)."""
+        outs = self.run(inputs)
+        return [outs[o.name] for o in self.signature.outputs]
+
+
+def load_artifact(source: str | os.PathLike | bytes | Artifact, check_platform: bool = True) -> LoadedArtifact:
+    """Verify an artifact (zip, manifest, every member's SHA-256) and load it for running.
+
+    Raises :class:`ArtifactError` for a file that is not a zip, truncated,
+    tampered with, of an unsupported format version, or built for other
+    platforms (unless ``check_platform=False``, for inspection; running it then fails).
+
+        >>> import numpy as np, xgraph as mx
+        >>> art = mx.export(mx.sym.var('x') * 2, inputs={'x': (('n',), 'float32')})
+        >>> loaded = mx.load_artifact(art.data)
+        >>> str(loaded.signature)
+        'inputs [x: (n,) float32] -> outputs [_mulscalar0_output: (n,) float32]'
+    """
+    if isinstance(source, Artifact):
+        where = source.path or "<memory>"
+        source = source.data
+    else:
+        where = "<bytes>" if isinstance(source, (bytes, bytearray)) else os.fspath(source)
+    manifest, members = fmt.unpack(source, REQUIRED_FIELDS)
+    _check_manifest_tables(manifest, where)
+    return LoadedArtifact(manifest, members, where, check_platform)
+
+
+__all__ = ["export", "load_artifact", "Artifact", "LoadedArtifact", "ArtifactSignature", "TensorInfo",
+           "current_platform"]
