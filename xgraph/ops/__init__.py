@@ -8,3 +8,4 @@ Importing this package registers every operator.
 """
 from . import registry  # noqa: F401
 from . import elemwise, loss, nn  # noqa: F401  (registration side effects)
+from . import constant  # noqa: F401  (the _constant op made by constant folding)
