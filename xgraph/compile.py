@@ -103,7 +103,8 @@ def compile(sym: Any, opt_level: int | str = 1, passes: Sequence[str | Pass] | N
     all_dtypes = {k: v.dtype for k, v in bound.items()}
     all_dtypes.update(dtypes or {})
     pm = PassManager(passes if passes is not None else opt_level, verify=verify, dump_dir=dump_dir)
-    res = pm.run(graph, shapes, all_dtypes, for_training=for_training, params=bound, options=options)
+    res = pm.run(graph, shapes, all_dtypes, for_training=for_training, params=bound, options=options,
+                 default_dtype=np.float32)
     new_shapes = dict(shapes)
     new_shapes.update({k: tuple(v.shape) for k, v in res.new_params.items()})
     new_dtypes = dict(all_dtypes)

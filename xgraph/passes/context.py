@@ -37,7 +37,9 @@ class PassContext:
     ``options`` hold switches of individual passes, e.g. ``unsafe_math``
     (let ``simplify`` rewrite ``x - x`` to zeros, wrong for inf and NaN) or
     ``size_limit`` (the largest constant, in elements, folding materialises).
-    ``notes`` collects what each pass says it changed.
+    ``notes`` collects what each pass says it changed.  ``default_dtype`` is
+    assumed for variables of unknown dtype (``xgraph.compile`` uses float32,
+    as lowering does).
     """
 
     shapes: dict[str, Any] = field(default_factory=dict)
@@ -47,6 +49,7 @@ class PassContext:
     options: dict[str, Any] = field(default_factory=dict)
     new_params: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    default_dtype: Any = None
 
     def __post_init__(self) -> None:
         self.shapes = {k: (None if v is None else tuple(int(d) for d in v)) for k, v in dict(self.shapes).items()}
@@ -91,7 +94,7 @@ class PassContext:
 
     def infer(self, graph: Graph) -> InferResult:
         """Shape and dtype inference of ``graph`` with everything this context knows."""
-        return infer(graph, self.all_shapes(), self.all_dtypes(), partial=True)
+        return infer(graph, self.all_shapes(), self.all_dtypes(), partial=True, default_dtype=self.default_dtype)
 
     def new_variable(self, base: str, value: Any, taken: set[str] | None = None) -> Entry:
         """A new variable holding ``value`` (kept in :attr:`new_params`); returns its entry.

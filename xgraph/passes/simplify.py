@@ -120,9 +120,17 @@ def _scalar_identity(node: Node, rw: Rewriter, ctx: PassContext) -> Entry | None
     return x
 
 
+def _is_negation(node: Node) -> bool:
+    """``negative(x)`` or ``_mul_scalar(x, -1)`` (what ``-sym`` builds)."""
+    name = node.op.name if node.op is not None else None
+    return name == "negative" or name == "_mul_scalar" and node.params["scalar"] == -1.0
+
+
 def _double_negative(node: Node, rw: Rewriter, ctx: PassContext) -> Entry | None:
     inner = node.inputs[0]
-    return inner.node.inputs[0] if op_name(inner) == "negative" else None
+    if _is_negation(node) and _is_negation(inner.node):
+        return inner.node.inputs[0]
+    return None
 
 
 def _copy(node: Node, rw: Rewriter, ctx: PassContext) -> Entry | None:
@@ -217,7 +225,7 @@ RULES: list[SimplifyRule] = [
     SimplifyRule("x*1, x+0, x-0, x/1 -> x", tuple(f"{p}{k}" for p in ("elemwise_", "broadcast_")
                                                  for k in _IDENTITY_RIGHT), _binary_identity),
     SimplifyRule("scalar identity -> x", tuple(_SCALAR_UNIT), _scalar_identity),
-    SimplifyRule("-(-x) -> x", ("negative",), _double_negative),
+    SimplifyRule("-(-x) -> x", ("negative", "_mul_scalar"), _double_negative),
     SimplifyRule("copy(x) -> x", ("_copy",), _copy),
     SimplifyRule("transpose chain", ("transpose",), _transpose),
     SimplifyRule("reshape chain", _RESHAPES, _reshape),
