@@ -38,8 +38,9 @@ class PassContext:
     (let ``simplify`` rewrite ``x - x`` to zeros, wrong for inf and NaN) or
     ``size_limit`` (the largest constant, in elements, folding materialises).
     ``notes`` collects what each pass says it changed.  ``default_dtype`` is
-    assumed for variables of unknown dtype (``xgraph.compile`` uses float32,
-    as lowering does).
+    what shape inference evaluates variables of unknown dtype with (float32,
+    as lowering does); their dtypes and those computed from them still
+    count as unknown, so dtype-sensitive rewrites do not fire on a guess.
     """
 
     shapes: dict[str, Any] = field(default_factory=dict)
@@ -49,7 +50,7 @@ class PassContext:
     options: dict[str, Any] = field(default_factory=dict)
     new_params: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    default_dtype: Any = None
+    default_dtype: Any = np.float32
 
     def __post_init__(self) -> None:
         self.shapes = {k: (None if v is None else tuple(int(d) for d in v)) for k, v in dict(self.shapes).items()}

@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import numpy as np
+
 from ..errors import PassError, XGraphError
 from ..graph import Graph
 from ..ops import registry as op_registry
@@ -348,7 +350,7 @@ class PassManager:
 
     def run(self, graph: Graph, shapes: Any = None, dtypes: Mapping[str, Any] | None = None,
             for_training: bool = False, params: Mapping[str, Any] | None = None,
-            options: Mapping[str, Any] | None = None, default_dtype: Any = None) -> Optimized:
+            options: Mapping[str, Any] | None = None, default_dtype: Any = np.float32) -> Optimized:
         """Run the pipeline on ``graph``.
 
         ``shapes`` is a name -> shape dict or an :class:`~xgraph.infer.InferResult`
@@ -438,7 +440,7 @@ def optimize(graph: Graph, opt_level: int | str = 1, for_training: bool = False,
              dtypes: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None,
              passes: Sequence[str | Pass] | None = None, verify: bool = False,
              dump_dir: str | os.PathLike | None = None, options: Mapping[str, Any] | None = None,
-             default_dtype: Any = None) -> Optimized:
+             default_dtype: Any = np.float32) -> Optimized:
     """Run an optimization level (or the given ``passes``) on ``graph``: what executors call.
 
     Returns an :class:`Optimized` whose ``new_params`` must be fed with the
