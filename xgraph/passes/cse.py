@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import XGraphError
 from ..graph import Entry, Graph, Node
 from .context import PassContext
 from .manager import register_pass
@@ -71,7 +72,12 @@ def node_key(node: Node, rw: Rewriter | None = None) -> tuple:
 def cse(graph: Graph, ctx: PassContext | None = None) -> Graph:
     """Merge op nodes that apply the same op with the same attributes to the same inputs."""
     needs_dtypes = any(n.op is not None and n.op.name in COMMUTATIVE for n in graph.topo_order())
-    info = ctx.infer(graph) if needs_dtypes and ctx is not None else None
+    info = None
+    if needs_dtypes and ctx is not None:
+        try:
+            info = ctx.infer(graph)
+        except XGraphError:  # without dtypes, commutative inputs are simply not reordered
+            info = None
     table: dict[tuple, Node] = {}
 
     def rule(node: Node, rw: Rewriter) -> Any:
