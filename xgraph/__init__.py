@@ -20,6 +20,8 @@ from . import model  # noqa: F401
 from .context import Context, cpu, gpu, cpu_pinned, current_context, num_gpus  # noqa: F401
 from .executor import Executor  # noqa: F401
 from .lower import lower  # noqa: F401
+from . import passes  # noqa: F401  (registers the optimization passes)
+from .compile import compile, CompiledModel  # noqa: F401
 from .names import AttrScope  # noqa: F401
 from .ndarray import NDArray  # noqa: F401
 from .symbol import Symbol, Variable, var, Group  # noqa: F401
