@@ -66,7 +66,13 @@ class PassError(XGraphError, RuntimeError):
     """An optimization pass produced an invalid graph."""
 
 
+class ConfigError(XGraphError, ValueError):
+    """A training component (optimizer, schedule, initializer, metric) was configured wrongly:
+    an unknown name, a bad hyper-parameter value or an unexpected keyword."""
+
+
 __all__ = [
     "XGraphError", "GraphFormatError", "UnsupportedOperatorError", "AttributeValueError",
     "SymbolError", "ShapeError", "DTypeError", "BindError", "DeviceError", "ArtifactError", "PassError",
+    "ConfigError",
 ]
