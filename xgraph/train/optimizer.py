@@ -18,7 +18,7 @@ parameter's multipliers.  Around the pure rules sits MXNet's stateful surface:
     >>> opt = mx.optimizer.create('sgd', learning_rate=0.1, momentum=0.9)
     >>> w, g = mx.nd.ones((2,)), mx.nd.ones((2,))
     >>> state = opt.create_state(0, w)
-    >>> opt.update(0, w, g, state); w.asnumpy().round(6).tolist()
+    >>> opt.update(0, w, g, state); w.asnumpy().astype(float).round(6).tolist()
     [0.9, 0.9]
 
 Gradient preprocessing follows each MXNet kernel exactly: SGD, NAG, Signum,
@@ -315,7 +315,7 @@ class Optimizer:
         learning rate and weight decay.  Returns ``(new_weight, new_state)``.
 
             >>> w, s = SGD(momentum=0.5).pure_update(1, 0.1, 0.0, jnp.ones(2), jnp.ones(2), jnp.zeros(2))
-            >>> w.round(6).tolist(), s.round(6).tolist()
+            >>> np.asarray(w, float).round(6).tolist(), np.asarray(s, float).round(6).tolist()
             ([0.9, 0.9], [-0.1, -0.1])
         """
         weight = jnp.asarray(weight)
