@@ -25,6 +25,9 @@ from .compile import compile, CompiledModel  # noqa: F401
 from .names import AttrScope  # noqa: F401
 from .ndarray import NDArray  # noqa: F401
 from .symbol import Symbol, Variable, var, Group  # noqa: F401
+from . import train  # noqa: F401
+from . import optimizer, lr_scheduler, metric, initializer  # noqa: F401
+from . import initializer as init  # noqa: F401
 
 __version__ = "0.1.0"
 

@@ -70,8 +70,13 @@ class MissingDependencyError(XGraphError, ImportError):
     """An optional package a feature needs is not installed; the message names the pip extra."""
 
 
+class ConfigError(XGraphError, ValueError):
+    """A training component (optimizer, schedule, initializer, metric) was configured wrongly:
+    an unknown name, a bad hyper-parameter value or an unexpected keyword."""
+
+
 __all__ = [
     "XGraphError", "GraphFormatError", "UnsupportedOperatorError", "AttributeValueError",
     "SymbolError", "ShapeError", "DTypeError", "BindError", "DeviceError", "ArtifactError", "PassError",
-    "MissingDependencyError",
+    "MissingDependencyError", "ConfigError",
 ]
