@@ -19,7 +19,6 @@ so one module serves every size.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
@@ -102,19 +101,18 @@ def normalize_platforms(platforms: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
-def optimize_graph(graph: Graph, opt_level: int) -> Graph:
-    """Run the graph pass pipeline of ``opt_level`` when one is installed (``xgraph.passes``).
+def optimize_graph(graph: Graph, opt_level: int, for_training: bool = False) -> Graph:
+    """Run the pass pipeline of ``opt_level`` (:func:`xgraph.passes.optimize`) before export.
 
-    Without a pass pipeline the graph is returned unchanged (XLA still optimizes the program).
+    Rewrites that need bound parameter values (BatchNorm folding) do not run here.
     """
     if opt_level <= 0:
         return graph
-    try:
-        passes = importlib.import_module("xgraph.passes")
-    except ImportError:
-        return graph
-    optimize = getattr(passes, "optimize", None)
-    return optimize(graph, opt_level) if callable(optimize) else graph
+    from . import passes
+    optimized = passes.optimize(graph, opt_level, for_training=for_training).graph
+    # the signature feeds variables by name: keep the pipeline's result only if it reads the same ones
+    names = lambda g: sorted(n.name for n in g.variables())  # noqa: E731
+    return optimized if names(optimized) == names(graph) else graph
 
 
 def abstract_args(specs: tuple) -> list[jax.ShapeDtypeStruct]:
@@ -193,7 +191,7 @@ def export_program(graph: Graph, sig: ProgramSignature, constants: Mapping[str, 
     Errors name what failed: an op that cannot take a symbolic dimension raises
     :class:`ShapeError` naming the node and the dimension.
     """
-    graph = optimize_graph(graph, sig.opt_level)
+    graph = optimize_graph(graph, sig.opt_level, for_training=sig.mode == "train")
     fn = build_function(graph, sig, constants)
     try:
         return jax.export.export(jax.jit(fn), platforms=sig.platforms)(*abstract_args(sig.args))
