@@ -7,4 +7,4 @@ Importing this package registers every operator.
     True
 """
 from . import registry  # noqa: F401
-from . import broadcast, elemwise, indexing, linalg, loss, nn, reduce, sequence, shape  # noqa: F401  (registration side effects)
+from . import broadcast, contrib, elemwise, indexing, linalg, loss, nn, random, reduce, sequence, shape  # noqa: F401  (registration side effects)
