@@ -31,7 +31,8 @@ from .attrs import Bool, Enum, Float, Int, Shape, Str, attr
 from .common import fail
 from .registry import Op, register
 
-_FLOAT_DTYPE = Enum(("None", "float16", "float32", "float64"))
+#: MXNet's choices, plus bfloat16 (an xgraph extension: MXNet 1.9 has no bfloat16 sampling)
+_FLOAT_DTYPE = Enum(("None", "float16", "float32", "float64", "bfloat16"))
 
 
 def _gamma(key: Any, alpha: Any, beta: Any, shape: tuple) -> Any:
