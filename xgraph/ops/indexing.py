@@ -40,8 +40,7 @@ def as_index(x: Any) -> Any:
         >>> as_index(jnp.array([1.7, -0.5])).tolist()
         [1, 0]
     """
-    return jax.lax.stop_gradient(x).astype(jnp.int32) if not jnp.issubdtype(x.dtype, jnp.integer) \
-        else x.astype(jnp.int32)
+    return jax.lax.stop_gradient(x).astype(jnp.int32)
 
 
 def wrap_or_clip(idx: Any, size: int, mode: str) -> Any:
@@ -186,21 +185,22 @@ def _topk_core(x: Any, axis: int | None, k: int, ascending: bool) -> tuple[Any, 
     return xm, values, ax, idx
 
 
-def _restore(y: Any, x: Any, axis: int | None, ax: int) -> Any:
+def _restore(y: Any, axis: int | None, ax: int) -> Any:
+    """Move the sorted axis back where it was (nothing to do for a flattened input)."""
     return y if axis is None else jnp.moveaxis(y, -1, ax)
 
 
 def _topk_lower(ctx, p, x):
     axis, ret = p["axis"], p["ret_typ"]
     xm, values, ax, idx = _topk_core(x, axis, p["k"], p["is_ascend"])
-    idx_out = _restore(idx, x, axis, ax).astype(_dt.canonical(p["dtype"]))
+    idx_out = _restore(idx, axis, ax).astype(_dt.canonical(p["dtype"]))
     if ret == "mask":
         mask = jnp.zeros(xm.shape, x.dtype)
         mask = jnp.put_along_axis(mask, idx, jnp.ones((), x.dtype), axis=-1, inplace=False)
-        return jax.lax.stop_gradient(_restore(mask, x, axis, ax).reshape(x.shape))
+        return jax.lax.stop_gradient(_restore(mask, axis, ax).reshape(x.shape))
     if ret == "indices":
         return jax.lax.stop_gradient(idx_out)
-    values = _restore(values, x, axis, ax)
+    values = _restore(values, axis, ax)
     if ret == "value":
         return values
     return values, jax.lax.stop_gradient(idx_out)
@@ -221,12 +221,12 @@ register(Op(
 
 def _sort_lower(ctx, p, x):
     xm, values, ax, _ = _topk_core(x, p["axis"], 0, p["is_ascend"])
-    return _restore(values, x, p["axis"], ax)
+    return _restore(values, p["axis"], ax)
 
 
 def _argsort_lower(ctx, p, x):
     xm, ax, order = _ordered(x, p["axis"], p["is_ascend"])
-    return jax.lax.stop_gradient(_restore(order, x, p["axis"], ax).astype(_dt.canonical(p["dtype"])))
+    return jax.lax.stop_gradient(_restore(order, p["axis"], ax).astype(_dt.canonical(p["dtype"])))
 
 
 _SORT_ATTRS = (attr("axis", Optional(Int()), -1, "the axis to sort; None: the flattened input"),

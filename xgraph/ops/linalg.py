@@ -110,7 +110,8 @@ def _rows_axis(axis: int, *xs: Any) -> list[Any]:
 
 def _gemm_core(p: dict, a: Any, b: Any, what: str) -> Any:
     if a.ndim < 2 or a.ndim != b.ndim:
-        fail(f"{what} needs A and B with the same number (>= 2) of dimensions, got {tuple(a.shape)} and {tuple(b.shape)}")
+        fail(f"{what} needs A and B with the same number (>= 2) of dimensions, "
+             f"got {tuple(a.shape)} and {tuple(b.shape)}")
     a2 = _t(a) if p["transpose_a"] else a
     b2 = _t(b) if p["transpose_b"] else b
     if a2.shape[:-2] != b2.shape[:-2] or a2.shape[-1] != b2.shape[-2]:

@@ -219,7 +219,8 @@ def _smooth_l1_lower(ctx, p, x):
 
 
 register(Op(
-    "smooth_l1", _smooth_l1_lower, attrs=(attr("scalar", Float(), 1.0, "sigma: the quadratic zone is |x| < 1/sigma^2"),),
+    "smooth_l1", _smooth_l1_lower,
+    attrs=(attr("scalar", Float(), 1.0, "sigma: the quadratic zone is |x| < 1/sigma^2"),),
     family="loss", doc="0.5*(sigma*x)^2 where |x| < 1/sigma^2, else |x| - 0.5/sigma^2 (elementwise)."))
 
 
