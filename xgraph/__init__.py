@@ -33,9 +33,19 @@ __version__ = "0.1.0"
 
 
 class _Random:
-    """``mx.random.seed(n)``: seeds the keys every execution draws its randomness from."""
+    """``mx.random``: ``seed(n)`` seeds the keys every execution draws its randomness from;
+    ``uniform``, ``normal``, ``randint`` ... draw NDArrays (``mx.nd.random``).
+
+        >>> import xgraph as mx
+        >>> mx.random.seed(1); a = mx.random.uniform(shape=(2,)).asnumpy()
+        >>> mx.random.seed(1); bool((a == mx.random.uniform(shape=(2,)).asnumpy()).all())
+        True
+    """
 
     seed = staticmethod(rng.seed)
+
+    def __getattr__(self, item: str):
+        return getattr(ndarray.random, item)
 
 
 random = _Random()

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import dtypes as _dt
+from . import rng
 from .context import Context, as_context
 from .errors import BindError, ShapeError
 
@@ -425,7 +426,8 @@ def invoke(op_name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         names = ", ".join(n[len("op_"):] if n.startswith("op_") else n for n in missing)
         raise BindError(f"nd.{op_name}: input(s) {names} not given; an imperative call needs every input")
     prog = inference_program(g)
-    key = jax.random.key(np.random.randint(0, 2**31 - 1)) if any(n.op and n.op.random for n in g.topo_order()) else None
+    # random ops draw from xgraph.rng, so mx.random.seed(n) makes imperative calls reproducible
+    key = rng.next_key() if any(n.op and n.op.random for n in g.topo_order()) else None
     outs = prog(tuple(arrays[n] for n in dict.fromkeys(arg_names)), tuple(arrays[n] for n in dict.fromkeys(aux_names)), key)
     res = [NDArray(o) for o in outs]
     if out is not None:
@@ -452,3 +454,9 @@ def __getattr__(name: str) -> Any:
             globals()[name] = fn
         return fn
     raise AttributeError(f"module 'xgraph.ndarray' has no attribute {name!r} (no such operator or function)")
+
+
+# MXNet's sub-namespaces: mx.nd.linalg.gemm, mx.nd.contrib.*, mx.nd.random.uniform ...
+from .namespaces import op_namespaces as _op_namespaces  # noqa: E402
+
+linalg, contrib, random = _op_namespaces(invoke, NDArray)

@@ -624,3 +624,10 @@ def __getattr__(name: str) -> Any:
             globals()[name] = fn
         return fn
     raise AttributeError(f"module 'xgraph.symbol' has no attribute {name!r} (no such operator or function)")
+
+
+# MXNet's sub-namespaces (mx.sym.linalg.gemm, mx.sym.contrib.*, mx.sym.random.*) and creation functions
+from .namespaces import creation_functions as _creation_functions, op_namespaces as _op_namespaces  # noqa: E402
+
+linalg, contrib, random = _op_namespaces(invoke, Symbol)
+globals().update(_creation_functions(invoke))

@@ -1,10 +1,23 @@
 """The operator library: one file per family, all registered in :mod:`.registry`.
 
-Importing this package registers every operator.
+Importing this package registers every operator (one import per family, for the side effect).
 
     >>> from xgraph.ops import registry
     >>> registry.exists('Convolution') and registry.exists('FullyConnected')
     True
 """
-from . import registry  # noqa: F401
-from . import broadcast, constant, elemwise, linalg, loss, nn, norm, reduce, shape  # noqa: F401  (registration side effects)
+# flake8: noqa: F401
+from . import registry
+from . import broadcast
+from . import constant
+from . import contrib
+from . import elemwise
+from . import indexing
+from . import linalg
+from . import loss
+from . import nn
+from . import norm
+from . import random
+from . import reduce
+from . import sequence
+from . import shape

@@ -1,4 +1,10 @@
-"""Matrix products: dot and batch_dot, with MXNet 1.x's N-D and transpose rules.
+"""Matrix products and MXNet's ``la_op`` family: dot, batch_dot, and ``_linalg_*`` (gemm, gemm2, trmm,
+trsm, syrk, potrf, potri, inverse, det, slogdet, sumlogdiag, extractdiag, makediag).
+
+The ``_linalg_*`` ops work on the last two axes with any leading batch axes;
+they are reached as ``mx.sym.linalg.gemm`` etc. (or their aliases
+``linalg_gemm`` ...).  Triangular ops read only the named triangle of A.
+Results with no matrix axis left (det of one matrix) have shape ``(1,)``.
 
 ``dot`` views an N-D ``a`` as a matrix (all leading axes, last axis) and an N-D
 ``b`` as (first axis, all trailing axes), so it contracts the last axis of
@@ -18,11 +24,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import jax
 import jax.numpy as jnp
+import jax.scipy.linalg  # noqa: F401  (cho_solve)
 
-from .attrs import Bool, Enum, Optional, attr
-from .common import fail
-from .reduce import accum_dtype
+from .attrs import Bool, Enum, Float, Int, Optional, attr
+from .common import fail, normalize_axis
+from .reduce import accum_dtype, at_least_1d
 from .registry import Op, register
 
 
@@ -81,3 +89,167 @@ def _batch_dot_lower(ctx, p, a, b):
 
 register(Op("batch_dot", _batch_dot_lower, inputs=("lhs", "rhs"), attrs=_DOT_ATTRS, family="linalg",
             doc="Batched matrix product of (B, M, K) and (B, K, N) arrays (transpose_a/b swap the last two axes)."))
+
+
+# -- la_op: _linalg_* (matrices on the last two axes, any leading batch axes) --------------
+def _square(a: Any, what: str) -> None:
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        fail(f"{what} needs square matrices on the last two axes, got {tuple(a.shape)}")
+
+
+def _t(a: Any) -> Any:
+    return jnp.swapaxes(a, -1, -2)
+
+
+def _rows_axis(axis: int, *xs: Any) -> list[Any]:
+    """Move ``axis`` (MXNet's row axis for gemm/gemm2) next to the last axis."""
+    if axis == -2:
+        return list(xs)
+    return [jnp.moveaxis(x, normalize_axis(axis, x.ndim, "axis"), -2) for x in xs]
+
+
+def _gemm_core(p: dict, a: Any, b: Any, what: str) -> Any:
+    if a.ndim < 2 or a.ndim != b.ndim:
+        fail(f"{what} needs A and B with the same number (>= 2) of dimensions, "
+             f"got {tuple(a.shape)} and {tuple(b.shape)}")
+    a2 = _t(a) if p["transpose_a"] else a
+    b2 = _t(b) if p["transpose_b"] else b
+    if a2.shape[:-2] != b2.shape[:-2] or a2.shape[-1] != b2.shape[-2]:
+        fail(f"{what}: cannot multiply op(A) {tuple(a2.shape)} by op(B) {tuple(b2.shape)}")
+    return matmul(a2, b2) * jnp.asarray(p["alpha"], a.dtype)
+
+
+def _gemm_lower(ctx, p, a, b, c):
+    axis = p["axis"]
+    a, b, c = _rows_axis(axis, a, b, c)
+    out = _gemm_core(p, a, b, "linalg_gemm")
+    if c.shape != out.shape:
+        fail(f"linalg_gemm: C has shape {tuple(c.shape)}, expected {tuple(out.shape)}")
+    out = out + jnp.asarray(p["beta"], c.dtype) * c
+    return out if axis == -2 else jnp.moveaxis(out, -2, normalize_axis(axis, out.ndim))
+
+
+def _gemm2_lower(ctx, p, a, b):
+    axis = p["axis"]
+    a, b = _rows_axis(axis, a, b)
+    out = _gemm_core(p, a, b, "linalg_gemm2")
+    return out if axis == -2 else jnp.moveaxis(out, -2, normalize_axis(axis, out.ndim))
+
+
+_GEMM_ATTRS = (attr("transpose_a", Bool(), False, "use A transposed"),
+               attr("transpose_b", Bool(), False, "use B transposed"),
+               attr("alpha", Float(), 1.0, "scale of op(A) op(B)"))
+_AXIS_ATTR = attr("axis", Int(), -2, "the axis of the matrix rows (the columns are the last axis)")
+
+register(Op("_linalg_gemm", _gemm_lower, inputs=("A", "B", "C"), aliases=("linalg_gemm",), family="linalg",
+            attrs=_GEMM_ATTRS + (attr("beta", Float(), 1.0, "scale of C"), _AXIS_ATTR),
+            doc="alpha * op(A) op(B) + beta * C on batches of matrices."))
+register(Op("_linalg_gemm2", _gemm2_lower, inputs=("A", "B"), aliases=("linalg_gemm2",), family="linalg",
+            attrs=_GEMM_ATTRS + (_AXIS_ATTR,), doc="alpha * op(A) op(B) on batches of matrices."))
+
+
+def _triangle(a: Any, lower: bool) -> Any:
+    return jnp.tril(a) if lower else jnp.triu(a)
+
+
+def _trmm_lower(ctx, p, a, b):
+    _square(a, "linalg_trmm")
+    tri = _triangle(a, p["lower"])
+    op = _t(tri) if p["transpose"] else tri
+    alpha = jnp.asarray(p["alpha"], b.dtype)
+    out = matmul(b, op) if p["rightside"] else matmul(op, b)
+    return alpha * out
+
+
+def _trsm_lower(ctx, p, a, b):
+    _square(a, "linalg_trsm")
+    n = a.shape[-1]
+    if b.ndim != a.ndim or (b.shape[-1] if p["rightside"] else b.shape[-2]) != n:
+        fail(f"linalg_trsm: B {tuple(b.shape)} does not fit the triangular matrix {tuple(a.shape)} "
+             f"(rightside={p['rightside']})")
+    x = jax.lax.linalg.triangular_solve(_triangle(a, p["lower"]), b, left_side=not p["rightside"],
+                                        lower=p["lower"], transpose_a=p["transpose"])
+    return jnp.asarray(p["alpha"], b.dtype) * x
+
+
+_TRI_ATTRS = (attr("transpose", Bool(), False, "use the triangular matrix transposed"),
+              attr("rightside", Bool(), False, "multiply (solve) from the right: B op(A)"),
+              attr("lower", Bool(), True, "A is lower (True) or upper triangular"),
+              attr("alpha", Float(), 1.0, "scale of the result"))
+register(Op("_linalg_trmm", _trmm_lower, inputs=("A", "B"), aliases=("linalg_trmm",), attrs=_TRI_ATTRS,
+            family="linalg", doc="alpha * op(A) B (or alpha * B op(A)) for a triangular A."))
+register(Op("_linalg_trsm", _trsm_lower, inputs=("A", "B"), aliases=("linalg_trsm",), attrs=_TRI_ATTRS,
+            family="linalg", doc="Solve op(A) X = alpha B (or X op(A) = alpha B) for a triangular A."))
+
+
+def _syrk_lower(ctx, p, a):
+    if a.ndim < 2:
+        fail(f"linalg_syrk needs matrices, got {tuple(a.shape)}")
+    out = matmul(_t(a), a) if p["transpose"] else matmul(a, _t(a))
+    return jnp.asarray(p["alpha"], a.dtype) * out
+
+
+register(Op("_linalg_syrk", _syrk_lower, inputs=("A",), aliases=("linalg_syrk",), family="linalg",
+            attrs=(attr("transpose", Bool(), False, "A^T A instead of A A^T"),
+                   attr("alpha", Float(), 1.0, "scale of the result")),
+            doc="alpha * A A^T (or alpha * A^T A)."))
+
+
+def _float32_for(a: Any) -> Any:
+    """Factorizations run in float32 for float16/bfloat16 inputs (LAPACK has no half precision)."""
+    return a.astype(jnp.float32) if a.dtype in (jnp.float16, jnp.bfloat16) else a
+
+
+def _square_unary(name: str, fn: Any, doc: str, alias: bool = True, scalar_out: bool = False) -> None:
+    def lower(ctx, p, a):
+        _square(a, name[1:])
+        out = fn(_float32_for(a))
+        if isinstance(out, tuple):
+            return tuple(at_least_1d(o.astype(a.dtype)) if scalar_out else o.astype(a.dtype) for o in out)
+        return at_least_1d(out.astype(a.dtype)) if scalar_out else out.astype(a.dtype)
+    register(Op(name, lower, inputs=("A",), aliases=(name[1:],) if alias else (), family="linalg", doc=doc,
+                num_outputs=2 if name == "_linalg_slogdet" else 1))
+
+
+def _potri(lower_factor: Any) -> Any:
+    eye = jnp.broadcast_to(jnp.eye(lower_factor.shape[-1], dtype=lower_factor.dtype), lower_factor.shape)
+    return jax.scipy.linalg.cho_solve((jnp.tril(lower_factor), True), eye)
+
+
+def _sumlogdiag(a: Any) -> Any:
+    return jnp.sum(jnp.log(jnp.diagonal(a, axis1=-2, axis2=-1)), axis=-1)
+
+
+_square_unary("_linalg_potrf", lambda a: jnp.linalg.cholesky(a),
+              "Cholesky factor L (lower) of symmetric positive definite matrices: A = L L^T.")
+_square_unary("_linalg_potri", _potri, "The inverse (L L^T)^-1 from a Cholesky factor L.")
+_square_unary("_linalg_inverse", jnp.linalg.inv, "The inverse of square matrices.")
+_square_unary("_linalg_det", jnp.linalg.det, "Determinants; one matrix gives shape (1,).", scalar_out=True)
+_square_unary("_linalg_slogdet", lambda a: tuple(jnp.linalg.slogdet(a)),
+              "(sign, log|det|) of square matrices; one matrix gives shapes (1,).", scalar_out=True)
+_square_unary("_linalg_sumlogdiag", _sumlogdiag, "Sum of the logs of the diagonal; one matrix gives (1,).",
+              scalar_out=True)
+
+
+def _extractdiag_lower(ctx, p, a):
+    if a.ndim < 2:
+        fail(f"linalg_extractdiag needs matrices, got {tuple(a.shape)}")
+    k = p["offset"]
+    if not -a.shape[-2] < k < a.shape[-1]:
+        fail(f"linalg_extractdiag: offset {k} is outside a {a.shape[-2]}x{a.shape[-1]} matrix")
+    return jnp.diagonal(a, offset=k, axis1=-2, axis2=-1)
+
+
+def _makediag_lower(ctx, p, a):
+    k = p["offset"]
+    n = a.shape[-1] + abs(k)
+    rows = jnp.arange(a.shape[-1]) + max(-k, 0)
+    cols = jnp.arange(a.shape[-1]) + max(k, 0)
+    return jnp.zeros(a.shape[:-1] + (n, n), a.dtype).at[..., rows, cols].set(a)
+
+
+_OFFSET = (attr("offset", Int(), 0, "the diagonal: 0 main, > 0 above, < 0 below"),)
+register(Op("_linalg_extractdiag", _extractdiag_lower, inputs=("A",), aliases=("linalg_extractdiag",),
+            attrs=_OFFSET, family="linalg", doc="The diagonal (at offset) of matrices: (..., n, n) -> (..., m)."))
+register(Op("_linalg_makediag", _makediag_lower, inputs=("A",), aliases=("linalg_makediag",),
+            attrs=_OFFSET, family="linalg", doc="Diagonal matrices from vectors: (..., n) -> (..., n+|k|, n+|k|)."))

@@ -1,9 +1,12 @@
-"""Loss heads and gradient control: SoftmaxOutput, MakeLoss, BlockGrad.
+"""Loss heads and gradient control: SoftmaxOutput, the regression outputs (Linear, Logistic, MAE),
+smooth_l1, softmax_cross_entropy, MakeLoss, BlockGrad.
 
 Where MXNet's gradient is not the derivative of the forward output, the op
 says so with a custom VJP: SoftmaxOutput's gradient is
 ``(softmax(x) - one_hot(label)) * grad_scale / norm`` whatever the head
-gradient; MakeLoss passes ``grad_scale / norm`` down.
+gradient; MakeLoss passes ``grad_scale / norm`` down; the regression outputs
+pass ``d(out, label) * grad_scale / num_output`` down, where ``num_output`` is
+the label's size per example (MXNet's ``regression_output-inl.h``).
 
     >>> import xgraph as mx
     >>> out = mx.sym.SoftmaxOutput(mx.sym.var('x'), name='softmax')
@@ -145,3 +148,99 @@ register(Op(
     "BlockGrad", lambda ctx, p, x: jax.lax.stop_gradient(x), aliases=("stop_gradient",),
     family="loss", differentiable=False, doc="Identity forward; no gradient flows through it."))
 
+
+
+# -- regression outputs --------------------------------------------------------------
+def regression_label_shape(data_shape: tuple | None) -> tuple | None:
+    """MXNet's default label shape: (N,) for (N, 1) data, else the data's shape.
+
+        >>> regression_label_shape((4, 1)), regression_label_shape((4, 3))
+        ((4,), (4, 3))
+    """
+    if data_shape is None:
+        return None
+    if len(data_shape) == 2 and data_shape[1] == 1:
+        return (data_shape[0],)
+    return tuple(data_shape)
+
+
+def _regression_infer(p, shapes):
+    data, label = shapes
+    return [data, regression_label_shape(data) if label is None else label]
+
+
+#: name -> (forward, d(out, label) before scaling, doc)
+REGRESSIONS: dict[str, tuple[Any, Any, str]] = {
+    "LinearRegressionOutput": (lambda x: x, lambda out, lab: out - lab,
+                               "Identity forward; gradient (out - label) * grad_scale / num_output."),
+    "LogisticRegressionOutput": (jax.nn.sigmoid, lambda out, lab: out - lab,
+                                 "Sigmoid forward; gradient (out - label) * grad_scale / num_output."),
+    "MAERegressionOutput": (lambda x: x, lambda out, lab: jnp.sign(out - lab),
+                            "Identity forward; gradient sign(out - label) * grad_scale / num_output."),
+}
+
+
+def _regression_lowering(forward: Any, backward: Any) -> Any:
+    def lower(ctx, p, data, label):
+        if data.ndim == 0 or label.ndim == 0 or label.shape[0] != data.shape[0] or label.size != data.size:
+            fail(f"label has shape {tuple(label.shape)}, expected {regression_label_shape(tuple(data.shape))} "
+                 f"(the data's batch size and element count)")
+        scale = p["grad_scale"] / (label.size / label.shape[0])
+
+        @jax.custom_vjp
+        def head(x, lab):
+            return forward(x)
+
+        def head_fwd(x, lab):
+            out = forward(x)
+            return out, (out, lab)
+
+        def head_bwd(res, _ct):   # MXNet ignores the head gradient of a loss output
+            out, lab = res
+            grad = backward(out, lab.reshape(out.shape).astype(out.dtype)) * jnp.asarray(scale, out.dtype)
+            return grad.astype(out.dtype), jnp.zeros_like(lab)
+
+        head.defvjp(head_fwd, head_bwd)
+        return head(data, label)
+    return lower
+
+
+for _name, (_fwd, _bwd, _doc) in REGRESSIONS.items():
+    register(Op(_name, _regression_lowering(_fwd, _bwd), inputs=("data", "label"),
+                attrs=(attr("grad_scale", Float(), 1.0, "scale of the gradient"),),
+                infer_inputs=_regression_infer, family="loss", doc=_doc))
+
+
+# -- smooth_l1 / softmax_cross_entropy -------------------------------------------------
+def _smooth_l1_lower(ctx, p, x):
+    s2 = jnp.asarray(p["scalar"] ** 2, x.dtype)
+    ax = jnp.abs(x)
+    return jnp.where(ax < 1 / s2, 0.5 * s2 * x * x, ax - 0.5 / s2)
+
+
+register(Op(
+    "smooth_l1", _smooth_l1_lower,
+    attrs=(attr("scalar", Float(), 1.0, "sigma: the quadratic zone is |x| < 1/sigma^2"),),
+    family="loss", doc="0.5*(sigma*x)^2 where |x| < 1/sigma^2, else |x| - 0.5/sigma^2 (elementwise)."))
+
+
+def _softmax_ce_infer(p, shapes):
+    data, label = shapes
+    return [data, (data[0],) if label is None and data is not None and len(data) == 2 else label]
+
+
+def _softmax_ce_lower(ctx, p, data, label):
+    if data.ndim != 2:
+        fail(f"softmax_cross_entropy needs 2-D (batch, classes) data, got {tuple(data.shape)}")
+    if tuple(label.shape) != (data.shape[0],):
+        fail(f"label has shape {tuple(label.shape)}, expected ({data.shape[0]},)")
+    acc = data.astype(jnp.float32) if data.dtype in (jnp.float16, jnp.bfloat16) else data
+    logp = jax.nn.log_softmax(acc, axis=-1)
+    idx = jnp.clip(jax.lax.stop_gradient(label).astype(jnp.int32), 0, data.shape[1] - 1)
+    picked = jnp.take_along_axis(logp, idx[:, None], axis=1)
+    return (-jnp.sum(picked)).reshape(1).astype(data.dtype)
+
+
+register(Op(
+    "softmax_cross_entropy", _softmax_ce_lower, inputs=("data", "label"), infer_inputs=_softmax_ce_infer,
+    family="loss", doc="Sum over the batch of -log softmax(data)[label]: shape (1,); the label gets no gradient."))

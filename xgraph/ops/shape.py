@@ -1,5 +1,6 @@
 """Shape manipulation: Flatten, Reshape, transpose, SwapAxis, Concat, SliceChannel, expand_dims,
-squeeze, slice, slice_axis, clip, where, Cast, zeros_like, ones_like.
+squeeze, slice, slice_axis, clip, where, Cast, zeros_like, ones_like, tile, repeat, reverse, stack,
+slice_like, reshape_like, depth_to_space, space_to_depth and the creation ops _zeros, _ones, _full, _arange.
 
 ``Reshape``'s special codes follow MXNet 1.x exactly (see :func:`reshape_shape`):
 0 copies a dimension, -1 infers one, -2 copies all remaining ones, -3 merges
@@ -19,9 +20,10 @@ from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import dtypes as _dt
-from .attrs import Axes, Bool, DType, Float, Int, Optional, OptTuple, Shape, attr
+from .attrs import Axes, Bool, DType, Float, Int, Optional, OptTuple, Shape, Str, attr
 from .common import fail, normalize_axis
 from .reduce import at_least_1d
 from .registry import Op, register
@@ -406,3 +408,216 @@ register(Op("zeros_like", lambda ctx, p, x: jnp.zeros_like(x), family="shape",
 register(Op("ones_like", lambda ctx, p, x: jnp.ones_like(x), family="shape",
             doc="An array of ones with the input's shape and dtype."))
 
+
+
+# -- tile / repeat / reverse / stack ----------------------------------------------------
+def _tile_lower(ctx, p, x):
+    reps = tuple(p["reps"])
+    if not reps:
+        fail("tile needs reps with at least one entry")
+    return jnp.tile(x, reps)
+
+
+register(Op(
+    "tile", _tile_lower, attrs=(attr("reps", Shape(), doc="repetitions per axis (numpy.tile's rule)"),),
+    family="shape", doc="Repeat the whole array: tile(x of (2,3), reps=(2,1)) is (4,3); reps align on the right."))
+
+
+def _repeat_lower(ctx, p, x):
+    if p["repeats"] < 0:
+        fail(f"repeat: repeats={p['repeats']} must be >= 0")
+    if p["axis"] is None:
+        return jnp.repeat(x.reshape(-1), p["repeats"])
+    return jnp.repeat(x, p["repeats"], axis=normalize_axis(p["axis"], x.ndim))
+
+
+register(Op(
+    "repeat", _repeat_lower,
+    attrs=(attr("repeats", Int(), doc="how many times each element is repeated"),
+           attr("axis", Optional(Int()), None, "the axis; None repeats the flattened input")),
+    family="shape", doc="Repeat each element: repeat(x of (2,3), repeats=2, axis=1) is (2,6)."))
+
+
+def _reverse_lower(ctx, p, x):
+    if not p["axis"]:
+        fail("reverse needs at least one axis")
+    return jnp.flip(x, tuple(normalize_axis(a, x.ndim) for a in p["axis"]))
+
+
+register(Op(
+    "reverse", _reverse_lower, aliases=("flip",),
+    attrs=(attr("axis", Axes(), doc="the axis or axes to reverse"),),
+    family="shape", doc="Reverse the order of elements along axes: reverse(x, axis=1)."))
+
+
+def _stack_infer(p, shapes):
+    known = next((s for s in shapes if s is not None), None)
+    return [known if s is None else s for s in shapes]
+
+
+def _stack_lower(ctx, p, *xs):
+    first = xs[0]
+    for i, x in enumerate(xs[1:], 1):
+        if x.shape != first.shape:
+            fail(f"stack: input arg{i} has shape {tuple(x.shape)}, which differs from arg0's {tuple(first.shape)}")
+    axis = p["axis"]
+    if not -(first.ndim + 1) <= axis <= first.ndim:
+        fail(f"stack: axis {axis} is out of range for inputs of {first.ndim} dimension(s)")
+    return jnp.stack(xs, axis=axis % (first.ndim + 1))
+
+
+register(Op(
+    "stack", _stack_lower, variadic="num_args", infer_inputs=_stack_infer,
+    attrs=(attr("axis", Int(), 0, "where the new axis goes"),
+           attr("num_args", Int(min=1), doc="the number of inputs")),
+    family="shape", doc="Join same-shaped arrays along a new axis: stack(a, b) of (2,3) arrays is (2,2,3)."))
+
+
+# -- slice_like / reshape_like -----------------------------------------------------------
+def _slice_like_lower(ctx, p, x, like):
+    axes = p["axes"]
+    if not axes:
+        if like.ndim != x.ndim:
+            fail(f"slice_like without axes needs inputs with the same number of dimensions, got "
+                 f"{tuple(x.shape)} and {tuple(like.shape)}")
+        axes = range(x.ndim)
+    for a in axes:
+        ax = normalize_axis(a, x.ndim, "slice_like axis")
+        if ax >= like.ndim:
+            fail(f"slice_like: axis {a} is out of range for shape_like {tuple(like.shape)}")
+        size = like.shape[ax]
+        if size > x.shape[ax]:
+            fail(f"slice_like: shape_like {tuple(like.shape)} is larger than the data {tuple(x.shape)} on axis {ax}")
+        x = jax.lax.slice_in_dim(x, 0, size, 1, ax)
+    return x
+
+
+register(Op(
+    "slice_like", _slice_like_lower, inputs=("data", "shape_like"),
+    attrs=(attr("axes", Axes(), (), "the axes to slice; empty: every axis"),),
+    family="shape",
+    doc="Slice the data from 0 to the size of shape_like on the given axes; shape_like gets a zero gradient."))
+
+
+def _span(begin: int | None, end: int | None, ndim: int, what: str) -> tuple[int, int]:
+    b = 0 if begin is None else begin + ndim if begin < 0 else begin
+    e = ndim if end is None else end + ndim if end < 0 else end
+    if not 0 <= b <= e <= ndim:
+        fail(f"reshape_like: {what}_begin={begin}, {what}_end={end} are not a valid range of {ndim} axes")
+    return b, e
+
+
+def _reshape_like_lower(ctx, p, lhs, rhs):
+    lb, le = _span(p["lhs_begin"], p["lhs_end"], lhs.ndim, "lhs")
+    rb, re = _span(p["rhs_begin"], p["rhs_end"], rhs.ndim, "rhs")
+    target = tuple(lhs.shape[:lb]) + tuple(rhs.shape[rb:re]) + tuple(lhs.shape[le:])
+    if math.prod(target) != math.prod(lhs.shape):
+        fail(f"reshape_like: cannot reshape lhs {tuple(lhs.shape)} to {target} (sizes differ)")
+    return lhs.reshape(target)
+
+
+register(Op(
+    "reshape_like", _reshape_like_lower, inputs=("lhs", "rhs"),
+    attrs=(attr("lhs_begin", Optional(Int()), None, "first axis of lhs to replace"),
+           attr("lhs_end", Optional(Int()), None, "end of the axes of lhs to replace"),
+           attr("rhs_begin", Optional(Int()), None, "first axis of rhs to copy"),
+           attr("rhs_end", Optional(Int()), None, "end of the axes of rhs to copy")),
+    family="shape", doc="Reshape lhs to rhs's shape (or splice a range of rhs's axes into lhs's)."))
+
+
+# -- depth_to_space / space_to_depth ---------------------------------------------------
+def _block(p: dict, x: Any, what: str) -> int:
+    b = p["block_size"]
+    if b < 1:
+        fail(f"{what}: block_size must be >= 1, got {b}")
+    if x.ndim != 4:
+        fail(f"{what} needs a 4-D (N, C, H, W) input, got {tuple(x.shape)}")
+    return b
+
+
+def _depth_to_space_lower(ctx, p, x):
+    b = _block(p, x, "depth_to_space")
+    n, c, h, w = x.shape
+    if c % (b * b):
+        fail(f"depth_to_space: channels {c} are not a multiple of block_size^2 = {b * b}")
+    y = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+    return y.reshape(n, c // (b * b), h * b, w * b)
+
+
+def _space_to_depth_lower(ctx, p, x):
+    b = _block(p, x, "space_to_depth")
+    n, c, h, w = x.shape
+    if h % b or w % b:
+        fail(f"space_to_depth: height {h} and width {w} must be multiples of block_size {b}")
+    y = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+    return y.reshape(n, c * b * b, h // b, w // b)
+
+
+_BLOCK_ATTR = (attr("block_size", Int(), doc="the spatial block size"),)
+register(Op("depth_to_space", _depth_to_space_lower, attrs=_BLOCK_ATTR, family="shape",
+            doc="Move channel blocks into space (DCR order): (N, C, H, W) -> (N, C/b^2, H*b, W*b)."))
+register(Op("space_to_depth", _space_to_depth_lower, attrs=_BLOCK_ATTR, family="shape",
+            doc="Move spatial blocks into channels: (N, C, H, W) -> (N, C*b^2, H/b, W/b)."))
+
+
+# -- creation: _zeros, _ones, _full, _arange ------------------------------------------------
+def _creation_dtype(p, dtypes):
+    return dtypes, [_dt.canonical(p["dtype"])]
+
+
+def _filled(value_of: Any) -> Any:
+    def lower(ctx, p):
+        if not p["shape"]:
+            fail("the shape must be given (MXNet's deferred shape inference from consumers is not supported)")
+        return jnp.full(tuple(p["shape"]), value_of(p), _dt.canonical(p["dtype"]))
+    return lower
+
+
+_CREATION_ATTRS = (attr("shape", Shape(), (), "the output shape"),
+                   attr("ctx", Str(), "", "(MXNet: the device; placement follows the executor)"),
+                   attr("dtype", DType(), "float32", "the output dtype"))
+
+for _name, _value, _doc in (("_zeros", lambda p: 0, "zeros"), ("_ones", lambda p: 1, "ones")):
+    register(Op(_name, _filled(_value), inputs=(), attrs=_CREATION_ATTRS, infer_dtype=_creation_dtype,
+                differentiable=False, family="shape",
+                doc=f"An array of {_doc} (mx.sym.{_doc}(shape, dtype)): a constant inside the graph."))
+register(Op("_full", _filled(lambda p: p["value"]), inputs=(), infer_dtype=_creation_dtype,
+            attrs=_CREATION_ATTRS + (attr("value", Float(), doc="the fill value"),),
+            differentiable=False, family="shape", doc="An array filled with value (mx.sym.full(shape, val))."))
+
+
+def arange_values(start: float, stop: float | None, step: float, repeat: int, dtype: Any) -> Any:
+    """MXNet's ``arange``: ``ceil((stop - start) / step)`` values, each repeated ``repeat`` times.
+
+        >>> arange_values(3, None, 1.0, 2, jnp.float32).tolist()
+        [0.0, 0.0, 1.0, 1.0, 2.0, 2.0]
+    """
+    if stop is None:
+        start, stop = 0.0, start
+    if step == 0:
+        fail("arange: step cannot be 0")
+    if repeat < 1:
+        fail(f"arange: repeat={repeat} must be >= 1")
+    n = max(int(math.ceil((stop - start) / step)), 0)
+    if n == 0:
+        fail(f"arange: start={start}, stop={stop}, step={step} give no values")
+    values = np.repeat(start + np.arange(n, dtype=np.float64) * step, repeat)
+    return jnp.asarray(values.astype(dtype))
+
+
+def _arange_lower(ctx, p):
+    if p["infer_range"]:
+        fail("arange: infer_range=True (the stop taken from a consumer's shape) is not supported; give stop")
+    return arange_values(p["start"], p["stop"], p["step"], p["repeat"], _dt.canonical(p["dtype"]))
+
+
+register(Op(
+    "_arange", _arange_lower, inputs=(), infer_dtype=_creation_dtype, differentiable=False, family="shape",
+    attrs=(attr("start", Float(), doc="the first value (the stop when stop is None)"),
+           attr("stop", Optional(Float()), None, "the end, excluded; None: [0, start)"),
+           attr("step", Float(), 1.0, "the spacing"),
+           attr("repeat", Int(), 1, "how many times each value is repeated"),
+           attr("infer_range", Bool(), False, "(unsupported) infer stop from the consumer's shape"),
+           attr("ctx", Str(), "", "(MXNet: the device; placement follows the executor)"),
+           attr("dtype", DType(), "float32", "the output dtype")),
+    doc="Evenly spaced values (mx.sym.arange(start, stop, step, repeat)): a constant inside the graph."))
