@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import xgraph as mx
-from opcheck import check_grad, check_low_precision, run
+from opcheck_tensor import check_grad, check_low_precision, run
 
 RNG = np.random.default_rng(21)
 V = mx.sym.var

@@ -4,8 +4,8 @@ import pytest
 
 import xgraph as mx
 from xgraph.ops import registry
-from opcheck import check_grad, check_low_precision
-from opcheck import run as _run
+from opcheck_tensor import check_grad, check_low_precision
+from opcheck_tensor import run as _run
 
 RNG = np.random.default_rng(51)
 V = mx.sym.var

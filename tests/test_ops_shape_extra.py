@@ -5,7 +5,7 @@ import pytest
 
 import xgraph as mx
 from xgraph.ops import registry
-from opcheck import check_grad, check_low_precision, run
+from opcheck_tensor import check_grad, check_low_precision, run
 
 RNG = np.random.default_rng(61)
 V = mx.sym.var
