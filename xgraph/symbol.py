@@ -400,11 +400,8 @@ def _entry_name(e: Entry) -> str:
 
 
 def _node_attr_strings(node: Node) -> dict[str, str]:
-    out = {}
-    for k, v in node.attrs.items():
-        out[k] = node.raw_attrs.get(k) or node.op.format_attr(k, v)
-    out.update(node.user_attrs)
-    return out
+    from .io.symbol_json import node_attr_strings
+    return node_attr_strings(node)
 
 
 def _as_single_entry(s: Any, what: str) -> Entry:

@@ -29,36 +29,16 @@ from .. import dtypes as _dt
 from .. import rng as _rng
 from ..errors import ConfigError, ShapeError
 from ..ndarray import NDArray
+from .registry import ClassRegistry
 
 __all__ = ["InitDesc", "Initializer", "Zero", "One", "Constant", "Uniform", "Normal", "Xavier", "MSRAPrelu",
            "Orthogonal", "Bilinear", "Mixed", "Load", "register", "alias", "create"]
 
-_REGISTRY: dict[str, type] = {}
-
-
-def register(klass: type) -> type:
-    """Register an initializer class under its lower-cased name (a decorator).
-
-        >>> @register
-        ... class Twos(Initializer):
-        ...     def _init_weight(self, name, arr):
-        ...         arr[:] = 2
-        >>> create('twos').dumps()
-        '["twos", {}]'
-    """
-    if not isinstance(klass, type) or not issubclass(klass, Initializer):
-        raise ConfigError(f"only Initializer subclasses can be registered, got {klass!r}")
-    _REGISTRY[klass.__name__.lower()] = klass
-    return klass
-
-
-def alias(*names: str) -> Callable[[type], type]:
-    """Register extra names for an initializer class (``@alias('zeros')``)."""
-    def deco(klass: type) -> type:
-        for n in names:
-            _REGISTRY[n.lower()] = klass
-        return klass
-    return deco
+_CLASSES = ClassRegistry("initializer", lambda: Initializer)
+#: Register an initializer class under its lower-cased name (a decorator); see :class:`ClassRegistry`.
+register = _CLASSES.register
+#: Register extra names for an initializer class (``@alias('zeros')``).
+alias = _CLASSES.alias
 
 
 def create(spec: Any, **kwargs: Any) -> "Initializer":
@@ -66,6 +46,12 @@ def create(spec: Any, **kwargs: Any) -> "Initializer":
 
     The JSON is parsed with :func:`json.loads` (never evaluated).
 
+        >>> @register
+        ... class Twos(Initializer):
+        ...     def _init_weight(self, name, arr):
+        ...         arr[:] = 2
+        >>> create('twos').dumps()
+        '["twos", {}]'
         >>> create('["constant", {"value": 0.5}]').value
         0.5
         >>> type(create('zeros')).__name__
@@ -85,9 +71,7 @@ def create(spec: Any, **kwargs: Any) -> "Initializer":
                 and isinstance(parsed[1], dict)):
             raise ConfigError(f"initializer JSON must be [name, {{kwargs}}], got {spec!r}")
         name, params = parsed[0], {**parsed[1], **kwargs}
-    klass = _REGISTRY.get(name.lower())
-    if klass is None:
-        raise ConfigError(f"unknown initializer {name!r}; known initializers: {', '.join(sorted(_REGISTRY))}")
+    klass = _CLASSES.lookup(name)
     try:
         return klass(**params)
     except TypeError as e:

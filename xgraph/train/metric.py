@@ -25,29 +25,17 @@ import numpy as _np
 
 from ..errors import ConfigError, ShapeError
 from ..ndarray import NDArray
+from .registry import ClassRegistry
 
 __all__ = ["EvalMetric", "Accuracy", "TopKAccuracy", "F1", "MCC", "Perplexity", "MAE", "MSE", "RMSE",
            "CrossEntropy", "NegativeLogLikelihood", "PearsonCorrelation", "Loss", "CompositeEvalMetric",
            "CustomMetric", "create", "register", "alias", "np", "check_label_shapes"]
 
-_REGISTRY: dict[str, type] = {}
-
-
-def register(klass: type) -> type:
-    """Register a metric class under its lower-cased name (a decorator)."""
-    if not isinstance(klass, type) or not issubclass(klass, EvalMetric):
-        raise ConfigError(f"only EvalMetric subclasses can be registered, got {klass!r}")
-    _REGISTRY[klass.__name__.lower()] = klass
-    return klass
-
-
-def alias(*names: str) -> Callable[[type], type]:
-    """Register extra names for a metric class (``@alias('acc')``)."""
-    def deco(klass: type) -> type:
-        for n in names:
-            _REGISTRY[n.lower()] = klass
-        return klass
-    return deco
+_CLASSES = ClassRegistry("metric", lambda: EvalMetric)
+#: Register a metric class under its lower-cased name (a decorator); see :class:`ClassRegistry`.
+register = _CLASSES.register
+#: Register extra names for a metric class (``@alias('acc')``).
+alias = _CLASSES.alias
 
 
 def create(metric: Any, *args: Any, **kwargs: Any) -> "EvalMetric":
@@ -65,10 +53,9 @@ def create(metric: Any, *args: Any, **kwargs: Any) -> "EvalMetric":
         for child in metric:
             composite.add(create(child, *args, **kwargs))
         return composite
-    if not isinstance(metric, str) or metric.lower() not in _REGISTRY:
-        raise ConfigError(f"unknown metric {metric!r}; known metrics: {', '.join(sorted(_REGISTRY))}")
+    klass = _CLASSES.lookup(metric)
     try:
-        return _REGISTRY[metric.lower()](*args, **kwargs)
+        return klass(*args, **kwargs)
     except TypeError as e:
         raise ConfigError(f"metric {metric!r}: bad arguments: {e}") from None
 
