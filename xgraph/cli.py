@@ -82,10 +82,10 @@ def parse_shape(text: str) -> tuple[str, tuple]:
     name, value = _name_value(text, "D1,D2,...")
     body = value.strip().strip("()[]").strip()
     dims: list[Any] = []
-    for part in ([] if not body else body.split(",")):
-        part = part.strip()
-        if not part and len(dims) >= 1:
-            continue  # a trailing comma: 'x=(3,)'
+    parts = [] if not body else [p.strip() for p in body.split(",")]
+    if len(parts) > 1 and not parts[-1]:
+        parts.pop()  # a trailing comma: 'x=(3,)'
+    for part in parts:
         if part.isdigit() and int(part) >= 1:
             dims.append(int(part))
         elif _IDENT.match(part):
@@ -415,13 +415,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.output_dir:
         os.makedirs(args.output_dir, exist_ok=True)
     for name, value in outputs.items():
-        line = f"{name}: {tuple(value.shape)} {value.dtype.name}"
+        line = f"{name}: {tuple(value.shape)} {value.dtype.name}  {_stats(value)}"
         if args.output_dir:
             path = os.path.join(args.output_dir, re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".npy")
             np.save(path, value)
-            print(f"{line} -> {path}")
-        else:
-            print(f"{line}  {_stats(value)}")
+            line += f"  -> {path}"
+        print(line)
     return 0
 
 
