@@ -259,3 +259,18 @@ def test_errors_in_process_are_one_line_with_exit_status(error_cases, case, caps
     except SystemExit as exc:  # usage errors exit from argparse
         code = exc.code
     _check_one_line_error(code, capsys.readouterr().err, status, needle)
+
+
+def test_docs_page_covers_every_command_and_option():
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, cli.argparse._SubParsersAction))
+    for command in COMMANDS:
+        if command == "demo":
+            assert "xgraph demo" in text
+            continue
+        assert f"## `xgraph {command}`" in text
+        section = text.split(f"## `xgraph {command}`", 1)[1].split("\n## ", 1)[0]
+        options = {o for a in sub.choices[command]._actions for o in a.option_strings} - {"-h", "--help"}
+        documented = set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", section))
+        assert options <= documented, f"{command}: undocumented options {options - documented}"

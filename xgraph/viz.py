@@ -151,8 +151,10 @@ class GraphSummary:
         """The summary as text: header, operator counts, the node table, parameter totals, FLOPs."""
         kinds = Counter(r.kind for r in self.rows if r.kind in ("input", "param", "aux"))
         out = [title] if title else []
-        out.append(f"nodes: {len(self.rows)} ({self.num_ops} operators, {kinds['input']} inputs, "
-                   f"{kinds['param']} parameters, {kinds['aux']} auxiliary states)")
+        def n(count: int, word: str) -> str:
+            return f"{count} {word}{'' if count == 1 else 's'}"
+        out.append(f"nodes: {len(self.rows)} ({n(self.num_ops, 'operator')}, {n(kinds['input'], 'input')}, "
+                   f"{n(kinds['param'], 'parameter')}, {n(kinds['aux'], 'auxiliary state')})")
         out.append(f"outputs: {', '.join(self.outputs)}")
         out.append("ops: " + ", ".join(f"{op} {n}" for op, n in
                                        sorted(self.op_counts.items(), key=lambda kv: (-kv[1], kv[0]))))
