@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 NETWORKS = ("net_mlp2_softmax", "net_mobilenet0_25", "net_resnet_small")
 FIXTURE_DIRS = [Path(p) for p in os.environ.get("XGRAPH_FIXTURES", "").split(os.pathsep) if p] + [
-    ROOT / "tests" / "fixtures" / "mxnet", Path("/work/shared/fixtures/mxnet/cases")]
+    ROOT / "tests" / "fixtures" / "mxnet" / "cases", ROOT / "tests" / "fixtures" / "mxnet",
+    Path("/work/shared/fixtures/mxnet/cases")]
 
 
 def find_case(name: str) -> Path | None:
