@@ -43,7 +43,7 @@ class RNNGeometry:
         >>> g = RNNGeometry.of({'mode': 'gru', 'state_size': 3, 'num_layers': 2,
         ...                     'bidirectional': True, 'projection_size': None}, 5)
         >>> g.param_size(), g.layer_input(1)
-        (252, 6)
+        (378, 6)
     """
 
     gates: int
