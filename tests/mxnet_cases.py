@@ -1,7 +1,7 @@
 """Load MXNet 1.9.1 reference cases and check xgraph against them.
 
-A case is four files in ``tests/fixtures/mxnet/`` (copied from the shared
-fixture set): ``<name>-symbol.json``, ``<name>.npz``, ``<name>.meta.json`` and
+A case is four files in ``tests/fixtures/mxnet/cases/`` (a copy of the shared
+fixture set; the older partial copy one level up lacks some cases' JSON): ``<name>-symbol.json``, ``<name>.npz``, ``<name>.meta.json`` and
 ``<name>-0000.params``.  The npz holds inputs (``input:``), parameters
 (``arg:``), auxiliary states (``aux:``), inference outputs (``out:i``) and, when
 ``meta['has_grad']``, the training forward (``train_out:i``), head gradients
@@ -22,7 +22,7 @@ import numpy as np
 
 import xgraph as mx
 
-FIXTURE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "mxnet")
+FIXTURE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "mxnet", "cases")
 
 
 @dataclass
