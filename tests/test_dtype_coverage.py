@@ -129,7 +129,8 @@ def test_low_precision_matches_float32(entry, dtype):
 
 
 def test_every_family_is_covered():
-    families = {op.family or "(none)" for op in registry.all_ops()}
+    families = {op.family or "(none)" for op in registry.all_ops()
+                if getattr(op.lower, "__module__", "").startswith("xgraph.")}  # not ops tests register
     covered = {e.family for e in GRAPHS} | set(EXEMPT)
     missing = sorted(families - covered)
     assert not missing, (f"operator families without a low-precision graph in tests/test_dtype_coverage.py: "
