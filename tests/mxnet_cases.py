@@ -1,7 +1,7 @@
 """Load MXNet 1.9.1 reference cases and check xgraph against them.
 
-A case is four files in ``tests/fixtures/mxnet/`` (copied from the shared
-fixture set): ``<name>-symbol.json``, ``<name>.npz``, ``<name>.meta.json`` and
+A case is four files in ``tests/fixtures/mxnet/cases/`` (a copy of the shared
+fixture set; the older partial copy one level up lacks some cases' JSON): ``<name>-symbol.json``, ``<name>.npz``, ``<name>.meta.json`` and
 ``<name>-0000.params``.  The npz holds inputs (``input:``), parameters
 (``arg:``), auxiliary states (``aux:``), inference outputs (``out:i``) and, when
 ``meta['has_grad']``, the training forward (``train_out:i``), head gradients
@@ -10,6 +10,10 @@ fixture set): ``<name>-symbol.json``, ``<name>.npz``, ``<name>.meta.json`` and
 
     >>> case = load_case('conv2d_basic')            # doctest: +SKIP
     >>> check_inference(case); check_training(case)  # doctest: +SKIP
+
+:func:`load_checkpoint_case` reads the symbol and the parameters the way a user
+would, through ``xgraph.model.load_checkpoint`` (JSON + ``.params``); only the
+inputs and the expected values come from the npz.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import numpy as np
 
 import xgraph as mx
 
-FIXTURE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "mxnet")
+FIXTURE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "mxnet", "cases")
 
 
 @dataclass
@@ -64,6 +68,22 @@ def load_case(name: str, directory: str = FIXTURE_DIR) -> Case:
         npz = {k: data[k] for k in data.files}
     return Case(name, symbol, _with_prefix(npz, "input:"), _with_prefix(npz, "arg:"),
                 _with_prefix(npz, "aux:"), meta, npz)
+
+
+def case_names(directory: str = FIXTURE_DIR) -> list[str]:
+    """Every case in ``directory`` (the names of its ``.meta.json`` files), sorted."""
+    return sorted(f[: -len(".meta.json")] for f in os.listdir(directory) if f.endswith(".meta.json"))
+
+
+def load_checkpoint_case(name: str, directory: str = FIXTURE_DIR) -> Case:
+    """Load case ``name`` as a checkpoint: symbol and ``arg:``/``aux:`` parameters from
+    ``<name>-symbol.json`` and ``<name>-0000.params`` through ``xgraph.model.load_checkpoint``;
+    inputs and expected values from the npz."""
+    npz_case = load_case(name, directory)
+    symbol, arg_params, aux_params = mx.model.load_checkpoint(os.path.join(directory, name), 0)
+    params = {k: v.asnumpy() for k, v in arg_params.items()}
+    aux = {k: v.asnumpy() for k, v in aux_params.items()}
+    return Case(name, symbol, npz_case.inputs, params, aux, npz_case.meta, npz_case.npz)
 
 
 def assert_close(case: Case, key: str, got: Any) -> None:

@@ -566,7 +566,7 @@ def invoke(op_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Symb
         if n in given:
             inputs.append(given[n])
         else:
-            if op.variadic is not None:
+            if op.is_variadic(params):
                 raise SymbolError(f"node '{node_name}' (op {op.name}): input {n} missing")
             var_attrs = {**attr_strings, **user_attrs}
             if n in hints:

@@ -19,5 +19,6 @@ from . import nn
 from . import norm
 from . import random
 from . import reduce
+from . import rnn
 from . import sequence
 from . import shape

@@ -14,7 +14,7 @@ Normalization layers (BatchNorm, LayerNorm) live in :mod:`.norm`.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -474,3 +474,209 @@ register(Op(
     attrs=(attr("mode", Enum(("channel", "instance")), "instance",
                 "'instance': softmax over all but the first axis; 'channel': over axis 1"),),
     family="nn", doc="Softmax over each instance (flattened) or over the channel axis."))
+
+
+# -- Deconvolution ---------------------------------------------------------------------
+def _deconv_geometry(p, in_spatial: Sequence[int]):
+    """(stride, dilate, pad, adj) of a transposed convolution; target_shape overrides pad and adj."""
+    n = len(p["kernel"])
+    if n != len(in_spatial):
+        fail(f"kernel {p['kernel']} has {n} entries but the data has {len(in_spatial)} spatial axes")
+    stride = _fill(p["stride"], n, 1, "stride")
+    dilate = _fill(p["dilate"], n, 1, "dilate")
+    if any(s < 1 for s in stride) or any(d < 1 for d in dilate) or any(k < 1 for k in p["kernel"]):
+        fail(f"kernel {p['kernel']}, stride {stride} and dilate {dilate} must be positive")
+    target = tuple(p["target_shape"])
+    if any(t != 0 for t in target):
+        target = _fill(target, n, 0, "target_shape")
+        pad, adj = [], []
+        for size, k, s, d, t in zip(in_spatial, p["kernel"], stride, dilate, target):
+            total = s * (size - 1) + d * (k - 1) + 1 - t
+            if total < 0:
+                fail(f"target_shape {target} is too big for input {tuple(in_spatial)}")
+            pad.append((total + 1) // 2)
+            adj.append(total % 2)
+        return stride, dilate, tuple(pad), tuple(adj)
+    return stride, dilate, _fill(p["pad"], n, 0, "pad"), _fill(p["adj"], n, 0, "adj")
+
+
+def _deconv_channel_first(p, ndim: int) -> str:
+    layout = spatial_layout(p["layout"], ndim)
+    if layout.index("C") != 1:
+        fail(f"Deconvolution supports channel-first layouts (NCW, NCHW, NCDHW) only, got {layout} "
+             f"(MXNet runs the channel-last ones on GPU only)")
+    return layout
+
+
+def _deconv_infer(p, shapes):
+    out = list(shapes)
+    data = shapes[0]
+    if data is not None and len(data) >= 2 and data[1] > 0:
+        out[1] = (data[1], p["num_filter"] // p["num_group"]) + tuple(p["kernel"])
+    if len(out) > 2:
+        out[2] = (p["num_filter"],)
+    return out
+
+
+def deconvolution(x: Any, w: Any, p: Mapping[str, Any]) -> Any:
+    """Transposed convolution of NC* data ``x`` with weight ``w`` of shape (C, F/groups, *kernel).
+
+    It is the gradient of the matching convolution: a convolution of ``x`` dilated by the
+    stride with the spatially flipped, in/out-swapped kernel.
+
+        >>> import numpy as np
+        >>> p = dict(kernel=(2,), stride=(2,), dilate=(), pad=(), adj=(), target_shape=(),
+        ...          num_filter=1, num_group=1)
+        >>> deconvolution(np.ones((1, 1, 2), np.float32), np.ones((1, 1, 2), np.float32), p).tolist()
+        [[[1.0, 1.0, 1.0, 1.0]]]
+    """
+    layout = "NC" + _SPATIAL.get(x.ndim - 2, "")
+    n = x.ndim - 2
+    stride, dilate, pad, adj = _deconv_geometry(p, x.shape[2:])
+    channels, groups, nf = x.shape[1], p["num_group"], p["num_filter"]
+    if channels % groups or nf % groups:
+        fail(f"num_group={groups} must divide the input channels ({channels}) and num_filter ({nf})")
+    expected = (channels, nf // groups) + tuple(p["kernel"])
+    if tuple(w.shape) != expected:
+        fail(f"weight has shape {tuple(w.shape)}, expected {expected} (in channels, num_filter/num_group, *kernel)")
+    k = tuple(p["kernel"])
+    wg = w.astype(x.dtype).reshape((groups, channels // groups, nf // groups) + k)
+    wt = jnp.swapaxes(wg, 1, 2).reshape((nf, channels // groups) + k)
+    wt = jnp.flip(wt, axis=tuple(range(2, 2 + n)))
+    lows = [d * (kk - 1) - q for kk, d, q in zip(k, dilate, pad)]
+    highs = [lo + a for lo, a in zip(lows, adj)]
+    y = lax.conv_general_dilated(
+        x, wt, window_strides=(1,) * n, padding=[(max(lo, 0), max(hi, 0)) for lo, hi in zip(lows, highs)],
+        lhs_dilation=stride, rhs_dilation=dilate, dimension_numbers=(layout, "OI" + layout[2:], layout),
+        feature_group_count=groups)
+    if any(lo < 0 for lo in lows) or any(hi < 0 for hi in highs):  # padding beyond the kernel crops
+        index = [slice(None), slice(None)] + [slice(-min(lo, 0), y.shape[2 + i] + min(hi, 0))
+                                              for i, (lo, hi) in enumerate(zip(lows, highs))]
+        y = y[tuple(index)]
+    return y
+
+
+def _deconv_lower(ctx, p, x, w, b=None):
+    _deconv_channel_first(p, x.ndim)
+    y = deconvolution(x, w, p)
+    if b is not None:
+        if tuple(b.shape) != (p["num_filter"],):
+            fail(f"bias has shape {tuple(b.shape)}, expected {(p['num_filter'],)}")
+        y = y + b.astype(y.dtype).reshape(channel_shape(y.ndim, 1))
+    return y
+
+
+register(Op(
+    "Deconvolution", _deconv_lower, aliases=("_npx_deconvolution",),
+    inputs=("data", "weight", optional_input("bias", lambda p: not p["no_bias"])),
+    attrs=(attr("kernel", Shape(), doc="window size: (w,), (h, w) or (d, h, w)"),
+           attr("stride", Shape(), (), "stride of the matching convolution; () means 1"),
+           attr("dilate", Shape(), (), "dilation per spatial axis; () means 1"),
+           attr("pad", Shape(), (), "padding of the matching convolution; () means 0; ignored with target_shape"),
+           attr("adj", Shape(), (), "extra size added at the end of each spatial axis; ignored with target_shape"),
+           attr("target_shape", Shape(), (), "output spatial size; sets pad and adj when not all 0"),
+           attr("num_filter", Int(min=1), doc="number of output channels"),
+           attr("num_group", Int(min=1), 1, "number of groups"),
+           attr("workspace", Int(min=0), 512, "(MXNet: scratch space in MB; ignored)"),
+           attr("no_bias", Bool(), True, "leave out the bias (MXNet's default is True here)"),
+           attr("cudnn_tune", Optional(Enum(("fastest", "limited_workspace", "off"))), None,
+                "(MXNet: cuDNN algorithm choice; ignored)"),
+           attr("cudnn_off", Bool(), False, "(MXNet: turn cuDNN off; ignored)"),
+           attr("layout", Optional(Enum(("NCW", "NCHW", "NCDHW", "NHWC", "NDHWC"))), None,
+                "data layout; None means NCW/NCHW/NCDHW (channel-last ones are refused)")),
+    infer_inputs=_deconv_infer, family="nn",
+    doc="Transposed (fractionally strided) convolution: out = stride*(in-1) + dilate*(k-1) + 1 "
+        "- 2*pad + adj per spatial axis. Weight (C, num_filter/num_group, *kernel)."))
+
+
+# -- UpSampling ------------------------------------------------------------------------
+def _bilinear_deconv_params(p) -> dict:
+    """MXNet's bilinear UpSampling: a depthwise Deconvolution with a (2s - s%2) kernel."""
+    s = p["scale"]
+    k = 2 * s - s % 2
+    q = int(math.ceil((s - 1) / 2.0))
+    return dict(kernel=(k, k), stride=(s, s), dilate=(1, 1), pad=(q, q), adj=(), target_shape=(),
+                num_filter=p["num_filter"], num_group=p["num_filter"])
+
+
+def _nearest(x: Any, factor: int) -> Any:
+    return jnp.repeat(jnp.repeat(x, factor, axis=2), factor, axis=3)
+
+
+def _upsampling_lower(ctx, p, *xs):
+    for i, x in enumerate(xs):
+        if x.ndim != 4:
+            fail(f"input {i} must be 4-D (N, C, H, W), got {x.ndim} dimension(s)")
+    if p["sample_type"] == "bilinear":
+        x, w = xs
+        if p["num_filter"] != x.shape[1]:
+            fail(f"bilinear UpSampling needs num_filter equal to the channels ({x.shape[1]}), "
+                 f"got num_filter={p['num_filter']}")
+        return deconvolution(x, w, _bilinear_deconv_params(p))
+    out_h, out_w = xs[0].shape[2] * p["scale"], xs[0].shape[3] * p["scale"]
+    ups = []
+    for i, x in enumerate(xs):
+        factor = out_h // x.shape[2]
+        if factor * x.shape[2] != out_h or factor * x.shape[3] != out_w:
+            fail(f"input {i} of spatial size {tuple(x.shape[2:])} does not scale by an integer to "
+                 f"the output size {(out_h, out_w)}")
+        ups.append(_nearest(x, factor))
+    if len(ups) == 1:
+        return ups[0]
+    if p["multi_input_mode"] == "sum":
+        if any(u.shape != ups[0].shape for u in ups):
+            fail(f"multi_input_mode='sum' needs inputs of equal channels, got {[u.shape[1] for u in ups]}")
+        return sum(ups[1:], ups[0])
+    return jnp.concatenate(ups, axis=1)
+
+
+def _upsampling_infer(p, shapes):
+    out = list(shapes)
+    if p["sample_type"] == "bilinear" and shapes[0] is not None and len(shapes[0]) == 4 and shapes[0][1] > 0:
+        k = _bilinear_deconv_params(p)["kernel"]
+        out[1] = (shapes[0][1], 1) + k
+    return out
+
+
+register(Op(
+    "UpSampling", _upsampling_lower,
+    inputs=("data", "weight"), variadic="num_args", variadic_if=lambda p: p["sample_type"] == "nearest",
+    attrs=(attr("scale", Int(min=1), doc="the upsampling factor"),
+           attr("num_filter", Int(min=0), 0, "bilinear: the number of channels (input = output)"),
+           attr("sample_type", Enum(("bilinear", "nearest")), doc="nearest or bilinear"),
+           attr("multi_input_mode", Enum(("concat", "sum")), "concat",
+                "nearest with several inputs: concatenate the channels or sum"),
+           attr("num_args", Int(min=1), doc="number of inputs (nearest); 2 for bilinear (data and weight)"),
+           attr("workspace", Int(min=0), 512, "(MXNet: scratch space in MB; ignored)")),
+    infer_inputs=_upsampling_infer, family="nn",
+    doc="Upsample NCHW data by an integer scale. nearest: repeat pixels; several inputs are "
+        "upsampled to scale * the first one's size and concatenated (or summed). bilinear: a "
+        "depthwise Deconvolution (kernel 2*scale - scale%2, stride scale, pad ceil((scale-1)/2)) "
+        "with the given weight (C, 1, k, k), as MXNet does (initialize it with a bilinear kernel)."))
+
+
+# -- Pad -------------------------------------------------------------------------------
+_PAD_MODES = {"constant": "constant", "edge": "edge", "reflect": "reflect"}
+
+
+def _pad_lower(ctx, p, x):
+    widths = p["pad_width"]
+    if len(widths) != 2 * x.ndim:
+        fail(f"pad_width {widths} has {len(widths)} entries, expected {2 * x.ndim} (before, after per axis)")
+    pairs = [(widths[2 * i], widths[2 * i + 1]) for i in range(x.ndim)]
+    if p["mode"] == "reflect":
+        for axis, (lo, hi) in enumerate(pairs):
+            if max(lo, hi) >= x.shape[axis]:
+                fail(f"reflect padding {(lo, hi)} on axis {axis} must be smaller than its size {x.shape[axis]}")
+    if p["mode"] == "constant":
+        return jnp.pad(x, pairs, mode="constant", constant_values=jnp.asarray(p["constant_value"], x.dtype))
+    return jnp.pad(x, pairs, mode=_PAD_MODES[p["mode"]])
+
+
+register(Op(
+    "Pad", _pad_lower, aliases=("pad",),
+    attrs=(attr("mode", Enum(tuple(_PAD_MODES)), doc="constant (constant_value), edge (repeat the border) "
+                                                      "or reflect (mirror without repeating the border)"),
+           attr("pad_width", Shape(), doc="(before, after) for every axis, flattened: 2 * ndim entries"),
+           attr("constant_value", Float(), 0.0, "the value of constant padding")),
+    family="nn", doc="Pad an array: constant, edge or reflect padding per axis."))

@@ -20,7 +20,7 @@ import numpy as np
 from jax import lax
 
 from ..dtypes import canonical
-from .attrs import Bool, Float, Int, Optional, attr
+from .attrs import Bool, Enum, Float, Int, Optional, attr
 from .common import channel_shape, fail, normalize_axis
 from .registry import Op, register
 
@@ -132,3 +132,140 @@ register(Op(
     infer_inputs=_per_axis_infer, family="norm",
     doc="(x - mean) / sqrt(var + eps) * gamma + beta over one axis (biased variance); hidden "
         "outputs: the mean and the std, with the normalized axis kept as size 1."))
+
+
+# -- GroupNorm -----------------------------------------------------------------------
+def _gn_infer(p, shapes):
+    out = list(shapes)
+    out[1:] = [(p["num_groups"],)] * (len(out) - 1)
+    return out
+
+
+def _gn_lower(ctx, p, x, gamma, beta):
+    groups = p["num_groups"]
+    if x.ndim < 3:
+        fail(f"data must have at least 3 dimensions (N, C, ...), got {x.ndim}")
+    n, c = x.shape[0], x.shape[1]
+    if c % groups:
+        fail(f"num_groups={groups} must divide the channels ({c})")
+    acc = _acc_dtype(x.dtype)
+    xg = x.astype(acc).reshape((n, groups, c // groups) + tuple(x.shape[2:]))
+    axes = tuple(range(2, xg.ndim))
+    mean = jnp.mean(xg, axis=axes, keepdims=True)
+    var = jnp.mean(jnp.square(xg - mean), axis=axes, keepdims=True)
+    std = jnp.sqrt(var + jnp.asarray(p["eps"], acc))
+    normed = (xg - mean) / std
+    if tuple(gamma.shape) == (groups,) and tuple(beta.shape) == (groups,):
+        gshape = (1, groups) + (1,) * (xg.ndim - 2)
+        y = (normed * gamma.astype(acc).reshape(gshape) + beta.astype(acc).reshape(gshape)).reshape(x.shape)
+    elif tuple(gamma.shape) == (c,) and tuple(beta.shape) == (c,):  # MXNet 2.x: per channel
+        bshape = channel_shape(x.ndim, 1)
+        y = normed.reshape(x.shape) * gamma.astype(acc).reshape(bshape) + beta.astype(acc).reshape(bshape)
+    else:
+        fail(f"gamma and beta have shapes {tuple(gamma.shape)} and {tuple(beta.shape)}, expected "
+             f"{(groups,)} (one per group, as MXNet 1.x) or {(c,)} (one per channel)")
+    return y.astype(x.dtype), mean.reshape(n, groups).astype(x.dtype), std.reshape(n, groups).astype(x.dtype)
+
+
+register(Op(
+    "GroupNorm", _gn_lower, inputs=("data", "gamma", "beta"),
+    attrs=(attr("num_groups", Int(min=1), 1, "number of channel groups"),
+           attr("eps", Float(), 1e-5, "added to the variance"),
+           attr("output_mean_var", Bool(), False, "also output the mean and the std, shape (N, num_groups)")),
+    num_outputs=3, num_visible_outputs=lambda p: 3 if p["output_mean_var"] else 1,
+    output_names=lambda p: ["output", "mean", "std"] if p["output_mean_var"] else ["output"],
+    infer_inputs=_gn_infer, family="norm",
+    doc="Group normalization of (N, C, ...) data: statistics over each group of C/num_groups "
+        "channels and all spatial positions (biased variance). As in MXNet 1.x, gamma and beta "
+        "have one value per group (num_groups,); per-channel (C,) ones (MXNet 2.x) are accepted too."))
+
+
+# -- InstanceNorm --------------------------------------------------------------------
+def _in_infer(p, shapes):
+    out = list(shapes)
+    if shapes[0] is not None and len(shapes[0]) >= 2 and shapes[0][1] > 0:
+        out[1:] = [(shapes[0][1],)] * (len(out) - 1)
+    return out
+
+
+def _in_lower(ctx, p, x, gamma, beta):
+    if x.ndim < 3:
+        fail(f"data must have at least 3 dimensions (N, C, ...), got {x.ndim}")
+    _check_vectors(("gamma", "beta"), (gamma, beta), x.shape[1])
+    acc = _acc_dtype(x.dtype)
+    xf = x.astype(acc)
+    axes = tuple(range(2, x.ndim))
+    mean = jnp.mean(xf, axis=axes, keepdims=True)
+    var = jnp.mean(jnp.square(xf - mean), axis=axes, keepdims=True)
+    bshape = channel_shape(x.ndim, 1)
+    y = (xf - mean) * lax.rsqrt(var + jnp.asarray(p["eps"], acc)) * gamma.astype(acc).reshape(bshape) \
+        + beta.astype(acc).reshape(bshape)
+    n, c = x.shape[:2]
+    return y.astype(x.dtype), mean.reshape(n, c).astype(x.dtype), var.reshape(n, c).astype(x.dtype)
+
+
+register(Op(
+    "InstanceNorm", _in_lower, inputs=("data", "gamma", "beta"),
+    attrs=(attr("eps", Float(), 1e-3, "added to the variance"),),
+    num_outputs=3, num_visible_outputs=1, output_names=lambda p: ["output"],
+    infer_inputs=_in_infer, family="norm",
+    doc="Instance normalization of (N, C, ...) data: each sample's channel normalized over its "
+        "spatial positions (biased variance), then scaled by gamma (C,) and shifted by beta (C,). "
+        "Hidden outputs: the mean and the variance, shape (N, C)."))
+
+
+# -- L2Normalization -------------------------------------------------------------------
+def _l2_axes(mode: str, ndim: int) -> tuple[int, ...]:
+    if mode == "instance":
+        return tuple(range(1, ndim))
+    if mode == "channel":
+        return (1,)
+    return tuple(range(2, ndim))  # spatial
+
+
+def _l2_lower(ctx, p, x):
+    min_ndim = 2 if p["mode"] == "instance" else 3
+    if x.ndim < min_ndim:
+        fail(f"mode='{p['mode']}' needs data of at least {min_ndim} dimensions, got {x.ndim}")
+    acc = _acc_dtype(x.dtype)
+    xf = x.astype(acc)
+    axes = _l2_axes(p["mode"], x.ndim)
+    norm = jnp.sqrt(jnp.sum(jnp.square(xf), axis=axes, keepdims=True) + jnp.asarray(p["eps"], acc))
+    return (xf / norm).astype(x.dtype), jnp.squeeze(norm, axis=axes).astype(x.dtype)
+
+
+register(Op(
+    "L2Normalization", _l2_lower,
+    attrs=(attr("eps", Float(), 1e-10, "added to the sum of squares"),
+           attr("mode", Enum(("channel", "instance", "spatial")), "instance",
+                "instance: over all but axis 0; channel: over axis 1; spatial: over axes 2 and up")),
+    num_outputs=2, num_visible_outputs=1, output_names=lambda p: ["output"], family="norm",
+    doc="x / sqrt(sum(x^2) + eps), the sum taken per instance, per position over the channels, "
+        "or per channel over the spatial positions. Hidden output: the norm."))
+
+
+# -- LRN -------------------------------------------------------------------------------
+def _lrn_lower(ctx, p, x):
+    if x.ndim < 3:
+        fail(f"data must have at least 3 dimensions (N, C, ...), got {x.ndim}")
+    n = p["nsize"]
+    acc = _acc_dtype(x.dtype)
+    xf = x.astype(acc)
+    before = (n - 1) // 2
+    window = (1, n) + (1,) * (x.ndim - 2)
+    padding = [(0, 0), (before, n - 1 - before)] + [(0, 0)] * (x.ndim - 2)
+    summed = lax.reduce_window(jnp.square(xf), np.array(0, acc), lax.add, window, (1,) * x.ndim, padding)
+    scale = jnp.asarray(p["knorm"], acc) + jnp.asarray(p["alpha"] / n, acc) * summed
+    return (xf * scale ** jnp.asarray(-p["beta"], acc)).astype(x.dtype), scale.astype(x.dtype)
+
+
+register(Op(
+    "LRN", _lrn_lower,
+    attrs=(attr("alpha", Float(), 1e-4, "scale of the sum of squares"),
+           attr("beta", Float(), 0.75, "exponent"),
+           attr("knorm", Float(), 2.0, "additive constant"),
+           attr("nsize", Int(min=1), doc="number of neighbouring channels summed (odd)")),
+    num_outputs=2, num_visible_outputs=1, output_names=lambda p: ["output"], family="norm",
+    doc="Local response normalization across channels: "
+        "x / (knorm + alpha/nsize * sum of x^2 over the nsize channels around)^beta. "
+        "Hidden output: the denominator before the power."))

@@ -94,6 +94,7 @@ class Op:
     infer_inputs: Callable[[Mapping[str, Any], list[Shape]], list[Shape]] | None = None
     infer_dtype: Callable[[Mapping[str, Any], list[Any]], tuple[list[Any], list[Any] | None]] | None = None
     variadic: str | None = None
+    variadic_if: Callable[[Mapping[str, Any]], bool] | None = None
     input_init: Mapping[str, str] | Callable[[Mapping[str, Any]], Mapping[str, str]] = field(default_factory=dict)
     random: bool = False
     stateful: bool = False
@@ -116,9 +117,17 @@ class Op:
             self.output_names = lambda p: ["output"] if n_vis(p) == 1 else [f"output{i}" for i in range(n_vis(p))]
 
     # -- inputs ---------------------------------------------------------
+    def is_variadic(self, params: Mapping[str, Any]) -> bool:
+        """Whether the inputs are ``arg0 .. arg{n-1}`` (n from the ``variadic`` attribute) here.
+
+        ``variadic_if`` makes it depend on the attributes (UpSampling: variadic for
+        nearest, ``data`` and ``weight`` for bilinear).
+        """
+        return self.variadic is not None and (self.variadic_if is None or self.variadic_if(params))
+
     def input_names(self, params: Mapping[str, Any]) -> list[str]:
         """The names of the inputs this op takes for these attributes, in order."""
-        if self.variadic is not None:
+        if self.is_variadic(params):
             return [f"arg{i}" for i in range(int(params[self.variadic]))]
         return [s.name for s in self.inputs if s.present is None or s.present(params)]
 

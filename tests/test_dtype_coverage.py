@@ -1,0 +1,137 @@
+"""Every operator family runs in float16 and bfloat16 and agrees with its float32 run.
+
+Each entry of ``GRAPHS`` is a small representative graph of one family (several of its ops
+chained where that keeps it small); it is run in float32 and in the low-precision dtype
+(arguments cast, aux states kept float32) with tolerances fit for the dtype and the depth
+of the graph.  ``test_every_family_is_covered`` fails when a family is registered without
+an entry here (or an exemption with its reason).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+import xgraph as mx
+from opcheck import check_low_precision
+from xgraph.ops import registry
+
+RNG = np.random.default_rng(11)
+V = mx.sym.var
+
+#: (rtol, atol) per dtype for a graph of a few ops; ``scale`` widens them for deeper graphs
+TOL = {"float16": (1e-2, 1e-2), "bfloat16": (5e-2, 5e-2)}
+
+#: families with no float graph to compare, and why
+EXEMPT = {"constant": "_constant has no inputs: its dtype is the stored value's (checked in test_passes)",
+          "random": "samplers draw different values per dtype by design: their tests check distributions"}
+
+
+@dataclass
+class Entry:
+    """One representative graph: a builder, input shapes, and what stays float32."""
+
+    family: str
+    name: str
+    build: Callable[[], Any]
+    shapes: dict[str, tuple]
+    scale: float = 1.0
+    keep_float32: tuple[str, ...] = ()
+    values: dict[str, Callable[[tuple], np.ndarray]] = field(default_factory=dict)
+    aux: dict[str, np.ndarray] = field(default_factory=dict)
+    is_train: bool = False
+
+    def args(self, sym: Any) -> dict[str, np.ndarray]:
+        arg_shapes, _, _ = sym.infer_shape(**self.shapes)
+        out = {}
+        for n, s in zip(sym.list_arguments(), arg_shapes):
+            make = self.values.get(n, lambda shape: RNG.standard_normal(shape))
+            out[n] = np.asarray(make(s), np.float32)
+        return out
+
+
+def _positive(shape):
+    return RNG.uniform(0.5, 2.0, shape)
+
+
+def _labels(n):
+    return lambda shape: RNG.integers(0, n, shape)
+
+
+GRAPHS = [
+    Entry("elemwise", "unary_binary_scalar",
+          lambda: mx.sym.exp(V("x") * 0.5) * mx.sym.sigmoid(V("y")) + mx.sym.sqrt(mx.sym.abs(V("x")) + 1)
+          - mx.sym.tanh(V("y")) / 2, {"x": (3, 4), "y": (3, 4)}),
+    Entry("elemwise", "add_n_maximum", lambda: mx.sym.add_n(V("x"), V("y"), mx.sym._maximum(V("x"), V("y"))),
+          {"x": (2, 5), "y": (2, 5)}),
+    Entry("broadcast", "arith", lambda: mx.sym.broadcast_mul(mx.sym.broadcast_add(V("x"), V("b")), V("c"))
+          - mx.sym.broadcast_maximum(V("x"), V("c")), {"x": (2, 3, 4), "b": (1, 3, 1), "c": (2, 1, 4)}),
+    Entry("broadcast", "to_like", lambda: mx.sym.broadcast_to(V("b"), shape=(2, 3)) + mx.sym.broadcast_like(V("b"), V("x")),
+          {"b": (1, 3), "x": (2, 3)}),
+    Entry("reduce", "sum_mean_max", lambda: mx.sym.sum(V("x"), axis=1) + mx.sym.mean(V("x"), axis=1)
+          + mx.sym.max(V("x"), axis=1) + mx.sym.norm(V("x"), axis=1), {"x": (3, 4, 2)}, scale=2),
+    Entry("shape", "reshape_transpose_concat_slice",
+          lambda: mx.sym.slice_axis(mx.sym.Concat(mx.sym.transpose(mx.sym.Reshape(V("x"), shape=(0, 3, -1)),
+                                                                   axes=(0, 2, 1)), V("y"), dim=1),
+                                    axis=1, begin=1, end=None),
+          {"x": (2, 6), "y": (2, 3, 3)}),
+    Entry("shape", "split_clip_where", lambda: mx.sym.clip(mx.sym.SliceChannel(V("x"), num_outputs=2, axis=1)[1],
+                                                           a_min=-0.5, a_max=0.5) + mx.sym.where(V("c"), V("y"), V("y") * 2),
+          {"x": (2, 4), "y": (2, 2), "c": (2, 2)}, values={"c": _labels(2)}),
+    Entry("linalg", "dot_batch_dot", lambda: mx.sym.batch_dot(V("a"), V("b")) + mx.sym.dot(V("c"), V("d")),
+          {"a": (2, 3, 4), "b": (2, 4, 5), "c": (2, 3, 6), "d": (6, 5)}, scale=2),
+    Entry("nn", "conv_pool_fc", lambda: mx.sym.FullyConnected(
+        mx.sym.Pooling(mx.sym.Activation(mx.sym.Convolution(V("x"), kernel=(3, 3), pad=(1, 1), num_filter=4, name="c"),
+                                         act_type="relu"), kernel=(2, 2), stride=(2, 2), pool_type="max"),
+        num_hidden=5, name="fc"), {"x": (2, 3, 6, 6)}, scale=3),
+    Entry("nn", "deconv_upsampling_pad", lambda: mx.sym.Pad(mx.sym.UpSampling(
+        mx.sym.Deconvolution(V("x"), kernel=(3, 3), stride=(2, 2), pad=(1, 1), num_filter=2, name="d"),
+        scale=2, sample_type="nearest"), mode="reflect", pad_width=(0, 0, 0, 0, 1, 1, 1, 1)), {"x": (1, 3, 3, 3)},
+        scale=3),
+    Entry("nn", "softmax_leaky_embedding", lambda: mx.sym.softmax(
+        mx.sym.LeakyReLU(mx.sym.Embedding(V("i"), input_dim=6, output_dim=4, name="e"), act_type="elu"), axis=-1)
+        + mx.sym.log_softmax(mx.sym.SoftmaxActivation(V("x")), axis=1), {"i": (2, 3), "x": (2, 3, 4)},
+        keep_float32=("i",), values={"i": _labels(6)}),
+    Entry("nn", "dropout_inference", lambda: mx.sym.Dropout(V("x"), p=0.3) * 2, {"x": (3, 3)}),
+    Entry("norm", "batchnorm_layernorm", lambda: mx.sym.LayerNorm(
+        mx.sym.BatchNorm(V("x"), fix_gamma=False, name="bn"), axis=1, name="ln"), {"x": (2, 3, 4)},
+        keep_float32=("bn_gamma", "bn_beta"), scale=2,
+        aux={"bn_moving_mean": np.zeros(3, np.float32), "bn_moving_var": np.ones(3, np.float32)}),
+    Entry("norm", "batchnorm_training", lambda: mx.sym.BatchNorm(V("x"), name="bn"), {"x": (4, 3, 2)},
+          keep_float32=("bn_gamma", "bn_beta"), is_train=True, scale=2,
+          aux={"bn_moving_mean": np.zeros(3, np.float32), "bn_moving_var": np.ones(3, np.float32)}),
+    Entry("norm", "group_instance_l2_lrn", lambda: mx.sym.LRN(mx.sym.L2Normalization(
+        mx.sym.InstanceNorm(mx.sym.GroupNorm(V("x"), num_groups=2, name="gn"), name="in"), mode="channel"),
+        nsize=3), {"x": (2, 4, 3, 3)}, scale=2),
+    Entry("loss", "softmax_output_makeloss_blockgrad", lambda: mx.sym.Group([
+        mx.sym.SoftmaxOutput(V("x"), V("label"), name="sm"),
+        mx.sym.MakeLoss(mx.sym.BlockGrad(V("x")) * 2)]), {"x": (3, 5), "label": (3,)},
+        values={"label": _labels(5)}, keep_float32=("label",)),
+    Entry("rnn", "lstm_bidirectional", lambda: mx.sym.RNN(V("data"), state_size=4, num_layers=2, mode="lstm",
+                                                          bidirectional=True, state_outputs=True, name="r"),
+          {"data": (3, 2, 3)}, scale=2, values={"r_parameters": lambda s: RNG.standard_normal(s) * 0.5}),
+    Entry("rnn", "gru_tanh", lambda: mx.sym.RNN(V("data"), state_size=3, num_layers=1, mode="gru", name="g")
+          + mx.sym.RNN(V("data"), state_size=3, num_layers=1, mode="rnn_tanh", name="t"),
+          {"data": (4, 2, 3)}, scale=2),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("entry", GRAPHS, ids=lambda e: f"{e.family}-{e.name}")
+def test_low_precision_matches_float32(entry, dtype):
+    sym = entry.build()
+    args = entry.args(sym)
+    rtol, atol = TOL[dtype]
+    check_low_precision(sym, args, dtype, rtol * entry.scale, atol * entry.scale, aux=entry.aux,
+                        is_train=entry.is_train, keep_float32=entry.keep_float32)
+
+
+def test_every_family_is_covered():
+    families = {op.family or "(none)" for op in registry.all_ops()
+                if getattr(op.lower, "__module__", "").startswith("xgraph.")}  # not ops tests register
+    covered = {e.family for e in GRAPHS} | set(EXEMPT)
+    missing = sorted(families - covered)
+    assert not missing, (f"operator families without a low-precision graph in tests/test_dtype_coverage.py: "
+                         f"{missing}; add an Entry (or an EXEMPT reason)")

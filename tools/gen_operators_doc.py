@@ -1,0 +1,143 @@
+"""Generate docs/operators.md from the operator registry, or check that it is current.
+
+    python tools/gen_operators_doc.py          # (re)write docs/operators.md
+    python tools/gen_operators_doc.py --check  # exit 1 if docs/operators.md is not current
+
+Everything in the page comes from the ``Op`` declarations: names, aliases, family, inputs,
+attributes (kind, default, meaning), outputs, gradient support and the doc line.
+
+    >>> text = render()
+    >>> '| `FullyConnected` |' in text and '## nn' in text
+    True
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import defaultdict
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from xgraph.ops import registry  # noqa: E402
+
+DOC_PATH = os.path.join(ROOT, "docs", "operators.md")
+COMMAND = "python tools/gen_operators_doc.py"
+
+
+def _cell(text: Any) -> str:
+    """Text safe inside a markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ").strip()
+
+
+def _inputs(op: Any) -> str:
+    if op.variadic is not None:
+        variadic = f"`arg0` … `arg{{{op.variadic}-1}}`"
+        if op.variadic_if is None:
+            return variadic
+        fixed = ", ".join(f"`{s.name}`" for s in op.inputs)
+        return f"{variadic}, or {fixed} (depending on the attributes)"
+    parts = []
+    for s in op.inputs:
+        notes = []
+        if s.present is not None:
+            notes.append("optional")
+        if s.name in op.aux:
+            notes.append("auxiliary state, updated in training")
+        parts.append(f"`{s.name}`" + (f" ({', '.join(notes)})" if notes else ""))
+    return ", ".join(parts) if parts else "none"
+
+
+def _outputs(op: Any) -> str:
+    try:
+        params = op.with_defaults({})
+        names = op.output_names(params)
+        hidden = op.num_outputs(params) - op.num_visible_outputs(params)
+    except (KeyError, TypeError):  # depends on a required attribute
+        return "depends on the attributes"
+    text = ", ".join(f"`{n}`" for n in names)
+    return text + (f" (+{hidden} hidden)" if hidden > 0 else "")
+
+
+def _op_section(op: Any) -> list[str]:
+    lines = [f"### `{op.name}`", ""]
+    if op.doc:
+        lines += [op.doc, ""]
+    facts = [("family", op.family or "-"),
+             ("aliases", ", ".join(f"`{a}`" for a in op.aliases) or "-"),
+             ("inputs", _inputs(op)),
+             ("outputs (default attributes)", _outputs(op)),
+             ("gradient", "yes" if op.differentiable else "no"),
+             ("random", "yes (explicit PRNG key)" if op.random else "no")]
+    lines += [f"- {k}: {v}" for k, v in facts]
+    lines.append("")
+    if op.schema:
+        lines += ["| attribute | kind | default | meaning |", "| --- | --- | --- | --- |"]
+        for name, spec in op.schema.items():
+            default = "*required*" if spec.required else f"`{op.format_attr(name, spec.default)}`"
+            lines.append(f"| `{name}` | {_cell(spec.kind.describe())} | {default} | {_cell(spec.doc)} |")
+        lines.append("")
+    return lines
+
+
+def render() -> str:
+    """The whole page, from the registry."""
+    ops = registry.all_ops()
+    by_family: dict[str, list[Any]] = defaultdict(list)
+    for op in ops:
+        by_family[op.family or "other"].append(op)
+    n_names = len(registry.all_names())
+    lines = ["# Operators", "",
+             f"<!-- Generated from the operator registry by `{COMMAND}`; do not edit by hand. -->", "",
+             f"{len(ops)} operators ({n_names} names with aliases) in {len(by_family)} families. "
+             "Names, aliases, attributes and defaults are MXNet 1.9.1's; every attribute is parsed "
+             "from MXNet's string form and written back the same way.", "",
+             "| operator | family | aliases | gradient | doc |", "| --- | --- | --- | --- | --- |"]
+    for op in ops:
+        first = op.doc.split(". ")[0].rstrip(".") if op.doc else ""
+        lines.append(f"| `{op.name}` | {op.family or 'other'} | "
+                     f"{', '.join(f'`{a}`' for a in op.aliases) or '-'} | "
+                     f"{'yes' if op.differentiable else 'no'} | {_cell(first)} |")
+    lines.append("")
+    for family in sorted(by_family):
+        lines += [f"## {family}", ""]
+        for op in by_family[family]:
+            lines += _op_section(op)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def check(path: str = DOC_PATH) -> str | None:
+    """None if ``path`` holds exactly :func:`render`'s text, else a message saying how to fix it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            current = f.read()
+    except FileNotFoundError:
+        current = None
+    if current == render():
+        return None
+    return f"{os.path.relpath(path, ROOT)} is not current with the operator registry: run `{COMMAND}`"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the page, or with ``--check`` only compare; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="fail if docs/operators.md is not current")
+    args = parser.parse_args(argv)
+    if args.check:
+        problem = check()
+        if problem:
+            print(problem, file=sys.stderr)
+            return 1
+        print(f"{os.path.relpath(DOC_PATH, ROOT)} is current")
+        return 0
+    with open(DOC_PATH, "w", encoding="utf-8") as f:
+        f.write(render())
+    print(f"wrote {os.path.relpath(DOC_PATH, ROOT)} ({len(registry.all_ops())} operators)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
