@@ -17,7 +17,7 @@ from xgraph.lower import TRACE_COUNTS
 from xgraph.program import ProgramSignature, TensorSpec
 
 ROOT = Path(__file__).resolve().parents[1]
-FIX = ROOT / "tests" / "fixtures" / "mxnet"
+FIX = ROOT / "tests" / "fixtures" / "mxnet" / "cases"
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import xgraph as mx
 from xgraph.errors import GraphFormatError
 from xgraph.ops import registry
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mxnet")
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mxnet", "cases")
 
 
 def _case(name: str):

@@ -21,7 +21,7 @@ from xgraph.ops import registry
 from xgraph.ops.registry import Op
 
 ROOT = Path(__file__).resolve().parents[1]
-FIX = ROOT / "tests" / "fixtures" / "mxnet"
+FIX = ROOT / "tests" / "fixtures" / "mxnet" / "cases"
 PYTHON = sys.executable
 
 

@@ -16,7 +16,7 @@ import xgraph as mx
 from xgraph.errors import DTypeError, GraphFormatError
 from xgraph.io import params
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mxnet")
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mxnet", "cases")
 PARAM_FILES = sorted(glob.glob(os.path.join(FIXTURES, "*-0000.params")))
 CASES = [os.path.basename(p)[: -len("-0000.params")] for p in PARAM_FILES]
 
