@@ -229,6 +229,8 @@ class Trainer:
         self._metric_key = _metric_key(self.eval_metric)
         self._steps: dict[Any, tuple] = {}
         self._apply_fn = None
+        #: how many times a training step was traced and compiled (for tests and reports)
+        self.trace_count = 0
         self._acc = None
         self._stats_on = jax.device_put(jnp.float32(1.0), self._device)
         self._stats_off = jax.device_put(jnp.float32(0.0), self._device)
@@ -311,6 +313,7 @@ class Trainer:
             return tuple(res)
 
         def step(params, states, aux, count, acc, fixed, inputs, seed, stats_on, row_mask):
+            self.trace_count += 1           # runs only when jax traces (and so compiles) the step
             inputs = tuple(x.astype(specs[n].dtype) for n, x in zip(inames, inputs))
             named = {**dict(zip(fnames, fixed)), **dict(zip(inames, inputs)), _MASK_INPUT: row_mask}
             key = jax.random.fold_in(jax.random.key(seed), count) if self._needs_rng else None
@@ -396,7 +399,7 @@ class Trainer:
         if pad:
             mask = np.ones(self.batch_size, np.float32)
             mask[self.batch_size - pad:] = 0
-            row_mask, stats_on = jnp.asarray(mask), self._stats_off
+            row_mask, stats_on = jax.device_put(mask, self._device), self._stats_off
         else:
             row_mask, stats_on = self._full_mask, self._stats_on
         params = tuple(self.params[n] for n in self.param_names)
