@@ -47,6 +47,7 @@ from __future__ import annotations
 import io as _io
 import json
 import os
+import zipfile
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -512,7 +513,8 @@ class Trainer:
             arrays[key] = np.asarray(jax.device_get(tree))
             return {"array": key}
         meta = {"format": STATES_FORMAT, "version": 1, "optimizer": type(self.optimizer).__name__,
-                "params": self.param_names, "states": [enc(s) for s in self.opt_state],
+                "params": self.param_names, "shapes": [list(self.params[n].shape) for n in self.param_names],
+                "states": [enc(s) for s in self.opt_state],
                 "num_update": self.num_update, "begin_num_update": self.begin_num_update,
                 "rng": [self.seed, self.num_update]}
         with atomic_open(fname, "wb") as f:
@@ -527,7 +529,7 @@ class Trainer:
             with np.load(_io.BytesIO(raw), allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
             meta = json.loads(arrays.pop("__meta__").tobytes().decode())
-        except (OSError, ValueError, KeyError, UnicodeDecodeError) as e:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
             raise GraphFormatError(f"optimizer states file {fname!r} is corrupt or not an xgraph states file: "
                                    f"{e}") from None
         if not isinstance(meta, dict) or meta.get("format") != STATES_FORMAT:
@@ -538,6 +540,10 @@ class Trainer:
         if meta.get("params") != self.param_names:
             raise GraphFormatError(f"{fname!r} holds state for parameters {meta.get('params')}, the model "
                                    f"trains {self.param_names}")
+        shapes = [list(self.params[n].shape) for n in self.param_names]
+        if meta.get("shapes") != shapes:
+            raise GraphFormatError(f"{fname!r} holds state for parameter shapes {meta.get('shapes')}, the model's "
+                                   f"are {shapes}")
 
         def dec(obj: Any, like: Any, where: str) -> Any:
             if obj is None or like is None:
