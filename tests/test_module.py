@@ -155,7 +155,7 @@ def test_corrupt_and_mismatched_checkpoints_raise(tmp_path):
     wider.init_optimizer()
     with pytest.raises(mx.XGraphError, match="shape"):
         wider.load_optimizer_states(prefix + "-0001.states")
-    with pytest.raises(mx.XGraphError, match="does not exist"):
+    with pytest.raises(mx.XGraphError, match="No such file|does not exist"):
         mx.mod.Module.load(prefix, 7, load_optimizer_states=True)
 
 
