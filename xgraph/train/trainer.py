@@ -27,7 +27,9 @@ uses the same compiled step.  Policy:
   batch-coupled ops (BatchNorm's batch statistics, and its moving averages,
   see the padded rows), and ``normalization='batch'`` still divides by the full
   batch size.  For ordinary heads (no custom VJP) the head gradient itself is
-  masked.
+  masked.  Outputs whose first axis is not the batch (a language model's
+  ``(seq * batch, vocab)``) are not masked: there padded rows count, in the
+  gradient and in the metric.
 
 Randomness: the step's PRNG key is ``fold_in(key(seed), count)`` computed
 inside the step, from the trainer's own seed and counter (both stored in
@@ -423,10 +425,11 @@ class Trainer:
         return self.optimizer.begin_num_update
 
     def _host_metric(self, inputs: tuple, pad: int) -> None:
-        keep = self.batch_size - pad
+        """Update the metric on the host from the valid rows (all rows when an output is not batch-major)."""
+        batch_major = all(o.ndim and o.shape[0] == self.batch_size for o in self.outputs)
+        keep = self.batch_size - pad if batch_major else self.batch_size
         labels = {n: NDArray(jnp.asarray(x)[:keep]) for n, x in zip(self.label_names, inputs[len(self.data_names):])}
-        preds = {n: NDArray(o[:keep] if o.ndim and o.shape[0] == self.batch_size else o)
-                 for n, o in zip(self.output_names, self.outputs)}
+        preds = {n: NDArray(o[:keep]) for n, o in zip(self.output_names, self.outputs)}
         self.eval_metric.update_dict(labels, preds)
 
     def sync_metric(self) -> None:
