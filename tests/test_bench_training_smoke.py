@@ -24,6 +24,6 @@ def test_quick_tiny_run_prints_the_table(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "MLP 16-32-32-10 train step b8" in out and "ResNet-18 CIFAR train step b2" in out
     assert "LSTM LM" in out and "xgraph ms" in out and "XG_MX_PY not set" in out
-    diffs = [float(line.split("param rel diff ")[1].split(";")[0]) for line in out.splitlines() if "param rel diff" in line]
-    # the MLP must agree with jax; tiny ResNet's BatchNorm over 2 samples of 1x1 maps is ill-conditioned
-    assert len(diffs) == 2 and diffs[0] < 1e-4
+    diffs = [float(line.split("update rel diff ")[1].split(";")[0]) for line in out.splitlines() if "update rel diff" in line]
+    # tiny ResNet's BatchNorm over 2 samples of 1x1 maps is ill-conditioned: a looser bound
+    assert len(diffs) == 2 and diffs[0] < 1e-4 and diffs[1] < 0.5
