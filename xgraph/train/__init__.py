@@ -1,4 +1,5 @@
-"""Training building blocks: optimizers, learning-rate schedules, initializers and metrics.
+"""Training: optimizers, learning-rate schedules, initializers, metrics, data iterators,
+the fused Trainer step, MXNet's Module API and callbacks.
 
 Each is usable on its own and exposes pure jax functions (``Optimizer.pure_update``,
 ``LRScheduler.lr_at``, ``EvalMetric.batch_stats``) so a whole training step can be
@@ -10,3 +11,4 @@ compiled as one XLA computation.  The MXNet-shaped namespaces ``xgraph.optimizer
     ('SGD', 'Accuracy')
 """
 from . import lr_scheduler, optimizer, initializer, metric  # noqa: F401
+from . import data, callback, trainer, module  # noqa: F401
