@@ -44,30 +44,36 @@ from .graph import Graph
 from .lower import (RenamedFunction, frozen_inference_program, gradient_programs, inference_program,
                     train_forward_program)
 
-#: Input names that are never parameters when telling parameters from data by name.
-_DATA_INPUTS = ("data", "label", "lhs", "rhs")
+#: Input slots that carry data, not parameters, when telling parameters from data.
+_DATA_INPUTS = frozenset(("data", "label", "lhs", "rhs", "condition", "x", "y", "state", "state_cell",
+                          "sequence_length", "indices", "index"))
 
 
 def parameter_names(graph: Graph, arg_names: Sequence[str], data_names: Iterable[str] | None = None) -> set[str]:
     """The arguments that are parameters (values fixed between calls) rather than data.
 
     With ``data_names`` every other argument is a parameter.  Otherwise an
-    argument is a parameter when it has the name MXNet gives an
-    automatically created input, ``<node>_<input>`` (``fc1_weight``,
-    ``bn0_gamma``), for an input other than ``data``/``label``.  Auxiliary
-    states are always parameters (not listed here).
+    argument is a parameter when every op reading it reads it as a
+    parameter: at an input position after the first, of a non-variadic op,
+    in a slot not named like data (``weight``, ``bias``, ``gamma``, ``beta``
+    are parameters; ``data``, ``label``, ``lhs``, ``rhs`` ... are not).
+    Auxiliary states are always parameters (not listed here).  A wrong guess
+    costs speed, never correctness: values passes read are watched.
     """
     args = set(arg_names)
     if data_names is not None:
         return args - set(data_names)
-    found = set()
+    verdict: dict[str, bool] = {}
     for node in graph.topo_order():
         if node.op is None:
             continue
-        for name, e in zip(node.op.input_names(node.params), node.inputs):
-            if e.node.op is None and name not in _DATA_INPUTS and e.node.name == f"{node.name}_{name}":
-                found.add(e.node.name)
-    return found & args
+        names = node.op.input_names(node.params)
+        for pos, (name, e) in enumerate(zip(names, node.inputs)):
+            if e.node.op is not None:
+                continue
+            ok = pos > 0 and not node.op.variadic and name not in _DATA_INPUTS
+            verdict[e.node.name] = verdict.get(e.node.name, True) and ok
+    return {n for n, ok in verdict.items() if ok} & args
 
 
 class _InferState:
