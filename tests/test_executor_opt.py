@@ -114,5 +114,5 @@ def test_parameter_names_and_simple_bind_opt_level():
     assert parameter_names(net.graph, net.list_arguments(), data_names=["data", "softmax_label", "w"]) == {"fc_bias"}
     ex = net.simple_bind(mx.cpu(), data=(2, 4), opt_level=0)
     assert ex.pass_reports["train"].records == []
-    ex2 = ex.reshape(data=(1, 4))
+    ex2 = ex.reshape(data=(1, 4), softmax_label=(1,))
     assert ex2._opt["opt_level"] == 0
