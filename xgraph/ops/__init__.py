@@ -7,4 +7,4 @@ Importing this package registers every operator.
     True
 """
 from . import registry  # noqa: F401
-from . import broadcast, constant, elemwise, linalg, loss, nn, norm, reduce, shape  # noqa: F401  (registration side effects)
+from . import amp, broadcast, constant, elemwise, linalg, loss, nn, norm, reduce, shape  # noqa: F401  (registration side effects)
