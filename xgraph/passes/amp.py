@@ -185,8 +185,9 @@ def amp(graph: Graph, ctx: PassContext | None = None) -> Graph:
     for e in graph.outputs:
         new = env[id(e.node)][e.index]
         orig = st.info.dtype(e)
-        if orig is not None and _is_float(orig):
-            new = st.cast(new, np.dtype(orig), dt_of)
+        orig = np.dtype(orig) if orig is not None else np.dtype(np.float32)  # unknown: float32, as lowering
+        if _is_float(orig):
+            new = st.cast(new, orig, dt_of)
         outputs.append(new)
     if st.counts["amp_cast"] or st.counts["amp_multicast"]:
         ctx.note(f"target {st.target.name}: {st.counts['amp_cast']} amp_cast, "
