@@ -226,7 +226,7 @@ class RenamedFunction:
         >>> import xgraph as mx
         >>> g = (mx.sym.var('a') * 2).graph
         >>> f = RenamedFunction(g, False, ['b', 'a'], [])
-        >>> [float(v) for v in f((1.0, 3.0), ())[0][0].reshape(-1)]
+        >>> [float(v) for v in f((np.float32(1), np.ones(1, np.float32) * 3), ())[0][0]]
         [6.0]
     """
 
