@@ -20,6 +20,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from typing import Any, Mapping
 
 import numpy as np
@@ -85,7 +86,7 @@ def _open_zip(data: bytes, where: str) -> zipfile.ZipFile:
 def _read_member(zf: zipfile.ZipFile, name: str, where: str) -> bytes:
     try:
         return zf.read(name)
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError, NotImplementedError) as exc:
+    except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, NotImplementedError) as exc:
         raise ArtifactError(f"artifact {where}: member {name!r} is corrupt or truncated ({exc})") from None
 
 
