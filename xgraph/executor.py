@@ -33,7 +33,8 @@ from . import rng
 from .context import Context, as_context
 from .errors import BindError, ShapeError
 from .infer import infer
-from .lower import gradient_programs, inference_program, train_forward_program, unique_names
+from .bound import BoundPrograms, parameter_names
+from .lower import unique_names
 from .ndarray import NDArray
 
 _GRAD_REQS = ("write", "add", "null")
@@ -97,7 +98,9 @@ class Executor:
     """
 
     def __init__(self, symbol: Any, ctx: Any = None, args: Any = None, args_grad: Any = None,
-                 grad_req: Any = "write", aux_states: Any = None, **_: Any):
+                 grad_req: Any = "write", aux_states: Any = None, opt_level: int | str = 1,
+                 passes: Sequence[Any] | None = None, pass_options: Mapping[str, Any] | None = None,
+                 freeze_params: bool = False, data_names: Sequence[str] | None = None, **_: Any):
         self._symbol = symbol
         self._graph = graph = symbol.graph
         self._ctx = as_context(ctx)
@@ -119,9 +122,16 @@ class Executor:
                                 for n in self._arg_names)
         self._has_grad = any(self._diff_mask)
         self._needs_rng = any(n.op is not None and n.op.random for n in graph.topo_order())
-        self._infer = inference_program(graph)
-        self._train_fwd = train_forward_program(graph)
-        self._grad = gradient_programs(graph, self._diff_mask) if self._has_grad else None
+        self._opt = dict(opt_level=opt_level, passes=passes, pass_options=pass_options,
+                         freeze_params=freeze_params, data_names=data_names)
+        sigs = {**self.arg_dict, **self.aux_dict}
+        self._programs = BoundPrograms(
+            graph, self._arg_names, self._aux_names, {n: a.shape for n, a in sigs.items()},
+            {n: a.dtype for n, a in sigs.items()}, opt_level=opt_level, passes=passes, options=pass_options,
+            param_names=parameter_names(graph, self._arg_names, data_names), freeze=freeze_params)
+        self._infer = self._programs.infer
+        self._train_fwd = self._programs.train_forward()
+        self._grad = self._programs.gradient(self._diff_mask) if self._has_grad else None
         self.outputs = [NDArray(np.zeros(s, d)) for s, d in self._out_sigs]
         self._pending: tuple | None = None      # (args, aux, key) of a deferred training forward
         self._pullback: Any = None              # residuals of the last training forward
@@ -147,7 +157,9 @@ class Executor:
     @classmethod
     def simple_bind(cls, symbol: Any, ctx: Any = None, grad_req: Any = "write",
                     type_dict: Mapping[str, Any] | None = None, shared_exec: "Executor | None" = None,
-                    **shapes: Any) -> "Executor":
+                    opt_level: int | str = 1, passes: Sequence[Any] | None = None,
+                    pass_options: Mapping[str, Any] | None = None, freeze_params: bool = False,
+                    data_names: Sequence[str] | None = None, **shapes: Any) -> "Executor":
         """Allocate zero-filled arrays from the given input shapes (and dtypes) and bind.
 
             >>> import xgraph as mx
@@ -181,7 +193,8 @@ class Executor:
         reqs = _grad_req_dict(grad_req, arg_names)
         grads = {n: NDArray(jax.device_put(np.zeros(args[n].shape, np.dtype(args[n].dtype)), device))
                  for n in arg_names if reqs[n] != "null"}
-        return cls(symbol, ctx, args=args, args_grad=grads, grad_req=reqs, aux_states=aux)
+        return cls(symbol, ctx, args=args, args_grad=grads, grad_req=reqs, aux_states=aux, opt_level=opt_level,
+                   passes=passes, pass_options=pass_options, freeze_params=freeze_params, data_names=data_names)
 
     # -- MXNet's views --------------------------------------------------------
     @property
@@ -199,6 +212,22 @@ class Executor:
     @property
     def output_dict(self) -> dict[str, NDArray]:
         return dict(zip(self._symbol.list_outputs(), self.outputs))
+
+    @property
+    def pass_reports(self) -> dict[str, Any]:
+        """The pass reports of the programs: ``'train'``, and ``'infer'`` once an inference forward ran."""
+        out = {"train": self._programs.train_report}
+        if self._programs.infer_report is not None:
+            out["infer"] = self._programs.infer_report
+        return out
+
+    @property
+    def optimized_graphs(self) -> dict[str, Any]:
+        """The graphs the programs run: ``'train'``, and ``'infer'`` once an inference forward ran."""
+        out = {"train": self._programs.train_graph}
+        if self._programs.infer_graph is not None:
+            out["infer"] = self._programs.infer_graph
+        return out
 
     @property
     def grad_req(self) -> dict[str, str]:
@@ -384,7 +413,7 @@ class Executor:
                  if self.grad_dict[n] is not None}
         aux = {n: pick(n, self.aux_dict[n], shape_of(n)) for n in self._aux_names}
         return Executor(self._symbol, self._ctx, args=args, args_grad=grads, grad_req=self._grad_req,
-                        aux_states=aux)
+                        aux_states=aux, **self._opt)
 
     def debug_str(self) -> str:
         """The bound graph, one node a line."""

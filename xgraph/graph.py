@@ -95,6 +95,11 @@ class Node:
         return f"<Node {kind} {self.name!r}>"
 
 
+#: User attributes that change how a node is lowered (so they are part of the structural hash):
+#: rematerialisation segments and convolution strategies.
+LOWERING_ATTRS = ("__remat_segment__", "__conv_strategy__")
+
+
 class Entry(NamedTuple):
     """Output ``index`` of ``node``."""
 
@@ -202,7 +207,8 @@ class Graph:
                 op = "null" if n.op is None else n.op.name
                 attrs = sorted((k, repr(v)) for k, v in n.attrs.items())
                 ins = [(index[id(e.node)], e.index) for e in n.inputs]
-                h.update(repr((op, n.name, attrs, ins)).encode())
+                lowering = [(k, n.user_attrs[k]) for k in LOWERING_ATTRS if k in n.user_attrs]
+                h.update(repr((op, n.name, attrs, ins) + ((lowering,) if lowering else ())).encode())
             h.update(repr([(index[id(e.node)], e.index) for e in self.outputs]).encode())
             self._hash = h.hexdigest()
         return self._hash

@@ -28,12 +28,19 @@ import numpy as np
 
 from .dtypes import canonical as canonical_dtype
 from .errors import BindError, XGraphError
-from .graph import Graph, Node
+from .graph import Entry, Graph, Node
 from .infer import infer, node_error, split_result
 from .ops.registry import LowerCtx
 
 #: How many times a graph function has been traced, by structural hash (for tests and reports).
 TRACE_COUNTS: dict[str, int] = {}
+
+
+#: Node user attribute: nodes with the same value that are consecutive in topological order form one
+#: segment, lowered as one function under ``jax.checkpoint`` (recomputed in the backward pass).
+REMAT_ATTR = "__remat_segment__"
+#: Node user attribute of a Convolution: the strategy :mod:`xgraph.conv_strategy` lowers it with.
+CONV_STRATEGY_ATTR = "__conv_strategy__"
 
 
 class GraphFunction:
@@ -43,6 +50,12 @@ class GraphFunction:
     and :attr:`aux_names` and returns ``(outputs, new_aux)``; ``new_aux`` holds
     the updated auxiliary states in training mode, the given ones otherwise.
     Two variable nodes with the same name are fed from the same argument.
+
+    Consecutive op nodes carrying the same ``__remat_segment__`` user attribute
+    run as one function wrapped in ``jax.checkpoint``: only the values the rest
+    of the graph reads from the segment are kept for the backward pass, the
+    segment's inner activations are recomputed.  A Convolution carrying
+    ``__conv_strategy__`` is lowered by :func:`xgraph.conv_strategy.lower_convolution`.
     """
 
     def __init__(self, graph: Graph, is_train: bool):
@@ -53,34 +66,121 @@ class GraphFunction:
         self.order = graph.topo_order()
         self.needs_rng = any(n.op is not None and n.op.random for n in self.order)
         self.hash = graph.structural_hash()
+        self.steps = _plan_steps(graph, self.order)
+
+    def _apply(self, node: Node, ins: Sequence[Any], key: Any) -> tuple[tuple, list[tuple[str, Any]]]:
+        """Run one op node: its outputs and its aux updates as (variable name, value)."""
+        ctx = LowerCtx(self.is_train, key, node.name)
+        strategy = node.user_attrs.get(CONV_STRATEGY_ATTR) if node.user_attrs else None
+        with jax.named_scope(node.name):
+            try:
+                if strategy and node.op.name == "Convolution":
+                    from .conv_strategy import lower_convolution
+                    res = lower_convolution(strategy, node.op.lower, ctx, node.params, *ins)
+                else:
+                    res = node.op.lower(ctx, node.params, *ins)
+            except XGraphError as exc:
+                raise node_error(node, [i.shape for i in ins], [i.dtype for i in ins], exc) from None
+        outs, aux_vals = split_result(node.op, node.params, res)
+        updates = []
+        if aux_vals and self.is_train:
+            for pos, val in zip(sorted(node.aux_positions()), aux_vals):
+                src = node.inputs[pos].node
+                if src.op is None:
+                    updates.append((src.name, val))
+        return tuple(outs), updates
+
+    def _run_segment(self, seg: "_Segment", env: dict, key: Any) -> list[tuple[str, Any]]:
+        ext_vals = tuple(env[id(e.node)][e.index] for e in seg.inputs)
+
+        def body(ext_vals, key):
+            local: dict[int, tuple] = {}
+            for e, v in zip(seg.inputs, ext_vals):
+                local.setdefault(id(e.node), {})[e.index] = v
+            aux_out = []
+            for node in seg.nodes:
+                ins = [local[id(e.node)][e.index] for e in node.inputs]
+                outs, updates = self._apply(node, ins, key)
+                local[id(node)] = dict(enumerate(outs))
+                aux_out += [v for _, v in updates]
+            return tuple(local[id(e.node)][e.index] for e in seg.outputs), tuple(aux_out)
+
+        outs, aux_vals = jax.checkpoint(body)(ext_vals, key)
+        for e, v in zip(seg.outputs, outs):
+            env.setdefault(id(e.node), {})[e.index] = v
+        return list(zip(seg.aux_names, aux_vals))
 
     def __call__(self, args: Sequence[Any], aux: Sequence[Any], key: Any = None) -> tuple[tuple, tuple]:
         TRACE_COUNTS[self.hash] = TRACE_COUNTS.get(self.hash, 0) + 1
         by_name = dict(zip(self.arg_names, args))
         by_name.update(zip(self.aux_names, aux))
-        env: dict[int, tuple] = {}
+        env: dict[int, Any] = {}
         new_aux: dict[str, Any] = {}
-        for node in self.order:
-            if node.op is None:
-                env[id(node)] = (by_name[node.name],)
+        for step in self.steps:
+            if isinstance(step, _Segment):
+                updates = self._run_segment(step, env, key)
+            elif step.op is None:
+                env[id(step)] = (by_name[step.name],)
                 continue
-            ins = [env[id(e.node)][e.index] for e in node.inputs]
-            ctx = LowerCtx(self.is_train, key, node.name)
-            with jax.named_scope(node.name):
-                try:
-                    res = node.op.lower(ctx, node.params, *ins)
-                except XGraphError as exc:
-                    raise node_error(node, [i.shape for i in ins], [i.dtype for i in ins], exc) from None
-            outs, aux_vals = split_result(node.op, node.params, res)
-            env[id(node)] = outs
-            if aux_vals and self.is_train:
-                positions = sorted(node.aux_positions())
-                for pos, val in zip(positions, aux_vals):
-                    src = node.inputs[pos].node
-                    if src.op is None:
-                        new_aux[src.name] = val.astype(by_name[src.name].dtype)
+            else:
+                ins = [env[id(e.node)][e.index] for e in step.inputs]
+                outs, updates = self._apply(step, ins, key)
+                env[id(step)] = outs
+            for name, val in updates:
+                new_aux[name] = val.astype(by_name[name].dtype)
         outputs = tuple(env[id(e.node)][e.index] for e in self.graph.outputs)
         return outputs, tuple(new_aux.get(n, by_name[n]) for n in self.aux_names)
+
+
+class _Segment:
+    """Consecutive op nodes lowered together under ``jax.checkpoint``."""
+
+    __slots__ = ("nodes", "inputs", "outputs", "aux_names")
+
+    def __init__(self, nodes: list[Node], inputs: list, outputs: list, aux_names: list[str]):
+        self.nodes, self.inputs, self.outputs, self.aux_names = nodes, inputs, outputs, aux_names
+
+
+def _plan_steps(graph: Graph, order: Sequence[Node]) -> list:
+    """The order of execution: variables first, then op nodes, remat segments grouped."""
+    steps: list = [n for n in order if n.op is None]
+    ops = [n for n in order if n.op is not None]
+    if not any(n.user_attrs and REMAT_ATTR in n.user_attrs for n in ops):
+        return steps + ops
+    groups: list[list[Node]] = []
+    prev = None
+    for n in ops:
+        seg = n.user_attrs.get(REMAT_ATTR) if n.user_attrs else None
+        if seg is not None and groups and prev == seg:
+            groups[-1].append(n)
+        else:
+            groups.append([n])
+        prev = seg
+    readers: dict[tuple[int, int], set[int]] = {}
+    for gi, grp in enumerate(groups):
+        for n in grp:
+            for e in n.inputs:
+                readers.setdefault((id(e.node), e.index), set()).add(gi)
+    for e in graph.outputs:
+        readers.setdefault((id(e.node), e.index), set()).add(-1)
+    for gi, grp in enumerate(groups):
+        if len(grp) == 1 or grp[0].user_attrs.get(REMAT_ATTR) is None:
+            steps += grp
+            continue
+        inside = {id(n) for n in grp}
+        ins, seen = [], set()
+        for n in grp:
+            for e in n.inputs:
+                if id(e.node) not in inside and (id(e.node), e.index) not in seen:
+                    seen.add((id(e.node), e.index))
+                    ins.append(e)
+        used_out = {(id(n), i) for n in grp for i in range(n.num_outputs)
+                    if readers.get((id(n), i), set()) - {gi}}
+        exported = [Entry(n, i) for n in grp for i in range(n.num_outputs) if (id(n), i) in used_out]
+        aux_names = [n.inputs[p].node.name for n in grp for p in sorted(n.aux_positions())
+                     if n.inputs[p].node.op is None]
+        steps.append(_Segment(grp, ins, exported, aux_names))
+    return steps
 
 
 def unique_names(nodes: Sequence[Node]) -> list[str]:
@@ -112,26 +212,99 @@ def clear_cache() -> None:
         _FN_CACHE.clear()
 
 
-def inference_program(graph: Graph) -> Callable:
-    """A jitted ``(args, aux, key) -> outputs`` for ``forward(is_train=False)``."""
-    def build():
-        gf = GraphFunction(graph, is_train=False)
+class RenamedFunction:
+    """A graph function seen through another argument list: the user's names, plus extra values.
 
-        def xgraph_infer(args, aux, key):
-            return gf(args, aux, key)[0]
+    An executor binds the user's symbol but runs an optimized graph whose
+    arguments may be fewer (folded away) or new (``new_params`` of passes).
+    ``__call__(args, aux, key, extra=())`` takes ``args``/``aux`` aligned with
+    ``arg_names``/``aux_names`` and ``extra`` aligned with ``extra_names``,
+    feeds the graph's variables by name and returns ``(outputs, new_aux)``
+    with ``new_aux`` aligned with ``aux_names`` (unused arguments get zero
+    gradients).
+
+        >>> import xgraph as mx
+        >>> g = (mx.sym.var('a') * 2).graph
+        >>> f = RenamedFunction(g, False, ['b', 'a'], [])
+        >>> [float(v) for v in f((np.float32(1), np.ones(1, np.float32) * 3), ())[0][0]]
+        [6.0]
+    """
+
+    def __init__(self, graph: Graph, is_train: bool, arg_names: Sequence[str], aux_names: Sequence[str],
+                 extra_names: Sequence[str] = ()):
+        self.gf = GraphFunction(graph, is_train)
+        self.arg_names, self.aux_names = tuple(arg_names), tuple(aux_names)
+        self.extra_names = tuple(extra_names)
+        self.needs_rng = self.gf.needs_rng
+        known = set(self.arg_names) | set(self.aux_names) | set(self.extra_names)
+        missing = [n for n in self.gf.arg_names + self.gf.aux_names if n not in known]
+        if missing:
+            raise BindError(f"the optimized graph reads {missing}, which are neither bound nor derived")
+        self.cache_key = (self.gf.hash, is_train, self.arg_names, self.aux_names, self.extra_names)
+
+    def __call__(self, args: Sequence[Any], aux: Sequence[Any], key: Any = None,
+                 extra: Sequence[Any] = ()) -> tuple[tuple, tuple]:
+        by_name = dict(zip(self.arg_names, args))
+        by_name.update(zip(self.aux_names, aux))
+        by_name.update(zip(self.extra_names, extra))
+        outs, new_aux = self.gf([by_name[n] for n in self.gf.arg_names], [by_name[n] for n in self.gf.aux_names], key)
+        updated = dict(zip(self.gf.aux_names, new_aux))
+        return outs, tuple(updated.get(n, by_name[n]) for n in self.aux_names)
+
+
+def _function(graph: Graph, is_train: bool, fn: Any) -> tuple[Any, tuple]:
+    if fn is None:
+        return GraphFunction(graph, is_train), (graph.structural_hash(),)
+    return fn, fn.cache_key
+
+
+def inference_program(graph: Graph, fn: "RenamedFunction | None" = None) -> Callable:
+    """A jitted ``(args, aux, key) -> outputs`` for ``forward(is_train=False)``.
+
+    With ``fn`` (a :class:`RenamedFunction` over ``graph``) the program is
+    ``(args, aux, key, extra) -> outputs`` in ``fn``'s argument order.
+    """
+    gf, k = _function(graph, False, fn)
+
+    def build():
+        if fn is None:
+            def xgraph_infer(args, aux, key):
+                return gf(args, aux, key)[0]
+        else:
+            def xgraph_infer(args, aux, key, extra):
+                return gf(args, aux, key, extra)[0]
         return jax.jit(xgraph_infer)
-    return cached((graph.structural_hash(), "infer"), build)
+    return cached(k + ("infer",), build)
 
 
-def train_forward_program(graph: Graph) -> Callable:
+def frozen_inference_program(fn: "RenamedFunction", frozen: Mapping[str, Any], extra: Sequence[Any]) -> Callable:
+    """A jitted ``(args, aux, key) -> outputs`` with the ``frozen`` values and ``extra`` as constants.
+
+    XLA sees the frozen parameters as compile-time constants and can
+    pre-arrange them (convolution weights in its preferred layout); the
+    program must be rebuilt (and recompiled) when they change.  Not cached.
+    """
+    consts = {k: np.asarray(v) for k, v in frozen.items()}
+    extra_c = tuple(np.asarray(v) for v in extra)
+    arg_pos = [(i, n) for i, n in enumerate(fn.arg_names)]
+    aux_pos = [(i, n) for i, n in enumerate(fn.aux_names)]
+
+    def xgraph_infer_frozen(args, aux, key):
+        a = tuple(consts[n] if n in consts else args[i] for i, n in arg_pos)
+        x = tuple(consts[n] if n in consts else aux[i] for i, n in aux_pos)
+        return fn(a, x, key, extra_c)[0]
+    return jax.jit(xgraph_infer_frozen)
+
+
+def train_forward_program(graph: Graph, fn: "RenamedFunction | None" = None) -> Callable:
     """A jitted ``(args, aux, key) -> (outputs, new_aux)``: a training forward with no gradient."""
-    def build():
-        gf = GraphFunction(graph, is_train=True)
+    gf, k = _function(graph, True, fn)
 
+    def build():
         def xgraph_train_forward(args, aux, key):
             return gf(args, aux, key)
         return jax.jit(xgraph_train_forward)
-    return cached((graph.structural_hash(), "train_fwd"), build)
+    return cached(k + ("train_fwd",), build)
 
 
 def abstract_inputs(graph: Graph, shapes: Mapping[str, Any], dtypes: Mapping[str, Any] | None = None,
@@ -180,8 +353,8 @@ class GradientPrograms:
     needs, which ``backward`` then consumes, so the forward never runs twice.
     """
 
-    def __init__(self, graph: Graph, diff_mask: tuple[bool, ...]):
-        gf = GraphFunction(graph, is_train=True)
+    def __init__(self, graph: Graph, diff_mask: tuple[bool, ...], fn: "RenamedFunction | None" = None):
+        gf = fn if fn is not None else GraphFunction(graph, is_train=True)
         self.diff_mask = diff_mask
 
         def split(args):
@@ -220,10 +393,15 @@ class GradientPrograms:
         return self._backward(pullback, meta, head_grads, old_grads)
 
 
-def gradient_programs(graph: Graph, diff_mask: Sequence[bool]) -> GradientPrograms:
-    """The cached :class:`GradientPrograms` of ``graph`` for these differentiated arguments."""
+def gradient_programs(graph: Graph, diff_mask: Sequence[bool], fn: "RenamedFunction | None" = None
+                      ) -> GradientPrograms:
+    """The cached :class:`GradientPrograms` of ``graph`` for these differentiated arguments.
+
+    ``diff_mask`` is aligned with ``fn``'s argument names when ``fn`` is given.
+    """
     mask = tuple(bool(m) for m in diff_mask)
-    return cached((graph.structural_hash(), "grad", mask), lambda: GradientPrograms(graph, mask))
+    _, k = _function(graph, True, fn)
+    return cached(k + ("grad", mask), lambda: GradientPrograms(graph, mask, fn))
 
 
 class Lowered:
@@ -298,5 +476,7 @@ def lower(symbol: Any, dtypes: Mapping[str, Any] | None = None, is_train: bool =
     return Lowered(graph, shapes, dtypes, is_train)
 
 
-__all__ = ["GraphFunction", "GradientPrograms", "gradient_programs", "Lowered", "Executable", "lower", "inference_program", "train_forward_program",
+__all__ = ["GraphFunction", "RenamedFunction", "GradientPrograms", "gradient_programs", "Lowered", "Executable",
+           "lower", "inference_program", "frozen_inference_program", "train_forward_program", "REMAT_ATTR",
+           "CONV_STRATEGY_ATTR",
            "clear_cache", "abstract_inputs", "unique_names", "TRACE_COUNTS"]

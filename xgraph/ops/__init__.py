@@ -8,6 +8,7 @@ Importing this package registers every operator (one import per family, for the 
 """
 # flake8: noqa: F401
 from . import registry
+from . import amp
 from . import broadcast
 from . import constant
 from . import contrib

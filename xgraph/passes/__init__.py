@@ -12,7 +12,7 @@ See ``docs/passes.md``.
 from .context import PassContext
 from .manager import (INFERENCE_ONLY, LEVELS, TRAINING_SAFE, Optimized, Pass, PassManager, PassRecord, Report,
                       check_well_formed, get_pass, level_pipeline, list_passes, optimize, register_pass)
-from . import dce, cse, fold_constants, simplify, inference  # noqa: F401  (register the built-in passes)
+from . import dce, cse, fold_constants, simplify, inference, amp, remat, conv_strategy  # noqa: F401  (register the built-in passes)
 
 __all__ = ["PassContext", "Pass", "PassManager", "PassRecord", "Report", "Optimized", "register_pass",
            "get_pass", "list_passes", "level_pipeline", "optimize", "check_well_formed", "LEVELS",

@@ -51,6 +51,9 @@ class PassContext:
     new_params: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     default_dtype: Any = np.float32
+    #: names of bound parameters some pass read through :meth:`value_of` (an executor watches
+    #: these and re-optimizes when their values change)
+    read: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.shapes = {k: (None if v is None else tuple(int(d) for d in v)) for k, v in dict(self.shapes).items()}
@@ -69,12 +72,18 @@ class PassContext:
         """The largest value, in elements, a pass may materialise (default 1M)."""
         return int(self.options.get("size_limit", DEFAULT_SIZE_LIMIT))
 
-    def value_of(self, name: str) -> np.ndarray | None:
-        """A bound parameter's value, or None (always None while optimizing for training)."""
+    def value_of(self, name: str, record: bool = True) -> np.ndarray | None:
+        """A bound parameter's value, or None (always None while optimizing for training).
+
+        Unless ``record`` is False (a pass only looks at the shape), the name
+        goes to :attr:`read`: the result of the pass depends on that value.
+        """
         if self.for_training:
             return None
         if name in self.new_params:
             return self.new_params[name]
+        if record and name in self.params:
+            self.read.add(name)
         return self.params.get(name)
 
     def all_shapes(self) -> dict[str, Any]:

@@ -78,7 +78,7 @@ def _analyse(graph: Graph, ctx: PassContext) -> tuple[dict[int, int], dict[int, 
     info = ctx.infer(graph) if any(n.op is not None and n.op.name in SHAPE_ONLY for n in order) else None
     for node in order:
         if node.op is None:
-            v = ctx.value_of(node.name)
+            v = ctx.value_of(node.name, record=False)
             if v is not None:
                 kind[id(node)] = _PARAM
                 sig[id(node)] = ((tuple(v.shape), v.dtype),)
