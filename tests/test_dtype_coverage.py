@@ -26,7 +26,8 @@ TOL = {"float16": (1e-2, 1e-2), "bfloat16": (5e-2, 5e-2)}
 
 #: families with no float graph to compare, and why
 EXEMPT = {"constant": "_constant has no inputs: its dtype is the stored value's (checked in test_passes)",
-          "random": "samplers draw different values per dtype by design: their tests check distributions"}
+          "random": "samplers draw different values per dtype by design: their tests check distributions",
+          "amp": "amp_cast/amp_multicast change dtypes by design (checked in test_amp_remat)"}
 
 
 @dataclass
@@ -109,6 +110,20 @@ GRAPHS = [
         mx.sym.SoftmaxOutput(V("x"), V("label"), name="sm"),
         mx.sym.MakeLoss(mx.sym.BlockGrad(V("x")) * 2)]), {"x": (3, 5), "label": (3,)},
         values={"label": _labels(5)}, keep_float32=("label",)),
+    Entry("indexing", "take_pick_topk_sort", lambda: mx.sym.broadcast_add(
+          mx.sym.take(V("x"), V("i"), axis=0) + mx.sym.sort(V("x"), axis=1),
+          mx.sym.pick(V("x"), V("j"), axis=1, keepdims=True)
+          + mx.sym.topk(V("x"), k=2, ret_typ="value", axis=1).sum(axis=1, keepdims=True)),
+          {"x": (3, 4), "i": (3,), "j": (3,)},
+          keep_float32=("i", "j"), values={"i": _labels(3), "j": _labels(4)}, scale=2),
+    Entry("indexing", "gather_nd", lambda: mx.sym.gather_nd(V("x"), V("idx")) * 2,
+          {"x": (3, 2), "idx": (1, 2)}, keep_float32=("idx",), values={"idx": _labels(2)}),
+    Entry("sequence", "mask_reverse_last", lambda: mx.sym.SequenceMask(
+        mx.sym.SequenceReverse(V("x"), V("n"), use_sequence_length=True), V("n"), use_sequence_length=True,
+        value=0.5) + mx.sym.broadcast_like(mx.sym.expand_dims(mx.sym.SequenceLast(V("x")), axis=0), V("x")),
+        {"x": (4, 2, 3), "n": (2,)}, keep_float32=("n",), values={"n": lambda s: RNG.integers(1, 5, s)}),
+    Entry("contrib", "div_sqrt_dim_arange_like", lambda: mx.sym.broadcast_add(
+          mx.sym.contrib.div_sqrt_dim(V("x")), mx.sym.contrib.arange_like(V("x"), axis=1) * 0.1), {"x": (2, 4)}),
     Entry("rnn", "lstm_bidirectional", lambda: mx.sym.RNN(V("data"), state_size=4, num_layers=2, mode="lstm",
                                                           bidirectional=True, state_outputs=True, name="r"),
           {"data": (3, 2, 3)}, scale=2, values={"r_parameters": lambda s: RNG.standard_normal(s) * 0.5}),
