@@ -131,6 +131,31 @@ def test_elemwise_graph_with_two_symbolic_dims_accepts_jax_arrays():
         np.testing.assert_allclose(np.asarray(got), live(net, {}, a=x, b=np.asarray(y))[0], rtol=1e-6)
 
 
+def test_random_inference_artifact_takes_a_seed_and_draws_anew_each_call():
+    net = mx.sym.Dropout(mx.sym.var("x"), p=0.5, mode="always")
+    art = mx.load_artifact(mx.export(net, inputs={"x": ((64,), "float32")}).data)
+    assert [a["kind"] for a in art.manifest["call_args"]] == ["input", "seed"]
+    x = np.ones(64, np.float32)
+    first, second = (np.asarray(art(x=x)[0]) for _ in range(2))
+    assert not np.array_equal(first, second)                      # a new seed every call
+    np.testing.assert_array_equal(np.asarray(art(x=x, seed=3)[0]), np.asarray(art(x=x, seed=3)[0]))
+    assert set(np.unique(first)) <= {0.0, 2.0}
+
+
+def test_lowered_executable_of_a_random_graph_draws_fresh_keys():
+    net = mx.sym.Dropout(mx.sym.var("x"), p=0.5, mode="always")
+    exe = mx.lower(net, x=(64,)).compile()
+    x = np.ones(64, np.float32)
+    mx.random.seed(11)
+    a, b = (np.asarray(exe(x=x)[0]) for _ in range(2))
+    mx.random.seed(11)
+    np.testing.assert_array_equal(np.asarray(exe(x=x)[0]), a)   # mx.random.seed makes it reproducible
+    assert not np.array_equal(a, b)
+    np.testing.assert_array_equal(np.asarray(exe(key=5, x=x)[0]), np.asarray(exe(key=5, x=x)[0]))
+    with pytest.raises(mx.XGraphError, match="key must be"):
+        exe(key="nope", x=x)
+
+
 def test_bfloat16_parameters_round_trip():
     net = mx.sym.FullyConnected(mx.sym.var("data"), num_hidden=3, name="fc")
     w = np.arange(12, dtype=np.float32).reshape(3, 4).astype(ml_dtypes.bfloat16)

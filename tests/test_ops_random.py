@@ -43,6 +43,33 @@ def test_seeded_reproducible_and_streams_differ():
     np.testing.assert_array_equal(x, mx.random.normal(shape=(4,)).asnumpy())
 
 
+def test_randomness_depends_on_attributes():
+    """Only nodes that draw get a key: an executor of a deterministic graph passes none."""
+    data = V("data")
+    cases = [(mx.sym.Dropout(data, p=0.5), True), (mx.sym.Dropout(data, p=0.0), False),
+             (mx.sym.LeakyReLU(data, act_type="rrelu"), True), (mx.sym.LeakyReLU(data, act_type="leaky"), False),
+             (mx.sym.RNN(data, state_size=2, num_layers=2, mode="lstm", p=0.3), True),
+             (mx.sym.RNN(data, state_size=2, num_layers=1, mode="lstm", p=0.3), False),
+             (mx.sym.RNN(data, state_size=2, num_layers=2, mode="gru"), False)]
+    for sym, random in cases:
+        assert sym.graph.outputs[0].node.is_random is random, sym.name
+    ex = mx.sym.LeakyReLU(data, act_type="elu").simple_bind(mx.cpu(), data=(2, 3), grad_req="null")
+    assert ex._key() is None
+
+
+def test_key_words_cover_large_seeds_and_match_eager_keys():
+    from xgraph import rng
+    import jax
+    rng.seed(2 ** 40 + 5)
+    words = rng.next_words()
+    assert words.dtype == np.uint32 and words.tolist() == [5, 256, 0]
+    rng.seed(2 ** 40 + 5)
+    eager = rng.next_key()
+    np.testing.assert_array_equal(jax.random.key_data(eager), jax.random.key_data(rng.key_from_words(words)))
+    rng.seed(5)
+    assert not np.array_equal(jax.random.key_data(rng.next_key()), jax.random.key_data(eager))
+
+
 @pytest.mark.parametrize("fn,kwargs,mean,var", [
     ("uniform", dict(low=-1.0, high=3.0), 1.0, 16 / 12),
     ("normal", dict(loc=2.0, scale=0.5), 2.0, 0.25),

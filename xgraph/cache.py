@@ -10,8 +10,12 @@ when xgraph is imported) switches on two caches under one folder:
   structural hash and the :class:`~xgraph.program.ProgramSignature`; a second
   process skips the pass pipeline, tracing and lowering as well.
 
-:func:`cached_export` is the entry point for export and executors; it also
-keeps exported programs in memory for the life of the process.
+:func:`cached_export` is the entry point for :func:`xgraph.export`; it also
+keeps exported programs in memory for the life of the process.  Executors
+(``bind``/``simple_bind``) use only the first cache: a second process skips
+XLA compilation but traces and lowers again.  Disk entries are keyed with
+:func:`~xgraph.program.code_fingerprint`, so a changed xgraph never reads
+programs an older one wrote.
 
     >>> import tempfile, xgraph as mx
     >>> from xgraph.cache import cached_export, cache_stats
@@ -25,6 +29,7 @@ keeps exported programs in memory for the life of the process.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -35,7 +40,7 @@ import jax
 from .errors import XGraphError
 from .graph import Graph
 from .io.atomic import atomic_write_bytes, atomic_write_text
-from .program import ProgramSignature, export_program
+from .program import ProgramSignature, code_fingerprint, export_program
 
 ENV_VAR = "XGRAPH_CACHE_DIR"
 _lock = threading.Lock()
@@ -51,13 +56,11 @@ def set_cache_dir(path: str | os.PathLike | None) -> None:
         >>> import tempfile, xgraph as mx
         >>> mx.set_cache_dir(tempfile.mkdtemp()); mx.set_cache_dir(None)
     """
-    from jax._src import compilation_cache as _cc  # reset so a new folder takes effect mid-process
-
     if path is None:
         with _lock:
             _state["dir"] = None
         jax.config.update("jax_compilation_cache_dir", None)
-        _cc.reset_cache()
+        _reset_jax_cache()
         return
     root = os.path.abspath(os.fspath(path))
     try:
@@ -71,7 +74,23 @@ def set_cache_dir(path: str | os.PathLike | None) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     # -1: no minimum entry size at all (0 would let JAX substitute a filesystem-dependent minimum)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-    _cc.reset_cache()
+    _reset_jax_cache()
+
+
+def _reset_jax_cache() -> None:
+    """Make a new cache folder take effect mid-process.
+
+    JAX opens its persistent cache once, on the first compile; only its
+    internal ``reset_cache`` reopens it (no public API does).  Without it
+    (a JAX that moved it), the folder set before the first compile is used.
+    """
+    try:
+        from jax._src import compilation_cache as _cc
+    except ImportError:  # pragma: no cover - depends on the installed JAX
+        return
+    reset = getattr(_cc, "reset_cache", None)
+    if reset is not None:
+        reset()
 
 
 def cache_dir() -> str | None:
@@ -121,7 +140,8 @@ def cached_json(kind: str, key: str, build: Callable[[], Any]) -> Any:
         if mem_key in _json_memory:
             return json.loads(_json_memory[mem_key])
     root = cache_dir()
-    path = None if root is None else os.path.join(root, "exports", f"{kind}-{key[:48]}.json")
+    disk_key = hashlib.sha256((key + code_fingerprint()).encode()).hexdigest()   # stale after a code change
+    path = None if root is None else os.path.join(root, "exports", f"{kind}-{disk_key[:48]}.json")
     text = None
     if path is not None and os.path.exists(path):
         try:

@@ -121,7 +121,7 @@ class Executor:
         self._diff_mask = tuple(self._grad_req[n] != "null" and _dt.is_float(self.arg_dict[n].dtype)
                                 for n in self._arg_names)
         self._has_grad = any(self._diff_mask)
-        self._needs_rng = any(n.op is not None and n.op.random for n in graph.topo_order())
+        self._needs_rng = any(n.is_random for n in graph.topo_order())
         self._opt = dict(opt_level=opt_level, passes=passes, pass_options=pass_options,
                          freeze_params=freeze_params, data_names=data_names)
         sigs = {**self.arg_dict, **self.aux_dict}
@@ -243,7 +243,7 @@ class Executor:
 
     # -- running ------------------------------------------------------------
     def _key(self) -> Any:
-        return rng.next_key() if self._needs_rng else None
+        return rng.next_words() if self._needs_rng else None
 
     def _set_outputs(self, outs: Sequence[jax.Array]) -> None:
         for h, o in zip(self.outputs, outs):
@@ -283,7 +283,7 @@ class Executor:
         arg_dict, aux_dict = self.arg_dict, self.aux_dict
         args = tuple([arg_dict[n].data for n in self._arg_names])
         aux = tuple([aux_dict[n].data for n in self._aux_names]) if self._aux_names else ()
-        key = rng.next_key() if self._needs_rng else None
+        key = rng.next_words() if self._needs_rng else None
         self._pullback = None
         if not is_train:
             self._set_outputs(self._infer(args, aux, key))

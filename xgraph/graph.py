@@ -64,6 +64,11 @@ class Node:
         return self._params
 
     @property
+    def is_random(self) -> bool:
+        """Whether the node draws random numbers (Dropout, sampling ops; RNN only with dropout)."""
+        return self.op is not None and self.op.is_random(self.params)
+
+    @property
     def num_outputs(self) -> int:
         """How many outputs the node has (all of them, visible or not)."""
         return 1 if self.op is None else self.op.num_outputs(self.params)

@@ -30,6 +30,7 @@ from .dtypes import canonical as canonical_dtype
 from .errors import BindError, XGraphError
 from .graph import Entry, Graph, Node
 from .infer import infer, node_error, split_result
+from . import rng
 from .ops.registry import LowerCtx
 
 #: How many times a graph function has been traced, by structural hash (for tests and reports).
@@ -64,7 +65,7 @@ class GraphFunction:
         self.arg_names = unique_names(graph.argument_nodes())
         self.aux_names = unique_names(graph.aux_nodes())
         self.order = graph.topo_order()
-        self.needs_rng = any(n.op is not None and n.op.random for n in self.order)
+        self.needs_rng = any(n.is_random for n in self.order)
         self.hash = graph.structural_hash()
         self.steps = _plan_steps(graph, self.order)
 
@@ -112,6 +113,7 @@ class GraphFunction:
 
     def __call__(self, args: Sequence[Any], aux: Sequence[Any], key: Any = None) -> tuple[tuple, tuple]:
         TRACE_COUNTS[self.hash] = TRACE_COUNTS.get(self.hash, 0) + 1
+        key = rng.as_key(key)   # the executor passes rng.next_words(): the key is derived in XLA
         by_name = dict(zip(self.arg_names, args))
         by_name.update(zip(self.aux_names, aux))
         env: dict[int, Any] = {}
@@ -423,7 +425,7 @@ class Lowered:
         self.arg_names = unique_names(graph.argument_nodes())
         self.aux_names = unique_names(graph.aux_nodes())
         self._program = train_forward_program(graph) if is_train else inference_program(graph)
-        key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype) if GraphFunction(graph, is_train).needs_rng else None
+        key = jax.ShapeDtypeStruct((3,), np.uint32) if GraphFunction(graph, is_train).needs_rng else None
         self._key_spec = key
         self._lowered = self._program.lower(tuple(self.arg_specs), tuple(self.aux_specs), key)
 
@@ -453,16 +455,28 @@ class Executable:
         return self.compiled.as_text()
 
     def __call__(self, key: Any = None, **inputs: Any) -> list[jax.Array]:
+        """Run on inputs by name.  A graph with random ops draws a fresh key from
+        :mod:`xgraph.rng` (``mx.random.seed``) unless ``key`` (an int seed) is given."""
         low = self.lowered
         missing = [n for n in low.arg_names + low.aux_names if n not in inputs]
         if missing:
             raise BindError(f"missing input(s) {', '.join(missing)}")
         args = tuple(jnp.asarray(inputs[n], s.dtype) for n, s in zip(low.arg_names, low.arg_specs))
         aux = tuple(jnp.asarray(inputs[n], s.dtype) for n, s in zip(low.aux_names, low.aux_specs))
-        if low._key_spec is not None and key is None:
-            key = jax.random.key(0)
+        if low._key_spec is not None:
+            key = rng.next_words() if key is None else _key_words(key)
         out = self.compiled(args, aux, key)
         return list(out[0] if low.is_train else out)
+
+
+def _key_words(key: Any) -> np.ndarray:
+    """A caller's key for a compiled program: an int seed or :func:`xgraph.rng.next_words` words."""
+    if isinstance(key, (int, np.integer)):
+        return np.array([int(key) & 0xFFFFFFFF, (int(key) >> 32) & 0xFFFFFFFF, 0], np.uint32)
+    words = np.asarray(key)
+    if words.shape != (3,) or not np.issubdtype(words.dtype, np.integer):
+        raise BindError(f"key must be an int seed or 3 uint32 words from xgraph.rng.next_words(), got {words!r}")
+    return words.astype(np.uint32)
 
 
 def lower(symbol: Any, dtypes: Mapping[str, Any] | None = None, is_train: bool = False, **shapes: Any) -> Lowered:

@@ -427,7 +427,7 @@ def invoke(op_name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         raise BindError(f"nd.{op_name}: input(s) {names} not given; an imperative call needs every input")
     prog = inference_program(g)
     # random ops draw from xgraph.rng, so mx.random.seed(n) makes imperative calls reproducible
-    key = rng.next_key() if any(n.op and n.op.random for n in g.topo_order()) else None
+    key = rng.next_words() if any(n.is_random for n in g.topo_order()) else None
     outs = prog(tuple(arrays[n] for n in dict.fromkeys(arg_names)), tuple(arrays[n] for n in dict.fromkeys(aux_names)), key)
     res = [NDArray(o) for o in outs]
     if out is not None:

@@ -18,8 +18,10 @@ so one module serves every size.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
@@ -70,9 +72,30 @@ class ProgramSignature:
     opt_level: int = 0
 
     def key(self) -> str:
-        """A SHA-256 naming this signature (with the jax version, which decides the lowering)."""
-        blob = json.dumps([asdict(self), jax.__version__], sort_keys=True, default=str)
+        """A SHA-256 naming this signature, with the jax version and xgraph's code (which decide the lowering)."""
+        blob = json.dumps([asdict(self), jax.__version__, code_fingerprint()], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint() -> str:
+    """A SHA-256 over xgraph's own source files: on-disk caches from other code are never served.
+
+    A version number would not do: a changed lowering during development keeps it.
+
+        >>> len(code_fingerprint())
+        64
+    """
+    root = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha256()
+    for folder, dirs, files in sorted(os.walk(root)):
+        dirs.sort()
+        for name in sorted(f for f in files if f.endswith(".py")):
+            path = os.path.join(folder, name)
+            h.update(os.path.relpath(path, root).encode() + b"\0")
+            with open(path, "rb") as f:
+                h.update(f.read())
+    return h.hexdigest()
 
 
 def constants_digest(values: Mapping[str, Any]) -> str:

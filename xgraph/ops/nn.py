@@ -325,7 +325,7 @@ register(Op(
                 "'training': only in training mode; 'always': also at inference"),
            attr("axes", Shape(), (), "axes along which one mask value is shared (variational dropout)"),
            attr("cudnn_off", Optional(Bool()), False, "(MXNet: turn cuDNN off; ignored)")),
-    num_outputs=2, num_visible_outputs=1, output_names=lambda p: ["output"], random=True, family="nn",
+    num_outputs=2, num_visible_outputs=1, output_names=lambda p: ["output"], random=lambda p: p["p"] > 0, family="nn",
     doc="Inverted dropout: zero a fraction p of the inputs, scale the rest by 1/(1-p); "
         "the identity at inference unless mode='always'. Hidden second output: the scaled mask."))
 
@@ -423,7 +423,7 @@ register(Op(
     num_outputs=lambda p: 2 if p["act_type"] == "rrelu" else 1, num_visible_outputs=1,
     output_names=lambda p: ["output"],
     input_init=lambda p: {"gamma": '["Constant", {"value": 0.25}]'} if p["act_type"] == "prelu" else {},
-    infer_inputs=_leaky_infer, random=True, family="nn",
+    infer_inputs=_leaky_infer, random=lambda p: p["act_type"] == "rrelu", family="nn",
     doc="Leaky ReLU family: leaky, prelu (learned per-channel slope gamma on axis 1), elu, selu, "
         "gelu (exact erf form), rrelu (random slope in training, (lower+upper)/2 at inference)."))
 

@@ -96,7 +96,7 @@ class Op:
     variadic: str | None = None
     variadic_if: Callable[[Mapping[str, Any]], bool] | None = None
     input_init: Mapping[str, str] | Callable[[Mapping[str, Any]], Mapping[str, str]] = field(default_factory=dict)
-    random: bool = False
+    random: bool | Callable[[Mapping[str, Any]], bool] = False
     stateful: bool = False
     differentiable: bool = True
     doc: str = ""
@@ -140,6 +140,10 @@ class Op:
         if not self.aux:
             return frozenset()
         return frozenset(i for i, n in enumerate(self.input_names(params)) if n in self.aux)
+
+    def is_random(self, params: Mapping[str, Any]) -> bool:
+        """Whether a node with these attributes draws random numbers (``random`` may depend on them)."""
+        return bool(self.random(params)) if callable(self.random) else bool(self.random)
 
     # -- attributes -------------------------------------------------------
     def with_defaults(self, attrs: Mapping[str, Any]) -> dict[str, Any]:

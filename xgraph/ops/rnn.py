@@ -299,7 +299,7 @@ register(Op(
                 "take a sequence_length input (N,): steps past a sequence's length leave its state "
                 "unchanged and output zeros; the backward direction starts at its last valid step")),
     num_outputs=lambda p: len(_rnn_output_names(p)), output_names=_rnn_output_names,
-    infer_inputs=_rnn_infer, infer_dtype=_rnn_dtype, random=True, family="rnn",
+    infer_inputs=_rnn_infer, infer_dtype=_rnn_dtype, random=lambda p: p["p"] > 0 and p["num_layers"] > 1, family="rnn",
     doc="Fused multi-layer (bidirectional) RNN/LSTM/GRU over TNC data with MXNet's packed "
         "parameter vector: all weights (per layer, per direction: W_i2h, W_h2h[, W_h2r]) then all "
         "biases (b_i2h, b_h2h). LSTM gates i,f,g,o; GRU r,z,n with "

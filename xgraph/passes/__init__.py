@@ -1,8 +1,9 @@
 """The optimization pipeline: passes over the Graph IR, run by a :class:`PassManager`.
 
 Importing this package registers the built-in passes: ``dce``, ``cse``,
-``fold_constants``, ``simplify`` (training-safe) and ``drop_dropout``,
-``fold_batchnorm``, ``batchnorm_to_scale_shift`` (inference-only).
+``fold_constants``, ``simplify`` (training-safe), ``drop_dropout``,
+``fold_batchnorm``, ``batchnorm_to_scale_shift`` (inference-only), and the
+opt-in ``amp``, ``remat`` and ``conv_strategy`` (see :func:`list_passes`).
 See ``docs/passes.md``.
 
     >>> from xgraph.passes import level_pipeline

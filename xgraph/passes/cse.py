@@ -48,7 +48,7 @@ NEVER_MERGE = frozenset({
 def mergeable(node: Node) -> bool:
     """Whether CSE may merge ``node`` with an equal node."""
     op = node.op
-    return not (op is None or op.random or op.stateful or op.aux or op.name in NEVER_MERGE
+    return not (op is None or node.is_random or op.stateful or op.aux or op.name in NEVER_MERGE
                 or op.family == "loss" and op.name != "BlockGrad")
 
 

@@ -84,7 +84,7 @@ def _analyse(graph: Graph, ctx: PassContext) -> tuple[dict[int, int], dict[int, 
                 sig[id(node)] = ((tuple(v.shape), v.dtype),)
             continue
         op = node.op
-        if op.random or op.stateful or op.aux:
+        if node.is_random or op.stateful or op.aux:
             continue
         if op.name in SHAPE_ONLY and info is not None:
             s, d = info.shape(node.inputs[0]), info.dtype(node.inputs[0])

@@ -99,7 +99,7 @@ class Rewriter:
 
 def node_is_constant(node: Node, const: Mapping[int, bool]) -> bool:
     """Whether an op node's value is fixed when the graph is built (no variable upstream)."""
-    if node.op is None or node.op.random or node.op.stateful or node.op.aux:
+    if node.op is None or node.is_random or node.op.stateful or node.op.aux:
         return False
     return all(const.get(id(e.node), False) for e in node.inputs)
 
