@@ -140,8 +140,6 @@ def build_runners(sym: Any, args: dict, aux: dict, inputs: dict) -> tuple[dict[s
         return _ready([o.data for o in ex.forward(is_train=False)])
 
     model = mx.compile(sym, params={**args, **aux}, **{k: v.shape for k, v in inputs.items()})
-    model.params = {k: jax.device_put(v) for k, v in model.params.items()}
-    model.new_params = {k: jax.device_put(v) for k, v in model.new_params.items()}
     dev_inputs = {k: jax.device_put(v) for k, v in inputs.items()}
 
     def compiled():

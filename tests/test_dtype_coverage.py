@@ -87,6 +87,9 @@ GRAPHS = [
         mx.sym.Pooling(mx.sym.Activation(mx.sym.Convolution(V("x"), kernel=(3, 3), pad=(1, 1), num_filter=4, name="c"),
                                          act_type="relu"), kernel=(2, 2), stride=(2, 2), pool_type="max"),
         num_hidden=5, name="fc"), {"x": (2, 3, 6, 6)}, scale=3),
+    Entry("nn", "depthwise_and_grouped_conv", lambda: mx.sym.Convolution(
+        mx.sym.Convolution(V("x"), kernel=(3, 3), pad=(1, 1), num_filter=8, num_group=4, name="dw"),
+        kernel=(3, 3), stride=(2, 2), pad=(1, 1), num_filter=4, num_group=2, name="g"), {"x": (2, 4, 6, 6)}, scale=3),
     Entry("nn", "deconv_upsampling_pad", lambda: mx.sym.Pad(mx.sym.UpSampling(
         mx.sym.Deconvolution(V("x"), kernel=(3, 3), stride=(2, 2), pad=(1, 1), num_filter=2, name="d"),
         scale=2, sample_type="nearest"), mode="reflect", pad_width=(0, 0, 0, 0, 1, 1, 1, 1)), {"x": (1, 3, 3, 3)},

@@ -42,6 +42,7 @@ class CompiledModel:
         self._inputs = set(lowered.arg_names) | set(lowered.aux_names)
         self._folded = set(original_inputs) - self._inputs
         self._executable: Executable | None = None
+        self._device: dict[str, tuple[Any, jax.Array]] = {}
 
     @property
     def symbol(self) -> Any:
@@ -70,9 +71,21 @@ class CompiledModel:
         if unknown:
             raise BindError(f"unknown input(s) {', '.join(unknown)}; the model takes "
                             f"{', '.join(self.lowered.arg_names + self.lowered.aux_names)}")
-        feed = {k: v for k, v in {**self.params, **self.new_params}.items() if k in self._inputs}
+        feed = self._bound_on_device()
         feed.update(inputs)
         return self.compile()(key=key, **feed)
+
+    def _bound_on_device(self) -> dict[str, Any]:
+        """The bound values as device arrays, transferred once (again only for values replaced since)."""
+        feed = {}
+        for name, value in {**self.params, **self.new_params}.items():
+            if name not in self._inputs:
+                continue
+            cached = self._device.get(name)
+            if cached is None or cached[0] is not value:
+                cached = self._device[name] = (value, jax.device_put(value))
+            feed[name] = cached[1]
+        return feed
 
     def __repr__(self) -> str:
         return f"<CompiledModel {len(self.graph)} nodes, inputs {self.input_names}>"

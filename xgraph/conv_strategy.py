@@ -13,7 +13,17 @@ falls back to the default lowering):
   (strided ones read a strided slice first);
 * ``im2col`` — ``lax.conv_general_dilated_patches`` then one matrix product
   (one group only);
-* ``auto`` — ``matmul1x1`` for 1×1 single-group convolutions, ``lax`` otherwise.
+* ``taps`` — a grouped convolution as a sum over the kernel's taps of strided
+  slices times the tap's weights (:func:`grouped_conv_taps`); for depthwise
+  convolutions each tap is one fused multiply-add;
+* ``auto`` — ``matmul1x1`` for 1×1 single-group convolutions, ``taps`` for
+  grouped ones with few channels per group, ``lax`` otherwise.
+
+XLA's CPU backend runs grouped convolutions slowly (a 3×3 depthwise
+convolution 10–60× slower than ``taps``, see ``docs/passes.md``), so the
+Convolution op's own lowering already picks ``taps`` on the CPU for them
+(:func:`prefers_taps`, through ``lax.platform_dependent``: GPUs and TPUs keep
+their native grouped convolutions, in the same exported artifact).
 
 All strategies compute the same values (tested against the default); they
 differ in speed.  See ``docs/passes.md`` for measurements on this CPU.
@@ -27,12 +37,78 @@ differ in speed.  See ``docs/passes.md`` for measurements on this CPU.
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any, Callable
 
 import jax.numpy as jnp
 from jax import lax
 
-STRATEGIES = ("lax", "nhwc", "matmul1x1", "im2col", "auto")
+STRATEGIES = ("lax", "nhwc", "matmul1x1", "im2col", "taps", "auto")
+
+#: most input channels per group for which ``taps`` beats XLA's CPU grouped convolution (measured 1-8)
+TAPS_MAX_GROUP_CHANNELS = 8
+
+
+def prefers_taps(groups: int, channels_per_group: int) -> bool:
+    """Whether a convolution with these groups runs faster as :func:`grouped_conv_taps` on the CPU."""
+    return groups > 1 and channels_per_group <= TAPS_MAX_GROUP_CHANNELS
+
+
+def grouped_conv_taps(x: Any, w: Any, stride: tuple, dilate: tuple, pad: tuple, groups: int,
+                      channel_axis: int = 1, differentiable: bool = False) -> Any:
+    """A grouped N-d convolution as a sum over kernel taps (no ``lax.conv``).
+
+    ``x`` is (N, C, *spatial) with the channels on ``channel_axis`` (1, or the
+    last axis for channel-last layouts, whose weight is (O, *kernel, C/groups)).
+    For each tap the strided slice of the padded input is multiplied by the
+    tap's weights.  With one channel per group (depthwise) that is an
+    elementwise multiply-add, and XLA fuses all taps into one loop.  With more,
+    inference multiplies per input channel too (elementwise, fused; 3-6x faster
+    than a per-group ``einsum``), but when ``differentiable`` (a training
+    graph) each tap is one per-group ``einsum``: the backward pass of the
+    elementwise form needs a reduction per (tap, channel) and was 5-30x slower.
+    Worth it only for few channels per group (see :data:`TAPS_MAX_GROUP_CHANNELS`).
+    Low-precision inputs accumulate in float32.
+
+        >>> import jax.numpy as jnp
+        >>> x, w = jnp.ones((1, 2, 4, 4)), jnp.ones((2, 1, 3, 3))
+        >>> grouped_conv_taps(x, w, (1, 1), (1, 1), (1, 1), 2)[0, 0].tolist()
+        [[4.0, 6.0, 6.0, 4.0], [6.0, 9.0, 9.0, 6.0], [6.0, 9.0, 9.0, 6.0], [4.0, 6.0, 6.0, 4.0]]
+    """
+    last = channel_axis != 1
+    if last:   # to channel-first: data (N, C, *S), weight (O, g, *K)
+        x = jnp.moveaxis(x, -1, 1)
+        w = jnp.moveaxis(w, -1, 1)
+    out_dtype = x.dtype
+    acc_dtype = jnp.promote_types(out_dtype, jnp.float32)
+    n, c, *size = x.shape
+    out_ch, per_group, *kernel = w.shape
+    mult = out_ch // groups
+    xp = jnp.pad(x.astype(acc_dtype), [(0, 0), (0, 0)] + [(q, q) for q in pad])
+    w = w.astype(acc_dtype)
+    out_size = [(s + 2 * q - d * (k - 1) - 1) // st + 1
+                for s, q, d, k, st in zip(size, pad, dilate, kernel, stride)]
+    ones = (1,) * len(kernel)
+    y = None
+    for tap in itertools.product(*(range(k) for k in kernel)):
+        start = [t * d for t, d in zip(tap, dilate)]
+        limit = [s0 + (o - 1) * st + 1 for s0, o, st in zip(start, out_size, stride)]
+        xs = lax.slice(xp, [0, 0] + start, [n, c] + limit, [1, 1] + list(stride))
+        wt = w[(slice(None), slice(None)) + tap]                           # (O, per_group)
+        if per_group == 1:                   # depthwise: (N, C, *S) * (1, O, 1...), channels repeated m times
+            terms = [(xs if mult == 1 else jnp.repeat(xs, mult, axis=1)) * wt.reshape((1, out_ch) + ones)]
+        else:
+            xs = xs.reshape((n, groups, per_group, *out_size))
+            wt = wt.reshape(groups, mult, per_group)
+            if differentiable:
+                terms = [jnp.einsum("ngc...,gmc->ngm...", xs, wt).reshape((n, out_ch, *out_size))]
+            else:                            # (N, G, 1, *S) * (1, G, m, 1...) per input channel of the group
+                terms = [(xs[:, :, ch:ch + 1] * wt[:, :, ch].reshape((1, groups, mult) + ones))
+                         .reshape((n, out_ch, *out_size)) for ch in range(per_group)]
+        for term in terms:
+            y = term if y is None else y + term
+    y = y.astype(out_dtype)
+    return jnp.moveaxis(y, 1, -1) if last else y
 
 
 def _geometry(p: Any) -> tuple:
@@ -66,6 +142,11 @@ def _matmul1x1(p: Any, x: Any, w: Any, b: Any) -> Any:
     return _add_bias(y, b)
 
 
+def _taps(p: Any, x: Any, w: Any, b: Any) -> Any:
+    _, stride, dilate, pad = _geometry(p)
+    return _add_bias(grouped_conv_taps(x, w, stride, dilate, pad, int(p["num_group"]), differentiable=True), b)
+
+
 def _im2col(p: Any, x: Any, w: Any, b: Any) -> Any:
     k, stride, dilate, pad = _geometry(p)
     patches = lax.conv_general_dilated_patches(x, k, stride, [(q, q) for q in pad], rhs_dilation=dilate,
@@ -78,6 +159,8 @@ def applicable(strategy: str, p: Any, ndim: int) -> bool:
     """Whether ``strategy`` handles a convolution with attributes ``p`` on data of ``ndim`` dimensions."""
     if strategy in ("lax", "auto"):
         return True
+    if strategy == "taps":
+        return p.get("layout") in (None, "NCW", "NCHW", "NCDHW") and int(p["num_group"]) > 1
     if ndim != 4 or p.get("layout") not in (None, "NCHW"):
         return False
     k, stride, dilate, pad = _geometry(p)
@@ -90,23 +173,31 @@ def applicable(strategy: str, p: Any, ndim: int) -> bool:
     return False
 
 
-def resolve(strategy: str, p: Any, ndim: int) -> str:
-    """The concrete strategy ``auto`` (or an inapplicable one) means for this convolution."""
+def resolve(strategy: str, p: Any, ndim: int, channels: int | None = None) -> str:
+    """The concrete strategy ``auto`` (or an inapplicable one) means for this convolution.
+
+    ``channels`` (the data's) lets ``auto`` pick ``taps`` for grouped convolutions.
+    """
     if strategy == "auto":
-        return "matmul1x1" if applicable("matmul1x1", p, ndim) else "lax"
+        if applicable("matmul1x1", p, ndim):
+            return "matmul1x1"
+        groups = int(p["num_group"])
+        if channels is not None and applicable("taps", p, ndim) and prefers_taps(groups, channels // groups):
+            return "taps"
+        return "lax"
     return strategy if applicable(strategy, p, ndim) else "lax"
 
 
-_IMPL: dict[str, Callable[..., Any]] = {"nhwc": _nhwc, "matmul1x1": _matmul1x1, "im2col": _im2col}
+_IMPL: dict[str, Callable[..., Any]] = {"nhwc": _nhwc, "matmul1x1": _matmul1x1, "im2col": _im2col, "taps": _taps}
 
 
 def lower_convolution(strategy: str, default: Callable[..., Any] | None, ctx: Any, p: Any, x: Any, w: Any,
                       b: Any = None) -> Any:
     """Lower one Convolution with ``strategy`` (``default`` is the op's own lowering, the fallback)."""
-    s = resolve(strategy, p, x.ndim)
+    s = resolve(strategy, p, x.ndim, x.shape[1])
     if s == "lax":
         return default(ctx, p, x, w, b) if b is not None else default(ctx, p, x, w)
     return _IMPL[s](p, x, w, b)
 
 
-__all__ = ["STRATEGIES", "lower_convolution", "resolve", "applicable"]
+__all__ = ["STRATEGIES", "lower_convolution", "resolve", "applicable", "grouped_conv_taps", "prefers_taps"]

@@ -461,12 +461,19 @@ class Executable:
         missing = [n for n in low.arg_names + low.aux_names if n not in inputs]
         if missing:
             raise BindError(f"missing input(s) {', '.join(missing)}")
-        args = tuple(jnp.asarray(inputs[n], s.dtype) for n, s in zip(low.arg_names, low.arg_specs))
-        aux = tuple(jnp.asarray(inputs[n], s.dtype) for n, s in zip(low.aux_names, low.aux_specs))
+        args = tuple(as_device_input(inputs[n], s.dtype) for n, s in zip(low.arg_names, low.arg_specs))
+        aux = tuple(as_device_input(inputs[n], s.dtype) for n, s in zip(low.aux_names, low.aux_specs))
         if low._key_spec is not None:
             key = rng.next_words() if key is None else _key_words(key)
         out = self.compiled(args, aux, key)
         return list(out[0] if low.is_train else out)
+
+
+def as_device_input(value: Any, dtype: Any) -> jax.Array:
+    """``value`` as a jax array of ``dtype``; one already on the device is passed as it is (no copy, no dispatch)."""
+    if isinstance(value, jax.Array) and value.dtype == dtype:
+        return value
+    return jnp.asarray(value, dtype)
 
 
 def _key_words(key: Any) -> np.ndarray:
