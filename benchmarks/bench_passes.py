@@ -252,6 +252,7 @@ R18_CONFIGS = [
     ("O2 + im2col", 2, ["conv_strategy"], "im2col", False),
     ("O2 + frozen params", 2, [], None, True),
     ("O2 + nhwc + frozen params", 2, ["conv_strategy"], "nhwc", True),
+    ("O2 + auto + frozen params", 2, ["conv_strategy"], "auto", True),
 ]
 R18_TRAIN_CONFIGS = [("plain lax.conv (O0)", 0, [], None), ("O1 + nhwc", 1, ["conv_strategy"], "nhwc"),
                      ("O1 + auto (1x1 as matmul)", 1, ["conv_strategy"], "auto")]
