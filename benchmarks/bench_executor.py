@@ -96,9 +96,14 @@ def missing_ops(names: Sequence[str]) -> list[str]:
 
 
 def max_rel_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
-    """max over names of |a - b| / (|b|max + 1e-6): how far two gradient sets are apart."""
-    return max(float(np.max(np.abs(np.asarray(a[k]) - np.asarray(b[k]))) /
-                     (np.max(np.abs(np.asarray(b[k]))) + 1e-6)) for k in b)
+    """max over names of ||a - b|| / (||b|| + 1e-6): how far two gradient sets are apart.
+
+    A norm, not the largest element: a ResNet's training-mode BatchNorm backward is ill-conditioned
+    enough that single float32 elements of two correct implementations differ by a few percent
+    (both differ from a float64 run by as much); the norms agree to within about 0.5%.
+    """
+    return max(float(np.linalg.norm(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64)) /
+                     (np.linalg.norm(np.asarray(b[k], np.float64)) + 1e-6)) for k in b)
 
 
 # -- hand-written JAX ----------------------------------------------------------------------
