@@ -135,7 +135,7 @@ class BoundPrograms:
     def infer(self, args: Sequence[Any], aux: Sequence[Any], key: Any) -> Any:
         """Run ``forward(is_train=False)``; re-optimize first if a watched parameter changed."""
         st = self._infer
-        if st is None or any((aux if kind else args)[i] is not ref for kind, i, ref in st.watch):
+        if st is None or (st.watch and any((aux if kind else args)[i] is not ref for kind, i, ref in st.watch)):
             st = self._build_infer(args, aux)
         return st.call(args, aux, key)
 

@@ -274,19 +274,21 @@ class Executor:
         """
         # this is the per-call hot path: list comprehensions and no redundant calls
         # (a one-op forward costs a few microseconds in all; see benchmarks/bench_executor.py)
-        for k, v in kwargs.items():
-            if k not in self.arg_dict:
-                raise BindError(f"forward: {k!r} is not an argument; arguments are {self._arg_names}")
-            self.arg_dict[k][:] = v
+        arg_dict = self.arg_dict
+        if kwargs:
+            for k, v in kwargs.items():
+                if k not in arg_dict:
+                    raise BindError(f"forward: {k!r} is not an argument; arguments are {self._arg_names}")
+                arg_dict[k][:] = v
         if self._pending is not None:
             self._resolve_pending()
-        arg_dict, aux_dict = self.arg_dict, self.aux_dict
         args = tuple([arg_dict[n].data for n in self._arg_names])
-        aux = tuple([aux_dict[n].data for n in self._aux_names]) if self._aux_names else ()
+        aux = tuple([self.aux_dict[n].data for n in self._aux_names]) if self._aux_names else ()
         key = rng.next_words() if self._needs_rng else None
         self._pullback = None
         if not is_train:
-            self._set_outputs(self._infer(args, aux, key))
+            for h, o in zip(self.outputs, self._infer(args, aux, key)):
+                h._set(o)
         elif not self._has_grad:
             outs, new_aux = self._train_fwd(args, aux, key)
             self._set_outputs(outs)
