@@ -165,3 +165,25 @@ def test_contexts_and_missing_devices():
     with pytest.raises(mx.DeviceError, match="unknown device type"):
         mx.Context("quantum", 0)
     assert mx.num_gpus() >= 0
+
+
+def test_integer_division_and_modulo_follow_mxnet():
+    """MXNet keeps integer arrays integer (C++ truncation) and gives 0 for x % 0, imperatively and in graphs."""
+    a = mx.nd.array([3, 4, -7], dtype="int32")
+    assert (a / 2).dtype == np.int32
+    np.testing.assert_array_equal((a / 2).asnumpy(), [1, 2, -3])
+    np.testing.assert_array_equal((9 / a).asnumpy(), [3, 2, -1])
+    np.testing.assert_array_equal((a % 3).asnumpy(), [0, 1, 2])
+    np.testing.assert_array_equal((a % 0).asnumpy(), [0, 0, 0])
+    np.testing.assert_array_equal((10 % a).asnumpy(), [1, 2, -4])
+    b = a.copy()
+    b /= 2
+    np.testing.assert_array_equal(b.asnumpy(), [1, 2, -3])
+    np.testing.assert_allclose((mx.nd.array([3.0, -7.0]) / 2).asnumpy(), [1.5, -3.5])
+    x = mx.sym.var("x")
+    for sym, want in [(x / 2, [1, 2, -3]), (mx.sym.elemwise_div(x, x), [1, 1, 1]),
+                      (mx.sym.broadcast_div(x, x), [1, 1, 1])]:
+        assert sym.infer_type(x="int32")[1] == [np.int32]
+        out = sym.bind(mx.cpu(), args={"x": a}, grad_req="null").forward()[0]
+        assert out.dtype == np.int32
+        np.testing.assert_array_equal(out.asnumpy(), want)

@@ -26,6 +26,7 @@ from . import dtypes as _dt
 from . import rng
 from .context import Context, as_context
 from .errors import BindError, ShapeError
+from .ops.elemwise import BINARY as _BINARY
 
 
 class NDArray:
@@ -190,9 +191,11 @@ class NDArray:
     def __rsub__(self, o): return self._bin(o, jnp.subtract, True)  # noqa: E704
     def __mul__(self, o): return self._bin(o, jnp.multiply)  # noqa: E704
     def __rmul__(self, o): return self._bin(o, jnp.multiply, True)  # noqa: E704
-    def __truediv__(self, o): return self._bin(o, jnp.divide)  # noqa: E704
-    def __rtruediv__(self, o): return self._bin(o, jnp.divide, True)  # noqa: E704
-    def __mod__(self, o): return self._bin(o, jnp.mod)  # noqa: E704
+    # division and modulo follow MXNet's operators (integer division stays integer, x % 0 is 0)
+    def __truediv__(self, o): return self._bin(o, _BINARY["div"])  # noqa: E704
+    def __rtruediv__(self, o): return self._bin(o, _BINARY["div"], True)  # noqa: E704
+    def __mod__(self, o): return self._bin(o, _BINARY["mod"])  # noqa: E704
+    def __rmod__(self, o): return self._bin(o, _BINARY["mod"], True)  # noqa: E704
     def __pow__(self, o): return self._bin(o, jnp.power)  # noqa: E704
     def __rpow__(self, o): return self._bin(o, jnp.power, True)  # noqa: E704
     def __eq__(self, o): return self._bin(o, lambda a, b: (a == b).astype(self.data.dtype))  # noqa: E704
@@ -220,7 +223,7 @@ class NDArray:
     def __iadd__(self, o): return self._inplace(o, jnp.add)  # noqa: E704
     def __isub__(self, o): return self._inplace(o, jnp.subtract)  # noqa: E704
     def __imul__(self, o): return self._inplace(o, jnp.multiply)  # noqa: E704
-    def __itruediv__(self, o): return self._inplace(o, jnp.divide)  # noqa: E704
+    def __itruediv__(self, o): return self._inplace(o, _BINARY["div"])  # noqa: E704
 
     def __bool__(self) -> bool:
         if self.size != 1:

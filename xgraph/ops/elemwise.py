@@ -28,6 +28,15 @@ def _mx_mod(a: Any, b: Any) -> Any:
     return jnp.where(b == 0, jnp.zeros_like(a * b), jnp.mod(a, safe))
 
 
+def _mx_div(a: Any, b: Any) -> Any:
+    """MXNet's division: integer arrays stay integer, truncating toward zero as C++ does."""
+    dtype = jnp.result_type(a, b)
+    if jnp.issubdtype(dtype, jnp.integer):
+        a, b = jnp.broadcast_arrays(jnp.asarray(a, dtype), jnp.asarray(b, dtype))
+        return jax.lax.div(a, b)
+    return jnp.divide(a, b)
+
+
 def _as_input_dtype(fn: Callable) -> Callable:
     """Wrap a function whose result (e.g. a boolean) must come back in the first input's dtype."""
     def wrapped(a, b):
@@ -44,7 +53,7 @@ BINARY: dict[str, Callable] = {
     "add": jnp.add,
     "sub": jnp.subtract,
     "mul": jnp.multiply,
-    "div": jnp.divide,
+    "div": _mx_div,
     "mod": _mx_mod,
     "power": jnp.power,
     "maximum": jnp.maximum,
