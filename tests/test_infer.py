@@ -160,3 +160,13 @@ def test_ten_thousand_node_chain_infers_fast():
     assert s.infer_shape_partial(x=(0, 3))[1] == [(0, 3)]
     assert s.infer_type(x="float16")[1] == [np.float16]
     assert time.perf_counter() - t0 < 20.0
+
+
+def test_binary_ops_refuse_mixed_dtypes_like_mxnet():
+    a, b = mx.sym.var("a"), mx.sym.var("b")
+    for sym in (mx.sym.elemwise_add(a, b, name="add1"), mx.sym.broadcast_mul(a, b, name="add1")):
+        with pytest.raises(mx.DTypeError, match=r"node 'add1' \(op \w+\).*a=\? float32, b=\? int32|"
+                                                r"node 'add1' \(op \w+\).*lhs=\? float32, rhs=\? int32"):
+            sym.infer_type(a="float32", b="int32")
+    # one known dtype fills in the other, as before
+    assert (a + b).infer_type(a="float16")[0] == [np.float16, np.float16]

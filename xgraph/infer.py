@@ -240,6 +240,10 @@ def infer(graph: Graph, shapes: Mapping[str, Any] | None = None, dtypes: Mapping
             if in_dtypes[i] is None and d is not None:
                 in_dtypes[i] = d
                 _set_entry(ent_dtype, e, d, var_nodes)
+        if op.same_dtype and len({np.dtype(d) for d in in_dtypes if d is not None}) > 1:
+            raise node_error(node, in_shapes, in_dtypes,
+                             DTypeError(f"{op.name} needs inputs of one dtype (MXNet does not promote); "
+                                        f"cast one of them with Cast"))
         n_out = node.num_outputs
         eval_dtypes = [d if d is not None else default_dtype for d in in_dtypes]
         outs = None

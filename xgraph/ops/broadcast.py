@@ -59,7 +59,7 @@ for _key, _fn in BINARY.items():
     _name = f"broadcast_{_key}"
     register(Op(_name, _broadcast_lowering(_fn, _name), inputs=("lhs", "rhs"),
                 aliases=_BROADCAST_ALIASES.get(_key, ()), differentiable=_key not in _NONDIFF,
-                family="broadcast", doc=f"Elementwise {_key} of two arrays with numpy-style broadcasting."))
+                family="broadcast", same_dtype=True, doc=f"Elementwise {_key} of two arrays with numpy-style broadcasting."))
 
 
 # -- broadcast_to -------------------------------------------------------------------

@@ -141,6 +141,7 @@ for _key, _fn in BINARY.items():
     _name, _aliases = _ELEMWISE_NAMES[_key]
     register(Op(_name, _same_shape_lowering(_fn, _name), inputs=("lhs", "rhs"), aliases=_aliases,
                 infer_inputs=same_shape_inputs, differentiable=_key not in _NONDIFF, family="elemwise",
+                same_dtype=True,
                 doc=f"Elementwise {_key} of two arrays of the same shape."))
     for _sname, _saliases, _rev in _SCALAR_NAMES[_key]:
         register(Op(_sname, _scalar_lowering(_fn, _rev), inputs=("data",), attrs=SCALAR_ATTRS,

@@ -80,6 +80,8 @@ class Op:
     ``infer_dtype(params, dtypes)`` returns (input dtypes with the unknown ones
     filled in, output dtypes or None); without it unknown inputs take the dtype
     of the known ones, and outputs come from abstract evaluation.
+    ``same_dtype`` makes inference refuse inputs of different dtypes (MXNet's
+    binary arithmetic does; JAX would silently promote).
     """
 
     name: str
@@ -98,6 +100,7 @@ class Op:
     input_init: Mapping[str, str] | Callable[[Mapping[str, Any]], Mapping[str, str]] = field(default_factory=dict)
     random: bool | Callable[[Mapping[str, Any]], bool] = False
     stateful: bool = False
+    same_dtype: bool = False
     differentiable: bool = True
     doc: str = ""
     family: str = ""
