@@ -27,6 +27,9 @@ MLP = dict(batch=128, sizes=(784, 512, 512, 10), lr=0.01)
 R18 = dict(batch=32, hw=32, classes=10, lr=0.01)
 MLP_TINY = dict(batch=8, sizes=(16, 32, 32, 10), lr=0.01)
 R18_TINY = dict(batch=2, hw=8, classes=10, lr=0.01)
+LSTM = dict(vocab=10000, embed=200, hidden=200, layers=2, seq=35, batch=20, lr=0.5)
+LSTM_TINY = dict(vocab=50, embed=8, hidden=8, layers=2, seq=5, batch=3, lr=0.5)
+CHECK_STEPS = 5          # SGD steps whose losses are compared across frameworks
 BN_EPS = 1e-5
 BN_MOM = 0.9
 
@@ -126,6 +129,58 @@ def image_data(batch: int, hw: int, classes: int, seed: int = 2) -> tuple[np.nda
     x = r.standard_normal((batch, 3, hw, hw)).astype(np.float32)
     y = r.randint(0, classes, size=(batch,)).astype(np.int32)
     return x, y
+
+
+# -- LSTM language model ------------------------------------------------------------
+def lstm_params(cfg: dict = LSTM) -> dict[str, np.ndarray]:
+    """Embedding (V, E), per-layer LSTM matrices (gate order i, f, g, o as MXNet's fused RNN op)
+    and the output FC (V, H) in MXNet layout.
+
+        >>> p = lstm_params(LSTM_TINY)
+        >>> p['l1_i2h_weight'].shape, p['fc_weight'].shape
+        ((32, 8), (50, 8))
+    """
+    V, E, H, L = cfg["vocab"], cfg["embed"], cfg["hidden"], cfg["layers"]
+    k = 1.0 / np.sqrt(H)
+    p = {"embed_weight": uniform("embed_weight", (V, E), 0.1)}
+    for l in range(L):
+        i = E if l == 0 else H
+        p["l%d_i2h_weight" % l] = uniform("l%d_i2h_weight" % l, (4 * H, i), k)
+        p["l%d_h2h_weight" % l] = uniform("l%d_h2h_weight" % l, (4 * H, H), k)
+        p["l%d_i2h_bias" % l] = uniform("l%d_i2h_bias" % l, (4 * H,), k)
+        p["l%d_h2h_bias" % l] = uniform("l%d_h2h_bias" % l, (4 * H,), k)
+    p["fc_weight"] = uniform("fc_weight_lm", (V, H), k)
+    p["fc_bias"] = np.zeros((V,), np.float32)
+    return p
+
+
+def lstm_pack_mx(p: dict[str, np.ndarray], layers: int) -> np.ndarray:
+    """MXNet's fused RNN parameter vector: every weight [l0 i2h, l0 h2h, l1 i2h, l1 h2h, ...],
+    then every bias in the same order.
+
+        >>> lstm_pack_mx(lstm_params(LSTM_TINY), 2).shape
+        (1152,)
+    """
+    ws, bs = [], []
+    for l in range(layers):
+        ws += [p["l%d_i2h_weight" % l].ravel(), p["l%d_h2h_weight" % l].ravel()]
+        bs += [p["l%d_i2h_bias" % l], p["l%d_h2h_bias" % l]]
+    return np.concatenate(ws + bs).astype(np.float32)
+
+
+def lstm_data(cfg: dict = LSTM) -> tuple[np.ndarray, np.ndarray]:
+    """(tokens (T, N) in TN layout, random labels (T * N,): row t * N + n belongs to token (t, n))."""
+    r = np.random.RandomState(3)
+    T, N, V = cfg["seq"], cfg["batch"], cfg["vocab"]
+    tok = r.randint(0, V, size=(T, N)).astype(np.int32)
+    lab = r.randint(0, V, size=(T * N,)).astype(np.int32)
+    return tok, lab
+
+
+def ce_loss_from_probs(probs: np.ndarray, y: np.ndarray) -> float:
+    """Mean cross-entropy of integer labels ``y`` under the rows of ``probs`` (softmax outputs)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    return float(-np.mean(np.log(probs[np.arange(len(y)), np.asarray(y).astype(np.int64)] + 1e-30)))
 
 
 # -- timing ------------------------------------------------------------------------

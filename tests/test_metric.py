@@ -161,3 +161,26 @@ def test_errors_and_config():
         mx.metric.F1(average="weighted")
     cfg = mx.metric.Accuracy(axis=1).get_config()
     assert cfg == {"axis": 1, "metric": "Accuracy", "name": "accuracy", "output_names": None, "label_names": None}
+
+
+def test_accuracy_matches_argmax_with_ties_nans_and_odd_labels():
+    """Accuracy's argmax-free statistics equal ``argmax(pred) == int(label)`` exactly (first maximum
+    wins, the first NaN wins, out-of-range labels never match), on any axis, eagerly and under jit."""
+    rs = np.random.RandomState(0)
+    for shape, axis in (((40, 7), 1), ((40, 7), -1), ((5, 6, 4), 1), ((6, 9), 0), ((3, 4, 5), 2)):
+        pred = rs.randint(0, 3, size=shape).astype(np.float32)          # many ties
+        pred[rs.rand(*shape) < 0.05] = np.nan
+        pred[rs.rand(*shape) < 0.05] = -np.inf
+        n = shape[axis]
+        red = tuple(s for i, s in enumerate(shape) if i != axis % len(shape))
+        label = rs.randint(-1, n + 1, size=red).astype(np.float32) + rs.choice([0.0, 0.25], size=red)
+        want = np.sum(np.asarray(jnp.argmax(jnp.asarray(pred), axis=axis)) == label.astype(np.int32))
+        m = mx.metric.Accuracy(axis=axis)
+        got, count = m.batch_stats(jnp.asarray(label.ravel()), jnp.asarray(pred))
+        assert int(got) == want and int(count) == label.size, (shape, axis)
+        got_jit = jax.jit(m.batch_stats)(jnp.asarray(label), jnp.asarray(pred))[0]
+        assert int(got_jit) == want
+    hits = mx.metric.argmax_hits(jnp.array([2, 0, 1]), jnp.array([[1, 3, 3], [5, 5, 1], [0, 2, 2]]), 1)
+    assert hits.tolist() == [False, True, True]                         # integer scores, ties
+    with pytest.raises(ShapeError):
+        mx.metric.Accuracy().batch_stats(jnp.zeros(3), jnp.zeros((4, 2)))
