@@ -84,6 +84,7 @@ def test_data_desc_and_batch():
     d = mx.io.DataDesc("x", (2, 3), np.int32, "NC")
     assert d == ("x", (2, 3)) and d.dtype == np.int32 and d.layout == "NC"
     assert mx.io.DataDesc.get_batch_axis("TNC") == 1 and mx.io.DataDesc.get_batch_axis(None) == 0
+    assert mx.io.DataDesc.get_batch_axis("") == -1      # no N: MXNet's "do not split"
     b = mx.io.DataBatch([np.zeros((2, 3))], [np.zeros(2)], pad=1, index=np.arange(2))
     assert "(2, 3)" in str(b)
 

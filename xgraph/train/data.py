@@ -51,10 +51,10 @@ class DataDesc(namedtuple("DataDesc", ["name", "shape"])):
 
     @staticmethod
     def get_batch_axis(layout: str | None) -> int:
-        """The position of ``N`` in a layout string (0 when there is no layout or no ``N``)."""
+        """The position of ``N`` in a layout string: 0 without a layout, -1 (MXNet's "do not split") without ``N``."""
         if layout is None:
             return 0
-        return max(layout.find("N"), 0)
+        return layout.find("N")
 
     @staticmethod
     def get_list(shapes: Sequence[tuple], types: Sequence[tuple] | None) -> list["DataDesc"]:

@@ -201,7 +201,7 @@ class Trainer:
         self.data_names = [d.name for d in self.data_descs]
         self.label_names = [d.name for d in self.label_descs]
         self.input_names = self.data_names + self.label_names
-        self.batch_size = int(self.data_descs[0].shape[DataDesc.get_batch_axis(getattr(self.data_descs[0], 'layout', None))])
+        self.batch_size = int(self.data_descs[0].shape[max(0, DataDesc.get_batch_axis(getattr(self.data_descs[0], 'layout', None)))])
         self.output_names = symbol.list_outputs()
         self._infer_specs()
         fixed = set(fixed_param_names or ())
