@@ -147,3 +147,37 @@ def test_bad_batches_raise():
         tr.step(_batch(np.zeros((2, 5), np.float32), np.zeros(2)))
     with pytest.raises(mx.BindError, match="expects"):
         tr.step(mx.io.DataBatch([np.zeros((2, 4), np.float32)], []))
+
+
+def test_step_graph_goes_through_the_pass_pipeline():
+    """O1 by default (like executors): a redundant multiply-by-one is simplified away, results unchanged;
+    user passes such as amp run in the step; inference-only rewrites are skipped."""
+    rs = np.random.RandomState(3)
+    p0 = _params(rs)
+    x, y = rs.randn(6, 4).astype(np.float32), rs.randint(0, 3, 6)
+    data = mx.sym.var("data")
+    h = mx.sym.Activation(mx.sym.FullyConnected(data, num_hidden=5, name="fc1") * 1.0, act_type="relu")
+    net = mx.sym.SoftmaxOutput(mx.sym.FullyConnected(h, num_hidden=3, name="fc2"), name="softmax")
+    kw = dict(data_shapes=[("data", (6, 4))], label_shapes=[("softmax_label", (6,))], arg_params=p0)
+
+    def ops(tr):
+        return [n.op.name for n in tr.step_graph.topo_order() if n.op is not None]
+    trainers = {level: Trainer(net, "sgd", {"learning_rate": 0.1}, opt_level=level, **kw) for level in (0, 1)}
+    for tr in trainers.values():
+        for _ in range(2):
+            tr.step(_batch(x, y))
+    assert trainers[0].report.records == [] and "_mul_scalar" in ops(trainers[0])
+    assert "simplify" in [r.name for r in trainers[1].report.records] and "_mul_scalar" not in ops(trainers[1])
+    for k in p0:
+        np.testing.assert_allclose(np.asarray(trainers[1].params[k]), np.asarray(trainers[0].params[k]),
+                                   rtol=1e-6, atol=1e-7)
+    amp = Trainer(net, "sgd", {"learning_rate": 0.1}, passes=["amp"], pass_options={"amp_dtype": "bfloat16"}, **kw)
+    for _ in range(2):
+        amp.step(_batch(x, y))
+    assert "amp_cast" in ops(amp)
+    assert amp.params["fc1_weight"].dtype == jnp.float32                  # master weights stay float32
+    for k in p0:
+        np.testing.assert_allclose(np.asarray(amp.params[k]), np.asarray(trainers[1].params[k]), rtol=0.05, atol=0.02)
+    folded = Trainer(net, "sgd", {"learning_rate": 0.1}, passes=["fold_batchnorm"], **kw)
+    folded.step(_batch(x, y))                  # inference-only rewrites are skipped in training, as in executors
+    assert [(r.name, r.skipped) for r in folded.report.records] == [("fold_batchnorm", True)]

@@ -61,9 +61,10 @@ from ..context import as_context
 from ..errors import BindError, ConfigError, GraphFormatError, ShapeError
 from ..graph import Entry, Graph, Node
 from ..io.atomic import atomic_open
-from ..lower import GraphFunction, _cotangents, abstract_inputs
+from ..lower import GraphFunction, RenamedFunction, _cotangents, abstract_inputs
 from ..ndarray import NDArray
 from ..ops.registry import Op
+from ..passes import optimize
 from . import initializer as _init
 from . import metric as _metric
 from . import optimizer as _opt
@@ -175,7 +176,10 @@ class Trainer:
     ``aux_params``, else from ``initializer`` (default ``Uniform(0.01)``).
     ``fixed_param_names`` are not trained.  ``mask_padding`` turns the
     row-gradient mask of padded rows on (default) or off (MXNet's behaviour:
-    padded rows train like the others).
+    padded rows train like the others).  ``opt_level`` (default 1, as
+    executors), ``passes`` and ``pass_options`` choose the training-safe pass
+    pipeline the step's graph goes through (``amp``, ``remat`` ...); its
+    report and result are :attr:`report` and :attr:`step_graph`.
 
         >>> import xgraph as mx
         >>> loss = mx.sym.MakeLoss(mx.sym.sum(mx.sym.square(mx.sym.var('w') - mx.sym.var('data'))))
@@ -189,8 +193,13 @@ class Trainer:
                  data_shapes: Any = None, label_shapes: Any = None, context: Any = None,
                  arg_params: Mapping[str, Any] | None = None, aux_params: Mapping[str, Any] | None = None,
                  initializer: Any = None, eval_metric: Any = None, fixed_param_names: Sequence[str] | None = None,
-                 seed: int | None = None, mask_padding: bool = True, allow_missing: bool = True):
+                 seed: int | None = None, mask_padding: bool = True, allow_missing: bool = True,
+                 opt_level: int | str = 1, passes: Sequence[Any] | None = None,
+                 pass_options: Mapping[str, Any] | None = None):
         self.symbol = symbol
+        self.opt_level, self.passes, self.pass_options = opt_level, passes, dict(pass_options or {})
+        self.report: Any = None          # the pass report of the step's graph (after the first step)
+        self.step_graph: Graph | None = None
         self.graph = symbol.graph
         self.context = as_context(context)
         self._device = self.context.device
@@ -296,10 +305,24 @@ class Trainer:
         self._out_specs = outs
         return [len(o.shape) > 0 and o.shape[0] == self.batch_size for o in outs]
 
+    def _optimized(self, graph: Graph, base: GraphFunction) -> Any:
+        """``graph`` through the training-safe pass pipeline, as a function of ``base``'s arguments."""
+        shapes = {n: tuple(s.shape) for n, s in {**self.arg_specs, **self.aux_specs}.items()}
+        dtypes = {n: s.dtype for n, s in {**self.arg_specs, **self.aux_specs}.items()}
+        shapes[_MASK_INPUT], dtypes[_MASK_INPUT] = (self.batch_size,), np.float32
+        opt = optimize(graph, self.opt_level, for_training=True, shapes=shapes, dtypes=dtypes,
+                       passes=self.passes, options=self.pass_options)
+        if opt.new_params:
+            raise ConfigError(f"passes {sorted(self.passes or [])} derive new parameters (inference rewrites); "
+                              "a training step cannot use them")
+        self.report, self.step_graph = opt.report, opt.graph
+        return RenamedFunction(opt.graph, True, base.arg_names, base.aux_names)
+
     def _build_step(self) -> Any:
         batched = self._batched_outputs()
         graph = _masked_graph(self.graph, batched) if self.mask_padding and any(batched) else self.graph
-        gf = GraphFunction(graph, is_train=True)
+        base = GraphFunction(graph, is_train=True)       # the argument order the step feeds
+        gf = self._optimized(graph, base)
         opt, metric = self.optimizer, self.eval_metric
         pnames, fnames, inames = self.param_names, self.fixed_names, self.input_names
         specs = self.arg_specs
@@ -323,7 +346,7 @@ class Trainer:
 
             def f(p):
                 table = {**named, **dict(zip(pnames, p))}
-                return gf(tuple(table[n] for n in gf.arg_names), aux, key)
+                return gf(tuple(table[n] for n in base.arg_names), aux, key)
             outs, pullback, new_aux = jax.vjp(f, tuple(params), has_aux=True)
             (grads,) = pullback(_cotangents(outs, None))
             n = count + 1
