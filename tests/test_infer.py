@@ -170,3 +170,11 @@ def test_binary_ops_refuse_mixed_dtypes_like_mxnet():
             sym.infer_type(a="float32", b="int32")
     # one known dtype fills in the other, as before
     assert (a + b).infer_type(a="float16")[0] == [np.float16, np.float16]
+
+
+def test_fully_connected_partial_weight_shape_like_mxnet():
+    fc = mx.sym.FullyConnected(mx.sym.var("data"), num_hidden=4, name="fc")
+    args, outs, _ = fc.infer_shape_partial(data=(2, 0))
+    assert args == [(2, 0), (4, 0), (4,)] and outs == [(2, 4)]
+    net = mx.sym.FullyConnected(fc, num_hidden=3, name="fc2")
+    assert net.infer_shape(data=(2, 5))[0] == [(2, 5), (4, 5), (4,), (3, 4), (3,)]

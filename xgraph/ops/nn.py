@@ -45,6 +45,8 @@ def _fc_infer(p, shapes):
     k = _fc_in_features(p, shapes[0])
     if k is not None:
         out[1] = (p["num_hidden"], k)
+    elif shapes[0] is not None:             # features still unknown: MXNet's partial (num_hidden, 0)
+        out[1] = (p["num_hidden"], 0)
     if len(out) > 2:
         out[2] = (p["num_hidden"],)
     return out
