@@ -284,11 +284,10 @@ class Executor:
             self._resolve_pending()
         args = tuple([arg_dict[n].data for n in self._arg_names])
         aux = tuple([self.aux_dict[n].data for n in self._aux_names]) if self._aux_names else ()
-        key = rng.next_words() if self._needs_rng else None
+        key = self._key()
         self._pullback = None
         if not is_train:
-            for h, o in zip(self.outputs, self._infer(args, aux, key)):
-                h._set(o)
+            self._set_outputs(self._infer(args, aux, key))
         elif not self._has_grad:
             outs, new_aux = self._train_fwd(args, aux, key)
             self._set_outputs(outs)

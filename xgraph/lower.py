@@ -479,7 +479,7 @@ def as_device_input(value: Any, dtype: Any) -> jax.Array:
 def _key_words(key: Any) -> np.ndarray:
     """A caller's key for a compiled program: an int seed or :func:`xgraph.rng.next_words` words."""
     if isinstance(key, (int, np.integer)):
-        return np.array([int(key) & 0xFFFFFFFF, (int(key) >> 32) & 0xFFFFFFFF, 0], np.uint32)
+        return rng.words(key)
     words = np.asarray(key)
     if words.shape != (3,) or not np.issubdtype(words.dtype, np.integer):
         raise BindError(f"key must be an int seed or 3 uint32 words from xgraph.rng.next_words(), got {words!r}")

@@ -36,8 +36,18 @@ def seed(value: int) -> None:
         _state["count"] = 0
 
 
+def words(seed_value: int, count: int = 0) -> np.ndarray:
+    """A (seed, counter) state as uint32 words (seed low, seed high, counter); see :func:`key_from_words`.
+
+    >>> words(2 ** 32 + 7, 3).tolist()
+    [7, 1, 3]
+    """
+    s, c = int(seed_value), int(count)
+    return np.array([s & _MASK32, (s >> 32) & _MASK32, c & _MASK32], dtype=np.uint32)
+
+
 def next_words() -> np.ndarray:
-    """The next state as uint32 words (seed low, seed high, counter); see :func:`key_from_words`.
+    """The next state as :func:`words`, advancing the counter.
 
     >>> seed(7); next_words().tolist(), next_words().tolist()
     ([7, 0, 0], [7, 0, 1])
@@ -45,7 +55,7 @@ def next_words() -> np.ndarray:
     with _lock:
         s, c = _state["seed"], _state["count"]
         _state["count"] = c + 1
-    return np.array([s & _MASK32, (s >> 32) & _MASK32, c & _MASK32], dtype=np.uint32)
+    return words(s, c)
 
 
 def key_from_words(words: Any) -> jax.Array:

@@ -192,7 +192,7 @@ def _conv_lower(ctx, p, x, w, b=None):
             x, w.astype(x.dtype), window_strides=stride, padding=[(q, q) for q in pad], rhs_dilation=dilate,
             dimension_numbers=(layout, rhs, layout), feature_group_count=groups)
 
-    if prefers_taps(groups, channels // groups) and c_axis in (1, x.ndim - 1):
+    if prefers_taps(groups, channels // groups):
         # XLA's CPU grouped convolution is 2-60x slower than a sum over the kernel's taps
         def taps(x, w):
             return grouped_conv_taps(x, w, stride, dilate, pad, groups, c_axis, differentiable=ctx.is_train)

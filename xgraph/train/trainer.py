@@ -61,7 +61,7 @@ from ..context import as_context
 from ..errors import BindError, ConfigError, GraphFormatError, ShapeError
 from ..graph import Entry, Graph, Node
 from ..io.atomic import atomic_open
-from ..lower import GraphFunction, RenamedFunction, _cotangents, abstract_inputs
+from ..lower import GraphFunction, RenamedFunction, _cotangents, abstract_inputs, unique_names
 from ..ndarray import NDArray
 from ..ops.registry import Op
 from ..passes import optimize
@@ -305,8 +305,8 @@ class Trainer:
         self._out_specs = outs
         return [len(o.shape) > 0 and o.shape[0] == self.batch_size for o in outs]
 
-    def _optimized(self, graph: Graph, base: GraphFunction) -> Any:
-        """``graph`` through the training-safe pass pipeline, as a function of ``base``'s arguments."""
+    def _optimized(self, graph: Graph, arg_names: Sequence[str]) -> Any:
+        """``graph`` through the training-safe pass pipeline, as a function of its own ``arg_names``."""
         shapes = {n: tuple(s.shape) for n, s in {**self.arg_specs, **self.aux_specs}.items()}
         dtypes = {n: s.dtype for n, s in {**self.arg_specs, **self.aux_specs}.items()}
         shapes[_MASK_INPUT], dtypes[_MASK_INPUT] = (self.batch_size,), np.float32
@@ -316,13 +316,13 @@ class Trainer:
             raise ConfigError(f"passes {sorted(self.passes or [])} derive new parameters (inference rewrites); "
                               "a training step cannot use them")
         self.report, self.step_graph = opt.report, opt.graph
-        return RenamedFunction(opt.graph, True, base.arg_names, base.aux_names)
+        return RenamedFunction(opt.graph, True, arg_names, self.aux_names)
 
     def _build_step(self) -> Any:
         batched = self._batched_outputs()
         graph = _masked_graph(self.graph, batched) if self.mask_padding and any(batched) else self.graph
-        base = GraphFunction(graph, is_train=True)       # the argument order the step feeds
-        gf = self._optimized(graph, base)
+        arg_names = unique_names(graph.argument_nodes())    # the order the step feeds the arguments in
+        gf = self._optimized(graph, arg_names)
         opt, metric = self.optimizer, self.eval_metric
         pnames, fnames, inames = self.param_names, self.fixed_names, self.input_names
         specs = self.arg_specs
@@ -346,7 +346,7 @@ class Trainer:
 
             def f(p):
                 table = {**named, **dict(zip(pnames, p))}
-                return gf(tuple(table[n] for n in base.arg_names), aux, key)
+                return gf(tuple(table[n] for n in arg_names), aux, key)
             outs, pullback, new_aux = jax.vjp(f, tuple(params), has_aux=True)
             (grads,) = pullback(_cotangents(outs, None))
             n = count + 1
