@@ -95,6 +95,11 @@ def missing_ops(names: Sequence[str]) -> list[str]:
     return [n for n in names if not registry.exists(n)]
 
 
+def skipped_note(missing: Sequence[str]) -> str:
+    """The note of a row skipped because ``missing`` operators are not registered."""
+    return f"skipped: op{'s' if len(missing) > 1 else ''} {', '.join(missing)} not registered"
+
+
 def max_rel_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
     """max over names of ||a - b|| / (||b|| + 1e-6): how far two gradient sets are apart.
 
@@ -283,7 +288,7 @@ def bench_r18(s: Settings) -> Row:
     name = f"ResNet-18 CIFAR fwd+bwd b{cfg['batch']}"
     missing = missing_ops(R18_OPS)
     if missing:
-        return Row(name, note=f"skipped: op{'s' if len(missing) > 1 else ''} {', '.join(missing)} not registered")
+        return Row(name, note=skipped_note(missing))
     arch = W.resnet18_cifar_arch(cfg)
     params, aux = W.resnet_params(arch)
     x, y = W.image_data(cfg["batch"], cfg["hw"], cfg["classes"])

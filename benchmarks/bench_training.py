@@ -58,21 +58,11 @@ TARGET = 1.05
 
 
 @dataclass
-class Row:
-    """One line: medians in ms (None when skipped)."""
+class Row(BE.Row):
+    """One line: medians in ms (None when skipped), with MXNet's Module next to them."""
 
-    workload: str
-    xgraph_ms: float | None = None
-    jax_ms: float | None = None
+    target: float = TARGET
     mxnet_ms: float | None = None
-    other_cpu: float | None = None
-    note: str = ""
-
-    @property
-    def ratio(self) -> float | None:
-        if self.xgraph_ms is None or not self.jax_ms:
-            return None
-        return self.xgraph_ms / self.jax_ms
 
 
 @dataclass
@@ -231,7 +221,7 @@ def _run(w: Workload, s: Settings) -> Row:
     if mx_losses:
         losses["mxnet"] = mx_losses
     note = f"update rel diff {diff:.1e}" + _losses_note(losses) + (f"; {why}" if why else "")
-    return Row(w.name, med["xgraph"], med["jax"], mx_ms, fg, note)
+    return Row(w.name, med["xgraph"], med["jax"], mxnet_ms=mx_ms, other_cpu=fg, note=note)
 
 
 def bench_mlp(s: Settings) -> Row:
@@ -249,7 +239,7 @@ def bench_r18(s: Settings) -> Row:
     name = f"ResNet-18 CIFAR train step b{cfg['batch']}"
     missing = BE.missing_ops(BE.R18_OPS)
     if missing:
-        return Row(name, note=f"skipped: op{'s' if len(missing) > 1 else ''} {', '.join(missing)} not registered")
+        return Row(name, note=BE.skipped_note(missing))
     arch = W.resnet18_cifar_arch(cfg)
     params, aux = W.resnet_params(arch)
     x, y = W.image_data(cfg["batch"], cfg["hw"], cfg["classes"])
@@ -302,7 +292,7 @@ def bench_lstm(s: Settings) -> Row:
     name = f"{L}-layer LSTM LM train step b{N} x{T}, vocab {f'{V // 1000}k' if V >= 1000 else V}"
     missing = BE.missing_ops(LSTM_OPS)
     if missing:
-        return Row(name, note=f"skipped: op{'s' if len(missing) > 1 else ''} {', '.join(missing)} not registered")
+        return Row(name, note=BE.skipped_note(missing))
     jp = W.lstm_params(cfg)
     tok, lab = W.lstm_data(cfg)
     params = {"embed_weight": jp["embed_weight"], "rnn_parameters": W.lstm_pack_mx(jp, L),
