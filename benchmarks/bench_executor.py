@@ -31,7 +31,7 @@ import platform
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -206,10 +206,14 @@ def xg_resnet(arch: dict) -> mx.Symbol:
     return mx.sym.SoftmaxOutput(x, mx.sym.var("softmax_label"), name="softmax", normalization="batch")
 
 
-def xg_train_executor(net: mx.Symbol, params: dict, aux: dict, x: np.ndarray, y: np.ndarray) -> mx.Executor:
-    """simple_bind with gradients for the parameters only, loaded with the seeded values."""
+def xg_train_executor(net: mx.Symbol, params: dict, aux: dict, x: np.ndarray, y: np.ndarray,
+                      **bind_options: Any) -> mx.Executor:
+    """simple_bind with gradients for the parameters only, loaded with the seeded values.
+
+    ``bind_options`` go to ``simple_bind`` (``opt_level``, ``passes``, ``pass_options``).
+    """
     req = {n: ("null" if n in ("data", "softmax_label") else "write") for n in net.list_arguments()}
-    ex = net.simple_bind(mx.cpu(), grad_req=req, data=x.shape)
+    ex = net.simple_bind(mx.cpu(), grad_req=req, data=x.shape, **bind_options)
     for n, v in params.items():
         ex.arg_dict[n][:] = v
     for n, v in aux.items():

@@ -309,17 +309,11 @@ def bench_r18(quick: bool, only_infer: bool = False) -> None:
     if only_infer:
         return
     rows = []
-    req = {n: ("null" if n in ("data", "softmax_label") else "write") for n in sym.list_arguments()}
+    from bench_executor import xg_train_executor
     for label, level, extra, strategy in R18_TRAIN_CONFIGS:
         t0 = time.perf_counter()
-        ex = sym.simple_bind(mx.cpu(), grad_req=req, data=x.shape, opt_level=level, passes=_passes(level, extra),
-                             pass_options={"conv_strategy": strategy} if strategy else None)
-        for n, v in params.items():
-            ex.arg_dict[n][:] = v
-        for n, v in aux.items():
-            ex.aux_dict[n][:] = v
-        ex.arg_dict["data"][:] = x
-        ex.arg_dict["softmax_label"][:] = y.astype(np.float32)
+        ex = xg_train_executor(sym, params, aux, x, y, opt_level=level, passes=_passes(level, extra),
+                               pass_options={"conv_strategy": strategy} if strategy else None)
 
         def step():
             ex.forward(is_train=True)
