@@ -14,7 +14,20 @@ counts per hint.  ``Prefix`` prepends a string to every name made inside it;
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Callable
+
+
+def unique_name(base: str, taken: Callable[[str], bool]) -> str:
+    """``base``, or ``base_1``, ``base_2`` ... : the first name ``taken`` says is free (for passes' new nodes).
+
+        >>> unique_name('fc_mul', {'fc_mul', 'fc_mul_1'}.__contains__)
+        'fc_mul_2'
+    """
+    name, i = base, 0
+    while taken(name):
+        i += 1
+        name = f"{base}_{i}"
+    return name
 
 
 class NameManager:

@@ -41,6 +41,7 @@ import numpy as np
 
 from .. import dtypes as _dt
 from ..graph import Entry, Graph, Node
+from ..names import unique_name
 from ..ops import registry
 from .context import PassContext
 from .manager import register_pass
@@ -97,10 +98,7 @@ class _Amp:
         self.counts = {"amp_cast": 0, "amp_multicast": 0}
 
     def fresh(self, base: str) -> str:
-        name, i = base, 0
-        while name in self.names:
-            i += 1
-            name = f"{base}_{i}"
+        name = unique_name(base, self.names.__contains__)
         self.names.add(name)
         return name
 

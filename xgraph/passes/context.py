@@ -23,6 +23,7 @@ import numpy as np
 from .. import dtypes as _dt
 from ..graph import Entry, Graph, Node
 from ..infer import InferResult, infer
+from ..names import unique_name
 
 #: Default limit on the elements of a value that constant folding materialises.
 DEFAULT_SIZE_LIMIT = 1 << 20
@@ -113,10 +114,8 @@ class PassContext:
         parameters and earlier new variables.
         """
         arr = np.asarray(value)
-        name, i = base, 0
-        while name in self.new_params or name in self.params or name in self.shapes or (taken and name in taken):
-            i += 1
-            name = f"{base}_{i}"
+        name = unique_name(base, lambda n: n in self.new_params or n in self.params or n in self.shapes
+                           or bool(taken and n in taken))
         self.new_params[name] = arr
         if taken is not None:
             taken.add(name)

@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..graph import Entry, Graph, Node
 from ..infer import InferResult
+from ..names import unique_name
 from ..ops import registry
 
 Rule = Callable[[Node, "Rewriter"], "Sequence[Entry] | None"]
@@ -77,10 +78,7 @@ class Rewriter:
     # -- building nodes ---------------------------------------------------------
     def fresh_name(self, base: str) -> str:
         """A node name not used in the graph yet (``base``, ``base_1`` ...)."""
-        name, i = base, 0
-        while name in self._names:
-            i += 1
-            name = f"{base}_{i}"
+        name = unique_name(base, self._names.__contains__)
         self._names.add(name)
         return name
 
