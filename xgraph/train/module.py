@@ -408,7 +408,8 @@ class Module(BaseModule):
         if shared_module is not None and shared_module.params_initialized:
             self.params_initialized = True
         elif self.params_initialized:
-            self._exec.copy_params_from(self._arg_params or {}, self._aux_params or {}, allow_extra_params=True)
+            fresh = lambda table: {k: jnp.array(_data(v), copy=True) for k, v in (table or {}).items()}  # noqa: E731
+            self._exec.copy_params_from(fresh(self._arg_params), fresh(self._aux_params), allow_extra_params=True)
 
     def _reset_bind(self) -> None:
         if self.binded and self.params_initialized:
@@ -450,7 +451,7 @@ class Module(BaseModule):
                     if tuple(value.shape) != tuple(arr.shape):
                         raise BindError(f"init_params: {name!r} has shape {tuple(value.shape)}, the bound symbol "
                                         f"needs {tuple(arr.shape)}")
-                    arr[:] = value
+                    arr[:] = jnp.array(value, copy=True)   # the fused step donates: never alias the caller's
                 elif given is not None and not allow_missing:
                     raise BindError(f"init_params: {name!r} is not presented (pass allow_missing=True to "
                                     "initialize it with the initializer)")

@@ -128,6 +128,12 @@ def _masked_graph(graph: Graph, batch_axis0: Sequence[bool]) -> Graph:
     return Graph(outputs)
 
 
+def _owned(value: Any, dtype: Any, device: Any) -> jax.Array:
+    """A fresh device buffer holding ``value``: the step donates its state, so it must never be an
+    array the caller still holds (their array would be deleted under them)."""
+    return jax.device_put(jnp.array(value, dtype=dtype, copy=True), device)
+
+
 # -- metric helpers ---------------------------------------------------------------------
 def _summable(metric: _metric.EvalMetric) -> bool:
     """True when ``accumulate`` just adds (sum, count): stats may be summed on the device first."""
@@ -287,7 +293,7 @@ class Trainer:
                 if tuple(v.shape) != tuple(spec.shape):
                     raise ShapeError(f"{what} {name!r}: given shape {tuple(v.shape)}, the symbol needs "
                                      f"{tuple(spec.shape)}")
-                return jax.device_put(v.astype(spec.dtype), self._device)
+                return _owned(v, spec.dtype, self._device)
             if not allow_missing and given:
                 raise BindError(f"{what} {name!r} is missing from the given parameters (allow_missing=False)")
             desc = _init.InitDesc(name, attrs.get(name, {}))
@@ -518,7 +524,7 @@ class Trainer:
                 if tuple(v.shape) != tuple(specs[name].shape):
                     raise ShapeError(f"set_params: {what} {name!r} has shape {tuple(v.shape)}, expected "
                                      f"{tuple(specs[name].shape)}")
-                v = jax.device_put(jnp.array(v, dtype=specs[name].dtype, copy=True), self._device)
+                v = _owned(v, specs[name].dtype, self._device)
                 target = table if table is not None else (self.params if name in self.params else self.fixed)
                 target[name] = v
         if not allow_missing:
