@@ -215,6 +215,25 @@ def test_symbolic_dimension_must_agree_across_inputs():
         art(a=np.ones(3, np.float32), b=np.ones(4, np.float32))
 
 
+def test_positional_inputs_follow_the_signature_order():
+    net = mx.sym.var("a") - 2 * mx.sym.var("b")
+    art = mx.load_artifact(mx.export(net, inputs={"a": (("n",), "float32"), "b": (("n",), "float32")}).data)
+    a, b = np.arange(3, dtype=np.float32), np.ones(3, np.float32)
+    want = a - 2 * b
+    for got in (art(a, b), art(a, b=b), art(b=b, a=a), art(jnp.asarray(a), jnp.asarray(b))):
+        np.testing.assert_array_equal(np.asarray(got[0]), want)
+    with pytest.raises(mx.ArtifactError, match=r"takes 2 input\(s\) \['a', 'b'\], got 3 positional"):
+        art(a, b, b)
+    with pytest.raises(mx.ArtifactError, match=r"\['a'\] given both positionally and by name"):
+        art(a, a=a, b=b)
+    with pytest.raises(mx.ArtifactError, match=r"missing input\(s\) \['b'\]"):
+        art(a)
+    rand = mx.load_artifact(mx.export(mx.sym.Dropout(mx.sym.var("x"), p=0.5, mode="always"),
+                                      inputs={"x": ((64,), "float32")}).data)
+    x = np.ones(64, np.float32)
+    np.testing.assert_array_equal(np.asarray(rand(x, seed=4)[0]), np.asarray(rand(x=x, seed=4)[0]))
+
+
 def test_platform_check_lists_the_artifact_platforms(mlp):
     sym, params, _ = mlp
     art = mx.export(sym, params, inputs={"data": (("batch", 20), "float32")}, platforms=("tpu",))

@@ -485,10 +485,31 @@ class LoadedArtifact:
             return {k: np.asarray(v) for k, v in outs.items()}
         return outs
 
-    def __call__(self, **inputs: Any) -> list[Any]:
-        """Run on keyword inputs; returns the outputs in order (jax arrays)."""
-        outs = self.run(inputs)
+    def __call__(self, *args: Any, **inputs: Any) -> list[Any]:
+        """Run on inputs given positionally in signature order and/or by name (``seed`` only by name,
+        as ``jax.export``'s ``Exported.call``); returns the outputs in order (jax arrays).
+
+            >>> import numpy as np, xgraph as mx
+            >>> art = mx.load_artifact(mx.export(mx.sym.var('a') - mx.sym.var('b'),
+            ...                                  inputs={'a': ((2,), 'float32'), 'b': ((2,), 'float32')}).data)
+            >>> one = np.ones(2, np.float32)
+            >>> [np.asarray(o).tolist() for o in (art(one, 2 * one)[0], art(one, b=2 * one)[0])]
+            [[-1.0, -1.0], [-1.0, -1.0]]
+        """
+        outs = self.run(self._named_inputs(args, inputs))
         return [outs[o.name] for o in self.signature.outputs]
+
+    def _named_inputs(self, args: Sequence[Any], inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Positional arguments named by the signature's order, merged with the keyword ones."""
+        names = [i.name for i in self.signature.inputs]
+        if len(args) > len(names):
+            raise ArtifactError(f"the artifact takes {len(names)} input(s) {names}, got {len(args)} positional "
+                                f"argument(s); the artifact's signature is {self.signature}")
+        twice = [n for n in names[:len(args)] if n in inputs]
+        if twice:
+            raise ArtifactError(f"input(s) {twice} given both positionally and by name; the artifact's signature "
+                                f"is {self.signature}")
+        return {**dict(zip(names, args)), **inputs}
 
 
 def load_artifact(source: str | os.PathLike | bytes | Artifact, check_platform: bool = True) -> LoadedArtifact:
