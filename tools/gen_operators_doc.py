@@ -34,6 +34,8 @@ def _cell(text: Any) -> str:
 
 
 def _inputs(op: Any) -> str:
+    if op.dynamic_inputs is not None:
+        return "decided by the attributes (user code names the arguments and auxiliary states)"
     if op.variadic is not None:
         variadic = f"`arg0` … `arg{{{op.variadic}-1}}`"
         if op.variadic_if is None:

@@ -80,6 +80,12 @@ def _eval_node(op: Op, attrs_key: tuple, in_sigs: tuple) -> tuple:
     return tuple((tuple(o.shape), np.dtype(o.dtype)) for o in outs)
 
 
+def clear_cache() -> None:
+    """Forget the memoized per-node results (an operator's definition changed: a re-registered custom op)."""
+    _eval_node.cache_clear()
+    _eval_symbolic_cached.cache_clear()
+
+
 @functools.lru_cache(maxsize=65536)
 def _eval_symbolic_cached(op: Op, attrs_key: tuple, in_sigs: tuple) -> tuple | None:
     """:func:`_eval_symbolic`, memoized by (op, attributes, input shapes with 0 for unknown, dtypes)."""

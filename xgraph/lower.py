@@ -31,6 +31,7 @@ from .errors import BindError, XGraphError
 from .graph import Entry, Graph, Node
 from .infer import infer, node_error, split_result
 from . import rng
+from .ops.custom import report_failures
 from .ops.registry import LowerCtx
 
 #: How many times a graph function has been traced, by structural hash (for tests and reports).
@@ -275,7 +276,7 @@ def inference_program(graph: Graph, fn: "RenamedFunction | None" = None) -> Call
         else:
             def xgraph_infer(args, aux, key, extra):
                 return gf(args, aux, key, extra)[0]
-        return jax.jit(xgraph_infer)
+        return report_failures(jax.jit(xgraph_infer))
     return cached(k + ("infer",), build)
 
 
@@ -295,7 +296,7 @@ def frozen_inference_program(fn: "RenamedFunction", frozen: Mapping[str, Any], e
         a = tuple(consts[n] if n in consts else args[i] for i, n in arg_pos)
         x = tuple(consts[n] if n in consts else aux[i] for i, n in aux_pos)
         return fn(a, x, key, extra_c)[0]
-    return jax.jit(xgraph_infer_frozen)
+    return report_failures(jax.jit(xgraph_infer_frozen))
 
 
 def train_forward_program(graph: Graph, fn: "RenamedFunction | None" = None) -> Callable:
@@ -305,7 +306,7 @@ def train_forward_program(graph: Graph, fn: "RenamedFunction | None" = None) -> 
     def build():
         def xgraph_train_forward(args, aux, key):
             return gf(args, aux, key)
-        return jax.jit(xgraph_train_forward)
+        return report_failures(jax.jit(xgraph_train_forward))
     return cached(k + ("train_fwd",), build)
 
 
@@ -385,9 +386,10 @@ class GradientPrograms:
             (grads,) = pullback(_cotangents(metas, head_grads))
             return _accumulate(grads, old_grads)
 
-        self.step = jax.jit(step)
-        self.forward = jax.jit(forward)
-        self._backward = jax.jit(backward, static_argnums=1)
+        # a custom op's callback failure is raised as its CustomOpError, not as JAX's runtime error
+        self.step = report_failures(jax.jit(step))
+        self.forward = report_failures(jax.jit(forward))
+        self._backward = report_failures(jax.jit(backward, static_argnums=1))
 
     def backward(self, pullback: Any, outputs: Sequence[Any], head_grads: Any, old_grads: Any) -> tuple:
         """Gradients from the residuals of :attr:`forward`."""

@@ -12,6 +12,7 @@ from . import amp
 from . import broadcast
 from . import constant
 from . import contrib
+from . import custom
 from . import elemwise
 from . import indexing
 from . import linalg

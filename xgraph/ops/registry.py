@@ -82,6 +82,10 @@ class Op:
     of the known ones, and outputs come from abstract evaluation.
     ``same_dtype`` makes inference refuse inputs of different dtypes (MXNet's
     binary arithmetic does; JAX would silently promote).
+    For an op whose signature user code decides at graph-build time (``Custom``):
+    ``dynamic_inputs(params)`` gives the input names instead of ``inputs``,
+    ``aux`` may be a function of the attributes too, and ``open_attrs`` keeps
+    attributes outside the schema as strings instead of refusing them.
     """
 
     name: str
@@ -89,12 +93,14 @@ class Op:
     inputs: Sequence[InputSpec | str] = ("data",)
     attrs: Sequence[AttrSpec] = ()
     aliases: Sequence[str] = ()
-    aux: Sequence[str] = ()
+    aux: Sequence[str] | Callable[[Mapping[str, Any]], Sequence[str]] = ()
     num_outputs: Callable[[Mapping[str, Any]], int] | int = 1
     num_visible_outputs: Callable[[Mapping[str, Any]], int] | int | None = None
     output_names: Callable[[Mapping[str, Any]], list[str]] | None = None
     infer_inputs: Callable[[Mapping[str, Any], list[Shape]], list[Shape]] | None = None
     infer_dtype: Callable[[Mapping[str, Any], list[Any]], tuple[list[Any], list[Any] | None]] | None = None
+    dynamic_inputs: Callable[[Mapping[str, Any]], Sequence[str]] | None = None
+    open_attrs: bool = False
     variadic: str | None = None
     variadic_if: Callable[[Mapping[str, Any]], bool] | None = None
     input_init: Mapping[str, str] | Callable[[Mapping[str, Any]], Mapping[str, str]] = field(default_factory=dict)
@@ -130,6 +136,8 @@ class Op:
 
     def input_names(self, params: Mapping[str, Any]) -> list[str]:
         """The names of the inputs this op takes for these attributes, in order."""
+        if self.dynamic_inputs is not None:
+            return list(self.dynamic_inputs(params))
         if self.is_variadic(params):
             return [f"arg{i}" for i in range(int(params[self.variadic]))]
         return [s.name for s in self.inputs if s.present is None or s.present(params)]
@@ -142,7 +150,8 @@ class Op:
         """Positions of the auxiliary (mutated) inputs for these attributes."""
         if not self.aux:
             return frozenset()
-        return frozenset(i for i, n in enumerate(self.input_names(params)) if n in self.aux)
+        aux = set(self.aux(params) if callable(self.aux) else self.aux)
+        return frozenset(i for i, n in enumerate(self.input_names(params)) if n in aux)
 
     def is_random(self, params: Mapping[str, Any]) -> bool:
         """Whether a node with these attributes draws random numbers (``random`` may depend on them)."""
@@ -174,6 +183,9 @@ class Op:
                 user[f"__{key}__"] = str(value)
                 continue
             spec = self.schema.get(key)
+            if spec is None and self.open_attrs:
+                typed[key] = strings[key] = str(value)
+                continue
             if spec is None:
                 known = ", ".join(sorted(self.schema)) or "none"
                 raise AttributeValueError(
@@ -195,8 +207,9 @@ class Op:
         return typed, user, strings
 
     def format_attr(self, key: str, value: Any) -> str:
-        """Write one typed attribute value as MXNet writes it."""
-        return self.schema[key].kind.format(value)
+        """Write one typed attribute value as MXNet writes it (an open attribute is its string)."""
+        spec = self.schema.get(key)
+        return str(value) if spec is None and self.open_attrs else self.schema[key].kind.format(value)
 
     def __repr__(self) -> str:
         return f"<Op {self.name}>"

@@ -63,6 +63,7 @@ from ..graph import Entry, Graph, Node
 from ..io.atomic import atomic_open
 from ..lower import GraphFunction, RenamedFunction, _cotangents, abstract_inputs, unique_names
 from ..ndarray import NDArray
+from ..ops.custom import report_failures
 from ..ops.registry import Op
 from ..passes import optimize
 from . import initializer as _init
@@ -375,7 +376,7 @@ class Trainer:
                 lambda s: jax.device_put(jnp.zeros(s.shape, s.dtype), self._device), st)
         else:
             self._acc_zero = lambda: ()
-        return jax.jit(step, donate_argnums=(0, 1, 2, 3, 4))
+        return report_failures(jax.jit(step, donate_argnums=(0, 1, 2, 3, 4)))  # custom ops' errors as theirs
 
     # -- running -------------------------------------------------------------------------
     def _inputs(self, batch: Any) -> tuple[tuple, int]:
