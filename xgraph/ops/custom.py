@@ -235,7 +235,7 @@ def _infer_inputs(p: Mapping[str, Any], shapes: list) -> list:
     n = len(k.arguments)
     try:
         ins, _, aux = shapes_of(k, shapes[:n])
-    except CustomOpError:
+    except XGraphError:
         if all(s is not None and all(s) for s in shapes[:n]):
             raise
         return shapes   # MXNet too leaves a custom op's shapes unknown until its inputs are known
@@ -243,13 +243,14 @@ def _infer_inputs(p: Mapping[str, Any], shapes: list) -> list:
 
 
 def _infer_dtype(p: Mapping[str, Any], dtypes: list) -> tuple[list, list | None]:
+    """(input dtypes, output dtypes or None) from the kernel's infer_type; unknown while it needs more."""
     k = kernel_for(p)
     if k.jax_forward is not None:
         return dtypes, None
     n = len(k.arguments)
     try:
         ins, outs, aux = dtypes_of(k, dtypes[:n])
-    except CustomOpError:
+    except XGraphError:
         if all(d is not None for d in dtypes[:n]):
             raise
         return dtypes, None
