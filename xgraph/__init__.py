@@ -29,6 +29,7 @@ from . import train  # noqa: F401
 from . import optimizer, lr_scheduler, metric, initializer  # noqa: F401
 from . import initializer as init  # noqa: F401
 from . import io, callback, mod, module  # noqa: F401  (mx.io iterators, mx.callback, mx.mod.Module)
+from . import rnn  # noqa: F401  (mx.rnn: the symbolic RNN cells)
 from . import operator  # noqa: F401  (mx.operator: custom operators in Python)
 
 __version__ = "0.1.0"

@@ -6,3 +6,4 @@
 """
 from .train.initializer import *  # noqa: F401,F403
 from .train.initializer import __all__  # noqa: F401
+from .rnn.init import FusedRNN, LSTMBias  # noqa: F401,E402  (the RNN cells' initializers)
