@@ -218,6 +218,11 @@ def test_residual_zoneout_dropout_cells():
     assert not np.allclose(z, p)            # some units kept their previous value while training
     assert np.all(np.isclose(z[:, 0], p[:, 0]) | (z[:, 0] == 0))  # step 0's previous output is 0
 
+    stack = mx.rnn.SequentialRNNCell()
+    stack.add(mx.rnn.ZoneoutCell(mx.rnn.GRUCell(I, prefix="z0_"), zoneout_states=0.3))
+    stack.add(mx.rnn.GRUCell(I, prefix="z1_"))
+    assert [s.name for s in stack.begin_state(func=mx.sym.Variable)] == ["z0_begin_state_0", "z1_begin_state_0"]
+
     drop_out, states = mx.rnn.DropoutCell(0.5).unroll(T, mx.sym.var("data"), merge_outputs=True)
     assert states == [] and drop_out.infer_shape(data=x.shape)[1] == [x.shape]
 
@@ -398,7 +403,7 @@ def test_bad_input_errors():
         fused.unroll(3, mx.sym.var("data"), layout="NCT")
     with pytest.raises(SymbolError, match="cannot be stepped"):
         fused(mx.sym.var("x"), [])
-    with pytest.raises(SymbolError, match="takes 1 begin state"):
+    with pytest.raises(SymbolError, match="expected 1 state"):
         fused.unroll(3, mx.sym.var("data"), begin_state=[mx.sym.var("h"), mx.sym.var("c")])
     with pytest.raises(SymbolError, match="'gru_parameters' is missing"):
         fused.unpack_weights({})

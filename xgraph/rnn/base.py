@@ -185,6 +185,9 @@ class BaseRNNCell:
         """The first step's states: ``func(name='<prefix>begin_state_<i>', shape=..., __layout__=..., **kwargs)``.
 
         ``func`` is ``mx.sym.zeros`` by default; ``mx.sym.Variable`` makes states fed at bind time.
+        A constant state gets its batch size in ``unroll`` or a built-in cell's step; a cell of
+        your own that steps by hand (``cell(x, cell.begin_state())``) should pass it through
+        :func:`batch_like` first.
         """
         self._check_unmodified()
         states = []
@@ -250,10 +253,11 @@ class BaseRNNCell:
             return symbol.Activation(inputs, act_type=activation, **kwargs)
         return activation(inputs, **kwargs)
 
-    def _step_states(self, states: Any, inputs: Symbol, expected: int) -> list:
-        """The states of one step, checked in number, constant begin states sized like ``inputs``."""
+    def _step_states(self, states: Any, inputs: Symbol, expected: int, batch_axis: int = 0) -> list:
+        """The states for ``inputs``, checked in number, constant begin states sized like axis
+        ``batch_axis`` of ``inputs``."""
         if not isinstance(states, (list, tuple)) or len(states) != expected:
             got = len(states) if isinstance(states, (list, tuple)) else type(states).__name__
             raise SymbolError(f"{type(self).__name__} '{self._prefix}': expected {expected} state(s), got {got}")
-        return [batch_like(s, inputs, 0) for s in states]
+        return [batch_like(s, inputs, batch_axis) for s in states]
 

@@ -17,7 +17,7 @@ from typing import Any
 from .. import symbol
 from ..errors import AttributeValueError, SymbolError
 from ..symbol import Symbol
-from .base import BaseRNNCell, RNNParams, batch_like, normalize_sequence
+from .base import BaseRNNCell, RNNParams, normalize_sequence
 from .init import FusedRNN, LSTMBias
 from .layout import DIRECTIONS, GATE_NAMES, check_mode, fused_input_size, fused_pieces, geometry, pack_fused, \
     take, unpack_fused
@@ -35,7 +35,13 @@ def lstm_gates(cell: BaseRNNCell, gates: Symbol, c: Symbol, name: str, activatio
                axis: int | None = None) -> tuple[Symbol, list]:
     """An LSTM step from the summed projections ``gates`` (i, f, c, o blocks along ``axis``, by
     default SliceChannel's) and the cell state: ``(h', [h', c'])``; ``activation`` squashes the
-    candidate and the new cell state (tanh for :class:`LSTMCell`)."""
+    candidate and the new cell state (tanh for :class:`LSTMCell`).
+
+        >>> import xgraph as mx
+        >>> h, [_, c] = lstm_gates(mx.rnn.LSTMCell(2), mx.sym.var('g'), mx.sym.var('c'), 'x_', 'tanh')
+        >>> h.name, c.infer_shape(g=(3, 8), c=(3, 2))[1]
+        ('x_out', [(3, 2)])
+    """
     where = {} if axis is None else {"axis": axis}
     sliced = symbol.SliceChannel(gates, num_outputs=4, name=f"{name}slice", **where)
     in_gate = symbol.Activation(sliced[0], act_type="sigmoid", name=f"{name}i")
@@ -50,7 +56,13 @@ def lstm_gates(cell: BaseRNNCell, gates: Symbol, c: Symbol, name: str, activatio
 def gru_gates(cell: BaseRNNCell, i2h: Symbol, h2h: Symbol, h: Symbol, name: str, activation: Any,
               axis: int | None = None) -> tuple[Symbol, list]:
     """A GRU step (cuDNN's form) from the input and recurrent projections (r, z, o blocks along
-    ``axis``) and the state: ``(h', [h'])``; ``activation`` squashes the candidate."""
+    ``axis``) and the state: ``(h', [h'])``; ``activation`` squashes the candidate.
+
+        >>> import xgraph as mx
+        >>> h, _ = gru_gates(mx.rnn.GRUCell(2), mx.sym.var('i'), mx.sym.var('j'), mx.sym.var('h'), 'x_', 'tanh')
+        >>> h.name, h.infer_shape(i=(3, 6), j=(3, 6), h=(3, 2))[1]
+        ('x_out', [(3, 2)])
+    """
     where = {} if axis is None else {"axis": axis}
     i2h_r, i2h_z, i2h = symbol.SliceChannel(i2h, num_outputs=3, name=f"{name}_i2h_slice", **where)
     h2h_r, h2h_z, h2h = symbol.SliceChannel(h2h, num_outputs=3, name=f"{name}_h2h_slice", **where)
@@ -258,11 +270,7 @@ class FusedRNNCell(BaseRNNCell):
         elif axis != 0:
             raise SymbolError(f"{what}: layout {layout!r} is not supported; use 'TNC' or 'NTC'")
         states = self.begin_state() if begin_state is None else begin_state
-        expected = len(self.state_info)
-        if not isinstance(states, (list, tuple)) or len(states) != expected:
-            got = len(states) if isinstance(states, (list, tuple)) else type(states).__name__
-            raise SymbolError(f"{what}: mode {self._mode!r} takes {expected} begin state(s), got {got}")
-        states = [batch_like(s, data, 1) for s in states]
+        states = self._step_states(states, data, len(self.state_info), batch_axis=1)
         named = dict(zip(("state", "state_cell"), states))
         extra = {"__layout__": "LNC"} if self._get_next_state else {}
         rnn = symbol.RNN(data=data, parameters=self._parameter, state_size=self._num_hidden,

@@ -53,8 +53,8 @@ class FusedRNN(Initializer):
         >>> import xgraph as mx
         >>> fused = FusedRNN(None, num_hidden=1, num_layers=1, mode='lstm', forget_bias=2.0)
         >>> desc = mx.init.InitDesc('lstm_parameters', attrs={'__init__': fused.dumps()})
-        >>> mx.init.One().init_array(desc, (24,)).tolist()   # weights (i2h, h2h) then biases (i2h, h2h)
-        [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 2.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0]
+        >>> mx.init.One().init_array(desc, (24,)).tolist()[16:]   # 16 weights, then the i2h and h2h biases
+        [0.0, 2.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0]
     """
 
     def __init__(self, init: Any, num_hidden: int, num_layers: int, mode: str, bidirectional: bool = False,

@@ -115,7 +115,8 @@ class BucketSentenceIter(DataIter):
         shape = (batch_size, self.default_bucket_key) if self.major_axis == 0 else (self.default_bucket_key, batch_size)
         self.provide_data = [DataDesc(name=data_name, shape=shape, layout=layout)]
         self.provide_label = [DataDesc(name=label_name, shape=shape, layout=layout)]
-        self.idx = [(i, j) for i, buck in enumerate(self.data) for j in range(0, len(buck) - batch_size + 1, batch_size)]
+        self.idx = [(i, j) for i, buck in enumerate(self.data)
+                    for j in range(0, len(buck) - batch_size + 1, batch_size)]
         self.curr_idx = 0
         self.nddata: list = []
         self.ndlabel: list = []

@@ -171,12 +171,13 @@ class ModifierCell(BaseRNNCell):
     def state_info(self) -> list:
         return self.base_cell.state_info
 
-    def begin_state(self, init_sym: Callable = symbol.zeros, **kwargs: Any) -> list:
-        """The base cell's begin states."""
+    def begin_state(self, func: Callable = symbol.zeros, **kwargs: Any) -> list:
+        """The base cell's begin states (``init_sym=`` is MXNet's name for ``func`` here)."""
         self._check_unmodified()
+        func = kwargs.pop("init_sym", func)
         self.base_cell._modified = False
         try:
-            return self.base_cell.begin_state(init_sym, **kwargs)
+            return self.base_cell.begin_state(func=func, **kwargs)
         finally:
             self.base_cell._modified = True
 
