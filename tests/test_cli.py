@@ -1,6 +1,7 @@
 """The ``xgraph`` command, run as ``python -m xgraph`` in subprocesses on the MXNet fixture networks."""
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -26,7 +27,7 @@ SUBPROCESS_ERRORS = ("missing symbol file", "malformed JSON", "bad --shape synta
                      "tampered artifact")
 INPROCESS_ERRORS = ("missing artifact", "missing input file", "bad --shape dimension", "unknown --shape name",
                     "wrong input shape", "missing shape for hlo", "unknown platform", "bad plot suffix",
-                    "unknown command")
+                    "unknown command", "npy header claiming 2^40 elements")
 
 
 def _env() -> dict:
@@ -194,6 +195,9 @@ def _error_cases(artifact: Path, work: Path) -> dict[str, tuple[list, int, str]]
     (work / "malformed-symbol.json").write_text('{"nodes": [{"op": "null", "name": ')
     np.save(work / "x1.npy", np.zeros((1, 3, 16, 16), np.float32))
     np.save(work / "bad_shape.npy", np.zeros((2, 3, 8), np.float32))
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": "<f4", "fortran_order": False, "shape": (2 ** 40,)})
+    (work / "huge.npy").write_bytes(head.getvalue() + bytes(16))
     return {
         # run as subprocesses: python -m xgraph end to end
         "missing symbol file": (["inspect", work / "nope-symbol.json"], 1, "nope-symbol.json"),
@@ -214,6 +218,8 @@ def _error_cases(artifact: Path, work: Path) -> dict[str, tuple[list, int, str]]
                               "--shape", "data=1,20", "--platform", "quantum"], 1, "unknown platform"),
         "bad plot suffix": (["plot", MLP, "-o", work / "g.png"], 2, ".dot"),
         "unknown command": (["frobnicate"], 2, "invalid choice"),
+        "npy header claiming 2^40 elements": (["run", artifact, "--input", f"data={work / 'huge.npy'}"], 1,
+                                              "claims shape (1099511627776,)"),
     }
 
 

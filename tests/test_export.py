@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -342,6 +343,62 @@ def test_missing_and_unexpected_members(mlp_artifact):
         mx.load_artifact(_rewrite(data, _manifest(lambda m: m.pop("call_args"))))
     with pytest.raises(mx.ArtifactError, match="'platforms' should be a list"):
         mx.load_artifact(_rewrite(data, _manifest(lambda m: m.update(platforms="cpu"))))
+
+
+def _rehashed(data: bytes, change) -> bytes:
+    """``_rewrite`` that also updates the manifest's checksums: tampering the checksums cannot see."""
+    members = {}
+    _rewrite(data, lambda n, b: members.__setitem__(n, change(n, b)))
+    m = json.loads(members.pop("manifest.json"))
+    m["members"] = {k: fmt.sha256(v) for k, v in members.items() if v is not None}
+    return fmt.pack({k: v for k, v in m.items() if k != "members"}, {k: v for k, v in members.items() if v})
+
+
+def _npy_header(shape) -> bytes:
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    return head.getvalue()
+
+
+def test_consistency_behind_the_checksums(mlp_artifact):
+    """Found by tests/fuzz: members that pass their checksums but contradict the module or each other."""
+    data = mlp_artifact[0].data
+    for change, pattern in [
+        (lambda m: m["call_args"][0].update(shape=["batch", 21]), "call argument 'data'.*does not match"),
+        (lambda m: (m["inputs"][0].update(shape=["batch", 21]), m["call_args"][0].update(shape=["batch", 21])),
+         r"call argument 'data' is \['batch', 21\] float32 in the manifest but float32\[batch,20\] in the module"),
+        (lambda m: m["outputs"][0].update(name="other"), "call results .* do not match the outputs table"),
+        (lambda m: m.update(platforms=[3]), "platforms must be a non-empty list of names"),
+        (lambda m: m.update(platforms=["cpu", "tpu"]), r"lowered for \['cpu'\]"),
+        (lambda m: m.update(kind="weird"), "unknown kind 'weird'"),
+        (lambda m: m["call_args"][0].update(kind=["input"]), "unknown kind"),
+        (lambda m: m["params"].append(dict(m["params"][0])), "names a tensor twice"),
+    ]:
+        with pytest.raises(mx.ArtifactError, match=pattern):
+            mx.load_artifact(_rehashed(data, _manifest(change)))
+    with pytest.raises(mx.ArtifactError, match="symbol.json is not UTF-8"):
+        mx.load_artifact(_rehashed(data, lambda n, b: b"\xff\xfe" + b if n == "symbol.json" else b))
+    damaged = _rehashed(data, lambda n, b: b[:200] + bytes(64) + b[264:] if n == "module.jaxexport" else b)
+    with pytest.raises(mx.ArtifactError, match="module cannot be deserialized"):
+        mx.load_artifact(damaged)
+
+
+def test_array_headers_claiming_2_to_the_40_are_refused_before_allocating(mlp_artifact):
+    def huge(name, blob):
+        if name != "params.npz":
+            return blob
+        src, out = zipfile.ZipFile(io.BytesIO(blob)), io.BytesIO()
+        with zipfile.ZipFile(out, "w") as dst:
+            for n in src.namelist():
+                dst.writestr(n, _npy_header((2 ** 40,)) + src.read(n)[-16:])
+        return out.getvalue()
+    bad = _rehashed(mlp_artifact[0].data, huge)
+    tracemalloc.start()
+    with pytest.raises(mx.ArtifactError, match=r"claims shape \(1099511627776,\) float32 \(4398046511104 bytes"):
+        mx.load_artifact(bad)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 << 20
 
 
 # -- training-step export -------------------------------------------------------------------------------

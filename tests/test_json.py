@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 
@@ -222,6 +223,38 @@ def test_bad_structure_names_the_node(edit, pattern):
 def test_bad_attribute_values_name_node_and_attribute(edit, pattern):
     with pytest.raises(mx.AttributeValueError, match=pattern):
         mx.sym.load_json(legacy(e=edit))
+
+
+def _doc(nodes, heads):
+    return json.dumps({"nodes": nodes, "arg_nodes": [0], "heads": heads,
+                       "attrs": {"mxnet_version": ["int", 10901]}})
+
+
+VAR = {"op": "null", "name": "x", "inputs": []}
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ('{"nodes": ' + "[" * 100000 + "]" * 100000 + "}", "nested too deeply"),
+    ('{"nodes": [], "heads": [[' + "9" * 5000 + ", 0]]}", "integer literal has 5000 digits"),
+    (_doc([VAR, {"op": "add_n", "name": "s", "attrs": {"num_args": "1000000000"}, "inputs": [[0, 0], [0, 0]]}],
+          [[1, 0]]), r"node 1 \('s', op add_n\): num_args=1000000000 but the node has 2 input"),
+    (_doc([VAR, {"op": "SliceChannel", "name": "s", "attrs": {"num_outputs": "1000000000"}, "inputs": [[0, 0]]}],
+          [[1, 0]]), r"'s', op SliceChannel\): declares 1000000000 outputs"),
+])
+def test_hostile_documents_are_refused_quickly(text, pattern):
+    """Found by tests/fuzz: nesting, huge integers and attribute-driven counts, refused before any work."""
+    t0 = time.perf_counter()
+    with pytest.raises(mx.GraphFormatError, match=pattern):
+        mx.sym.load_json(text)
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_deep_chain_loads_infers_and_round_trips():
+    n = 20000
+    nodes = [VAR] + [{"op": "relu", "name": f"r{i}", "inputs": [[i, 0, 0]]} for i in range(n)]
+    sym = mx.sym.load_json(_doc(nodes, [[n, 0, 0]]))
+    assert sym.infer_shape(x=(2, 3))[1] == [(2, 3)]
+    assert mx.sym.load_json(sym.tojson()).tojson() == sym.tojson()
 
 
 def test_bad_variable_attributes_reported_on_use():

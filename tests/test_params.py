@@ -236,6 +236,14 @@ def test_huge_dims_fail_fast_without_allocating():
     assert elapsed < 0.5 and peak < 1 << 20
 
 
+def test_empty_array_with_huge_dims_is_refused():
+    """Found by tests/fuzz: shape (0, 2^62, 2^62) has no data, but no array can have that shape."""
+    raw = _file([_v2(np.zeros(0, np.float32), dims=(0, 2**62, 2**62))])
+    with pytest.raises(GraphFormatError, match=r"array 0 has shape \(0, 4611686018427387904, .*more elements"):
+        params.loads(raw)
+    assert params.loads(_file([_v2(np.zeros(0, np.float32), dims=(0, 5))]))[0][0].shape == (0, 5)
+
+
 def test_huge_counts_fail_fast():
     with pytest.raises(GraphFormatError, match="claims 18446744073709551615 arrays"):
         params.loads(struct.pack("<QQQ", 0x112, 0, 2**64 - 1) + b"\0" * 16)

@@ -388,15 +388,12 @@ def add_compile(subparsers: argparse._SubParsersAction) -> None:
 # -- xgraph run -------------------------------------------------------------------
 def load_npy(path: str) -> np.ndarray:
     """One array from a ``.npy`` file (no pickle); :class:`GraphFormatError` for anything else."""
-    _check_file(path)
-    try:
-        value = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError) as exc:
-        raise GraphFormatError(f"{path!r} is not a readable .npy file ({' '.join(str(exc).split())})") from None
-    if not isinstance(value, np.ndarray):
-        value.close()
+    from .io.npy import read_npy
+    with open(_check_file(path), "rb") as f:
+        data = f.read()
+    if data.startswith(b"PK\x03\x04"):
         raise GraphFormatError(f"{path!r} is an .npz archive; give one .npy file per input (--input NAME=FILE.npy)")
-    return value
+    return read_npy(data, GraphFormatError, f"{path!r} is not a readable .npy file")
 
 
 def _stats(value: np.ndarray) -> str:

@@ -303,8 +303,16 @@ def current_platform() -> str:
 
 
 def _check_manifest_tables(m: dict, where: str) -> None:
-    for table in ("inputs", "outputs", "params", "aux", "call_args"):
-        for entry in m[table]:
+    """Refuse a manifest whose tables are malformed or do not refer to each other consistently."""
+    if m["kind"] not in ("inference", "training_step"):
+        raise ArtifactError(f"artifact {where}: unknown kind {m['kind']!r} (inference or training_step)")
+    if not m["platforms"] or not all(isinstance(p, str) for p in m["platforms"]):
+        raise ArtifactError(f"artifact {where}: platforms must be a non-empty list of names, got {m['platforms']!r}")
+    for table in ("inputs", "outputs", "params", "aux", "call_args", "zero_filled"):
+        entries = m.get(table, [])
+        if not isinstance(entries, list):
+            raise ArtifactError(f"artifact {where}: manifest {table!r} must be a list")
+        for entry in entries:
             if not isinstance(entry, dict):
                 raise ArtifactError(f"artifact {where}: manifest {table!r} entries must be objects")
             fmt.check_fields(entry, {"name": "str", "shape": "list", "dtype": "str"}, where)
@@ -316,17 +324,95 @@ def _check_manifest_tables(m: dict, where: str) -> None:
             except Exception:  # noqa: BLE001
                 raise ArtifactError(f"artifact {where}: {table} {entry['name']!r} has unknown dtype "
                                     f"{entry['dtype']!r}") from None
-    for entry in m["call_args"]:
-        if entry.get("kind") not in ("input", "arg", "aux", "seed"):
-            raise ArtifactError(f"artifact {where}: call argument {entry.get('name')!r} has unknown kind "
-                                f"{entry.get('kind')!r}")
+        names = [e["name"] for e in entries]
+        if len(set(names)) != len(names):
+            raise ArtifactError(f"artifact {where}: manifest {table!r} names a tensor twice: {names}")
     for entry in m["call_results"]:
-        if not isinstance(entry, dict) or entry.get("kind") not in ("output", "arg", "aux"):
-            raise ArtifactError(f"artifact {where}: manifest call_results entries must be objects with "
-                                f"kind output, arg or aux")
+        if not isinstance(entry, dict) or entry.get("kind") not in ("output", "arg", "aux") \
+                or not isinstance(entry.get("name"), str):
+            raise ArtifactError(f"artifact {where}: manifest call_results entries must be objects with a "
+                                f"name and kind output, arg or aux")
+    tables = {"input": m["inputs"], "arg": m["params"], "aux": m["aux"]}
+    by_kind: dict[str, list[str]] = {"input": [], "arg": [], "aux": [], "seed": []}
+    for entry in m["call_args"]:
+        kind = entry.get("kind")
+        if not isinstance(kind, str) or kind not in by_kind:
+            raise ArtifactError(f"artifact {where}: call argument {entry['name']!r} has unknown kind {kind!r}")
+        by_kind[kind].append(entry["name"])
+        if kind == "seed" and (entry["shape"] != [] or canonical(entry["dtype"]) != np.uint32):
+            raise ArtifactError(f"artifact {where}: the seed argument must be a uint32 scalar")
+        if kind in tables and not any(t["name"] == entry["name"] and t["shape"] == entry["shape"]
+                                      and canonical(t["dtype"]) == canonical(entry["dtype"]) for t in tables[kind]):
+            raise ArtifactError(f"artifact {where}: call argument {entry['name']!r} ({kind}) does not match the "
+                                f"manifest's {'inputs' if kind == 'input' else kind} table")
+    if by_kind["input"] != [e["name"] for e in m["inputs"]] or len(by_kind["seed"]) > 1:
+        raise ArtifactError(f"artifact {where}: the call arguments {by_kind['input']} do not list the inputs "
+                            f"{[e['name'] for e in m['inputs']]} in order (with at most one seed)")
+    if not m["params_frozen"] and (by_kind["arg"] != [e["name"] for e in m["params"]]
+                                   or by_kind["aux"] != [e["name"] for e in m["aux"]]):
+        raise ArtifactError(f"artifact {where}: the call arguments do not pass every parameter and aux state")
+    outs = [r["name"] for r in m["call_results"] if r["kind"] == "output"]
+    if outs != [e["name"] for e in m["outputs"]]:
+        raise ArtifactError(f"artifact {where}: call results {outs} do not match the outputs table")
+    for r in m["call_results"]:
+        if r["kind"] != "output" and r["name"] not in by_kind[r["kind"]]:
+            raise ArtifactError(f"artifact {where}: call result {r['name']!r} updates no {r['kind']} argument")
     for member in (MODULE, PARAMS, SYMBOL):
         if member not in m["members"]:
             raise ArtifactError(f"artifact {where}: member {member!r} is missing from the manifest")
+
+
+def _aval_matches(entry: Mapping[str, Any], aval: Any) -> bool:
+    """Whether a manifest tensor (symbolic dimensions by name) is the module's abstract value."""
+    if len(entry["shape"]) != len(aval.shape) or canonical(entry["dtype"]) != np.dtype(aval.dtype):
+        return False
+    return all(str(d) == a if isinstance(a, str) else (isinstance(d, int) and d == a)
+               for d, a in zip(aval.shape, entry["shape"]))
+
+
+def _check_module(exported: Any, m: dict, where: str) -> None:
+    """Refuse a module whose arguments and results are not what the manifest says."""
+    if sorted(p.lower() for p in exported.platforms) != sorted(normalize_platforms(m["platforms"])):
+        raise ArtifactError(f"artifact {where}: the manifest lists platforms {m['platforms']}, the module was "
+                            f"lowered for {list(exported.platforms)}")
+    n_in, n_out = len(exported.in_avals), len(exported.out_avals)
+    if n_in != len(m["call_args"]) or n_out != len(m["call_results"]):
+        raise ArtifactError(f"artifact {where}: the module takes {n_in} arguments and returns {n_out} results, "
+                            f"the manifest lists {len(m['call_args'])} and {len(m['call_results'])}")
+    for entry, aval in zip(m["call_args"], exported.in_avals):
+        if not _aval_matches(entry, aval):
+            raise ArtifactError(f"artifact {where}: call argument {entry['name']!r} is {entry['shape']} "
+                                f"{entry['dtype']} in the manifest but {aval.str_short()} in the module")
+    declared = {e["name"]: e for e in m["outputs"]}
+    declared.update({e["name"]: e for e in m["params"] + m["aux"] if e["name"] not in declared})
+    for r, aval in zip(m["call_results"], exported.out_avals):
+        entry = declared.get(r["name"]) if r["kind"] == "output" else \
+            next(e for e in m["params" if r["kind"] == "arg" else "aux"] if e["name"] == r["name"])
+        if not _aval_matches(entry, aval):
+            raise ArtifactError(f"artifact {where}: result {r['name']!r} is {entry['shape']} {entry['dtype']} in "
+                                f"the manifest but {aval.str_short()} in the module")
+
+
+#: deserialized modules and their jitted calls by the module's SHA-256: loading an artifact again
+#: in the same process reuses the compiled executable
+_MODULES: dict[str, tuple[Any, Any]] = {}
+_MODULES_KEPT = 16
+
+
+def _module(blob: bytes, digest: str, where: str) -> tuple[Any, Any]:
+    hit = _MODULES.pop(digest, None)
+    if hit is None:
+        try:
+            exported = jax.export.deserialize(bytearray(blob))
+            exported.mlir_module()      # parses the StableHLO now: a damaged module fails here, not at the call
+        except Exception as exc:  # noqa: BLE001
+            raise ArtifactError(f"artifact {where}: the module cannot be deserialized by jax "
+                                f"{jax.__version__} ({type(exc).__name__}: {exc})") from None
+        hit = (exported, jax.jit(exported.call))
+    _MODULES[digest] = hit
+    while len(_MODULES) > _MODULES_KEPT:
+        _MODULES.pop(next(iter(_MODULES)))
+    return hit
 
 
 class LoadedArtifact:
@@ -345,7 +431,10 @@ class LoadedArtifact:
         self.platforms = tuple(manifest["platforms"])
         self.signature = ArtifactSignature(tuple(_info(d) for d in manifest["inputs"]),
                                            tuple(_info(d) for d in manifest["outputs"]))
-        self.symbol_json = members[SYMBOL].decode("utf-8")
+        try:
+            self.symbol_json = members[SYMBOL].decode("utf-8")
+        except UnicodeDecodeError:
+            raise ArtifactError(f"artifact {where}: {SYMBOL} is not UTF-8 text") from None
         specs = {f"arg:{d['name']}": (tuple(d["shape"]), d["dtype"]) for d in manifest["params"]}
         specs.update({f"aux:{d['name']}": (tuple(d["shape"]), d["dtype"]) for d in manifest["aux"]})
         stored = fmt.load_arrays(members[PARAMS], specs, where)
@@ -357,15 +446,8 @@ class LoadedArtifact:
         if check_platform and here not in self.platforms:
             raise ArtifactError(f"artifact {where} was exported for platform(s) {', '.join(self.platforms)}, "
                                 f"but this machine runs {here}; re-export with platforms including {here!r}")
-        try:
-            self.exported = jax.export.deserialize(bytearray(members[MODULE]))
-        except Exception as exc:  # noqa: BLE001
-            raise ArtifactError(f"artifact {where}: the module cannot be deserialized by jax "
-                                f"{jax.__version__} ({type(exc).__name__}: {exc})") from None
-        if len(self.exported.in_avals) != len(manifest["call_args"]):
-            raise ArtifactError(f"artifact {where}: the module takes {len(self.exported.in_avals)} arguments, "
-                                f"the manifest lists {len(manifest['call_args'])}")
-        self._call = jax.jit(self.exported.call)
+        self.exported, self._call = _module(members[MODULE], manifest["members"][MODULE], where)
+        _check_module(self.exported, manifest, where)
 
     def __repr__(self) -> str:
         return f"<LoadedArtifact {self.kind} {self.signature} on {', '.join(self.platforms)}>"
@@ -462,7 +544,11 @@ class LoadedArtifact:
                 else:
                     table = self.params if kind == "arg" else self.aux
                     args.append(self._device(f"{'parameter' if kind == 'arg' else 'aux state'}:{name}", table[name]))
-        results = self._call(*args)
+        try:
+            results = self._call(*args)
+        except jax.errors.JaxRuntimeError as exc:
+            raise ArtifactError(f"artifact {self.where}: the module failed to compile or run "
+                                f"({' '.join(str(exc).split())[:300]})") from None
         outs, new_params, new_aux = {}, {}, {}
         for r, v in zip(self.manifest["call_results"], results):
             {"output": outs, "arg": new_params, "aux": new_aux}[r["kind"]][r["name"]] = v

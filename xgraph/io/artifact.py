@@ -27,6 +27,8 @@ import numpy as np
 
 from ..dtypes import canonical
 from ..errors import ArtifactError
+from .json_text import parse_json
+from .npy import check_member_sizes, read_npz
 
 FORMAT_NAME = "xgraph-artifact"
 FORMAT_VERSION = 1
@@ -119,11 +121,9 @@ def unpack(source: str | os.PathLike | bytes, required_fields: Mapping[str, str]
         info = zf.getinfo(MANIFEST)
         if info.file_size > MAX_MANIFEST_BYTES:
             raise ArtifactError(f"artifact {where}: {MANIFEST} is {info.file_size} bytes, too large")
+        check_member_sizes(zf, ArtifactError, f"artifact {where}")
         raw = _read_member(zf, MANIFEST, where)
-        try:
-            manifest = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ArtifactError(f"artifact {where}: {MANIFEST} is not valid JSON ({exc})") from None
+        manifest = parse_json(raw, ArtifactError, f"artifact {where}: {MANIFEST}")
         if not isinstance(manifest, dict):
             raise ArtifactError(f"artifact {where}: {MANIFEST} is not a JSON object")
         if manifest.get("format") != FORMAT_NAME:
@@ -168,11 +168,7 @@ def save_arrays(arrays: Mapping[str, Any]) -> bytes:
 
 def load_arrays(data: bytes, specs: Mapping[str, tuple[tuple, str]], where: str) -> dict[str, np.ndarray]:
     """Read an ``.npz`` with ``allow_pickle=False``; every key of ``specs`` must be there with its shape."""
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise ArtifactError(f"artifact {where}: the parameter archive cannot be read ({exc})") from None
+    arrays = read_npz(data, ArtifactError, f"artifact {where}: the parameter archive")
     extra = sorted(set(arrays) - set(specs))
     missing = sorted(set(specs) - set(arrays))
     if missing or extra:

@@ -135,13 +135,16 @@ def _read_array(r: _Reader, i: int) -> np.ndarray | None:
     if dtype is None:
         raise r.fail(f"{where} has an unknown dtype flag {flag} (known: "
                      f"{', '.join(f'{k} {v}' for k, v in sorted(_dt.MX_CODES.items()))})", r.pos - 4)
-    count = 1
+    count, span = 1, 1
     for d in dims:
         count *= d
+        span *= max(d, 1)
     nbytes = count * dtype.itemsize
     if nbytes > r.left:
         raise r.fail(f"file is truncated or corrupt: {where} of shape {dims} and dtype {dtype.name} needs "
                      f"{nbytes} bytes of data, only {r.left} left")
+    if span * dtype.itemsize >= 2 ** 63:   # numpy refuses such shapes even with a zero dimension
+        raise r.fail(f"{where} has shape {dims}: more elements than any array can hold", start)
     arr = np.frombuffer(r.buf, dtype=dtype, count=count, offset=r.pos).reshape(dims)
     r.pos += nbytes
     return arr if dtype.isnative else arr.astype(dtype.newbyteorder("="))

@@ -36,6 +36,7 @@ from ..errors import GraphFormatError, UnsupportedOperatorError, XGraphError
 from ..graph import Entry, Graph, Node
 from ..ops import registry
 from ..ops.registry import HIDDEN_KEYS
+from .json_text import parse_json
 
 MXNET_VERSION = 10901
 #: the version MXNet assumes for a file without ``attrs.mxnet_version``
@@ -139,10 +140,7 @@ def _node_attrs(raw: dict, where: str) -> dict[str, str]:
 
 def parse_document(text: str | bytes) -> dict:
     """Parse and structurally check symbol JSON; raise GraphFormatError on anything malformed."""
-    try:
-        doc = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GraphFormatError(f"symbol JSON is malformed: {exc}") from None
+    doc = parse_json(text, GraphFormatError, "symbol JSON")
     if not isinstance(doc, dict):
         raise GraphFormatError("symbol JSON must be an object with 'nodes' and 'heads'")
     nodes, heads = doc.get("nodes"), doc.get("heads")
@@ -174,10 +172,32 @@ def file_version(doc: dict) -> int:
     raise GraphFormatError(f"symbol JSON: attrs.mxnet_version must be [\"int\", N], got {v!r}")
 
 
-def _input_names(op: Any, attrs: dict[str, str], name: str) -> list[str] | None:
-    """The op's input names for these attributes; None when they do not parse (reported later)."""
+#: the most outputs one node may declare (SliceChannel's num_outputs ...): a file cannot make xgraph
+#: build millions of output names
+MAX_NODE_OUTPUTS = 1 << 16
+
+
+def _check_counts(op: Any, params: dict, given: int, where: str) -> None:
+    """Refuse attribute-driven input/output counts before anything builds lists of that size.
+
+    A variadic op (``add_n``, ``Concat``) must declare exactly the inputs the file gives it.
+    """
+    if op.is_variadic(params):
+        count = params[op.variadic]
+        if not isinstance(count, int) or count != given:
+            raise GraphFormatError(f"{where}: {op.variadic}={count!r} but the node has {given} input(s)")
+    n_out = op.num_outputs(params)
+    if not isinstance(n_out, int) or not 0 < n_out <= MAX_NODE_OUTPUTS:
+        raise GraphFormatError(f"{where}: declares {n_out!r} outputs (xgraph reads 1 to {MAX_NODE_OUTPUTS})")
+
+
+def _input_names(op: Any, attrs: dict[str, str], name: str, given: int) -> list[str] | None:
+    """The op's input names for these attributes; None when they do not parse or the counts are
+    wrong (both reported later)."""
     try:
-        return op.input_names(op.with_defaults(op.parse_attrs(attrs, name)[0]))
+        params = op.with_defaults(op.parse_attrs(attrs, name)[0])
+        _check_counts(op, params, given, name)
+        return op.input_names(params)
     except XGraphError:
         return None
 
@@ -200,7 +220,8 @@ def _upgrade_hidden_keys(ops: list, names: list[str], attrs: list[dict], entries
             a[f"__{k}__"] = a.pop(k)
         if not suffixed:
             continue
-        arg_names = _input_names(ops[i], {k: v for k, v in a.items() if k not in suffixed}, names[i])
+        arg_names = _input_names(ops[i], {k: v for k, v in a.items() if k not in suffixed}, names[i],
+                                 len(entries[i]))
         for key, (arg, hk) in suffixed.items():
             if arg_names is None or arg not in arg_names or arg_names.index(arg) >= len(entries[i]):
                 continue
@@ -214,7 +235,7 @@ def _upgrade_init_hints(ops: list, names: list[str], attrs: list[dict], entries:
     for i, op in enumerate(ops):
         if op is None or not op.input_init:
             continue
-        arg_names = _input_names(op, attrs[i], names[i])
+        arg_names = _input_names(op, attrs[i], names[i], len(entries[i]))
         if arg_names is None:
             continue
         hints = op.init_hints(op.with_defaults(op.parse_attrs(attrs[i], names[i])[0]))
@@ -267,6 +288,7 @@ def from_json(text: str | bytes) -> Graph:
             continue
         typed, user, strings = op.parse_attrs(attrs[i], name)
         params = op.with_defaults(typed)
+        _check_counts(op, params, len(inputs), where)
         expected = op.input_names(params)
         if version < 900 and len(inputs) < len(expected):
             # pre-0.9 files did not store auxiliary states: create them as MXNet does

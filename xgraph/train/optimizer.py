@@ -45,6 +45,8 @@ import ml_dtypes
 import numpy as np
 
 from ..errors import ConfigError
+from ..io.json_text import parse_json
+from ..io.npy import read_npz
 from ..ndarray import NDArray
 from .lr_scheduler import LRScheduler
 
@@ -878,10 +880,12 @@ class Updater:
 
     def set_states(self, states: bytes) -> None:
         """Restore what :meth:`get_states` returned."""
+        what = "optimizer states (Updater.set_states)"
+        arrays = read_npz(states, ConfigError, what)
+        if "__meta__" not in arrays:
+            raise ConfigError(f"{what} are not from Updater.get_states (no __meta__ index)")
+        meta = parse_json(arrays.pop("__meta__").tobytes(), ConfigError, f"{what}' index")
         try:
-            with np.load(io.BytesIO(states), allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-            meta = json.loads(arrays.pop("__meta__").tobytes().decode())
             self.states = {_key_from_json(k): _decode(v, arrays) for k, v in meta["states"]}
         except (ValueError, KeyError, TypeError, OSError) as e:
             raise ConfigError(f"optimizer states are corrupt or not from Updater.get_states: {e}") from None

@@ -46,10 +46,8 @@ checkpoints), so a resumed run draws the same dropout masks.
 """
 from __future__ import annotations
 
-import io as _io
 import json
 import os
-import zipfile
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -61,6 +59,8 @@ from ..context import as_context
 from ..errors import BindError, ConfigError, GraphFormatError, ShapeError
 from ..graph import Entry, Graph, Node
 from ..io.atomic import atomic_open
+from ..io.json_text import parse_json
+from ..io.npy import read_npz
 from ..lower import GraphFunction, RenamedFunction, _cotangents, abstract_inputs, unique_names
 from ..ndarray import NDArray
 from ..ops.custom import report_failures
@@ -556,15 +556,16 @@ class Trainer:
     def load_states(self, fname: str | os.PathLike) -> None:
         """Restore what :meth:`save_states` wrote; corrupt or mismatched files raise GraphFormatError."""
         fname = os.fspath(fname)
+        what = f"optimizer states file {fname!r}"
         try:
             with open(fname, "rb") as f:
                 raw = f.read()
-            with np.load(_io.BytesIO(raw), allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-            meta = json.loads(arrays.pop("__meta__").tobytes().decode())
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-            raise GraphFormatError(f"optimizer states file {fname!r} is corrupt or not an xgraph states file: "
-                                   f"{e}") from None
+        except OSError as e:
+            raise GraphFormatError(f"cannot read {what}: {e.strerror or e}") from None
+        arrays = read_npz(raw, GraphFormatError, what)
+        if "__meta__" not in arrays:
+            raise GraphFormatError(f"{what} is not an xgraph states file (no __meta__ index)")
+        meta = parse_json(arrays.pop("__meta__").tobytes(), GraphFormatError, f"{what}'s index")
         if not isinstance(meta, dict) or meta.get("format") != STATES_FORMAT:
             raise GraphFormatError(f"{fname!r} is not an xgraph trainer states file (format tag missing)")
         if meta.get("optimizer") != type(self.optimizer).__name__:
@@ -593,6 +594,9 @@ class Trainer:
                                        f"{None if arr is None else arr.shape}, expected {tuple(like.shape)}")
             return jax.device_put(jnp.asarray(arr, like.dtype), self._device)
         try:
+            if len(meta["states"]) != len(self.param_names):
+                raise GraphFormatError(f"{fname!r} holds {len(meta['states'])} optimizer states for "
+                                       f"{len(self.param_names)} parameters")
             states = [dec(o, l, n) for o, l, n in zip(meta["states"], self.opt_state, self.param_names)]
             num_update, seed = int(meta["num_update"]), int(meta["rng"][0])
         except (KeyError, TypeError, IndexError, AttributeError) as e:
