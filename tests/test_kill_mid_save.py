@@ -26,6 +26,7 @@ def _child(work: str, mode: str) -> None:
     """Save versions A and B of every file: once each as the references (``refs``), or forever (``loop``)."""
     import xgraph as mx
     from xgraph.export import Artifact
+    mx.random.seed(0)     # the states file holds the trainer's RNG seed: the same in the refs and loop processes
     net = mx.sym.SoftmaxOutput(mx.sym.FullyConnected(mx.sym.var("data"), num_hidden=512, name="fc"), name="softmax")
     versions = [{"fc_weight": np.full((512, 2048), v, np.float32), "fc_bias": np.full(512, v, np.float32)}
                 for v in (1.0, 2.0)]     # 4 MiB of parameters each

@@ -17,6 +17,13 @@ XLA compilation but traces and lowers again.  Disk entries are keyed with
 :func:`~xgraph.program.code_fingerprint`, so a changed xgraph never reads
 programs an older one wrote.
 
+Several processes may share one folder.  xgraph's entries are written to a
+temporary file and renamed into place, and carry a SHA-256 of their payload:
+a reader sees a complete entry or none, and an entry damaged any other way is
+rebuilt (``cache_stats()['damaged']``).  JAX writes its own entries in place;
+a reader that catches one half-written fails to decompress it, warns and
+compiles again, so results stay right there too.
+
     >>> import tempfile, xgraph as mx
     >>> from xgraph.cache import cached_export, cache_stats
     >>> from xgraph.program import ProgramSignature, TensorSpec
@@ -47,7 +54,7 @@ _lock = threading.Lock()
 _state: dict[str, Any] = {"dir": None}
 _memory: dict[str, jax.export.Exported] = {}
 _json_memory: dict[str, str] = {}
-_stats = {"memory_hits": 0, "disk_hits": 0, "misses": 0, "disk_writes": 0}
+_stats = {"memory_hits": 0, "disk_hits": 0, "misses": 0, "disk_writes": 0, "damaged": 0}
 
 
 def set_cache_dir(path: str | os.PathLike | None) -> None:
@@ -106,7 +113,8 @@ def init_from_env() -> None:
 
 
 def cache_stats() -> dict[str, int]:
-    """Counters of :func:`cached_export`: memory hits, disk hits, misses (built) and disk writes."""
+    """Counters of :func:`cached_export`: memory hits, disk hits, misses (built), disk writes and
+    damaged disk entries (torn or corrupt: rebuilt)."""
     return dict(_stats)
 
 
@@ -162,6 +170,32 @@ def cached_json(kind: str, key: str, build: Callable[[], Any]) -> Any:
     return json.loads(text)
 
 
+#: disk entries are this tag, the payload's SHA-256, then the serialized module: a torn or damaged
+#: entry (a filesystem without atomic renames, a disk error) is detected and rebuilt, never deserialized
+_ENTRY_MAGIC = b"xgraph-export-cache-1\n"
+
+
+def _read_entry(path: str) -> jax.export.Exported | None:
+    """The module in a disk entry, or None when it is absent, torn or damaged (counted in ``damaged``)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    head, digest, blob = data[:len(_ENTRY_MAGIC)], data[len(_ENTRY_MAGIC):len(_ENTRY_MAGIC) + 32], \
+        data[len(_ENTRY_MAGIC) + 32:]
+    if head != _ENTRY_MAGIC or hashlib.sha256(blob).digest() != digest:
+        _stats["damaged"] += 1
+        return None
+    try:
+        exported = jax.export.deserialize(bytearray(blob))
+    except Exception:  # noqa: BLE001 - an entry of another jax is rebuilt, never trusted
+        _stats["damaged"] += 1
+        return None
+    _stats["disk_hits"] += 1
+    return exported
+
+
 def cached_export(graph: Graph, signature: ProgramSignature,
                   constants: Mapping[str, Any] | None = None) -> jax.export.Exported:
     """The ``jax.export.Exported`` of ``graph`` for ``signature``: from memory, from disk, or built.
@@ -177,20 +211,14 @@ def cached_export(graph: Graph, signature: ProgramSignature,
             _stats["memory_hits"] += 1
             return hit
     path = export_path(graph, signature)
-    exported = None
-    if path is not None and os.path.exists(path):
-        try:
-            with open(path, "rb") as f:
-                exported = jax.export.deserialize(bytearray(f.read()))
-            _stats["disk_hits"] += 1
-        except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt, never trusted
-            exported = None
+    exported = _read_entry(path) if path is not None else None
     if exported is None:
         _stats["misses"] += 1
         exported = export_program(graph, signature, constants)
         if path is not None:
+            blob = bytes(exported.serialize())
             try:
-                atomic_write_bytes(path, bytes(exported.serialize()))
+                atomic_write_bytes(path, _ENTRY_MAGIC + hashlib.sha256(blob).digest() + blob)
                 _stats["disk_writes"] += 1
             except OSError:
                 pass  # a read-only cache folder only costs speed
