@@ -80,3 +80,18 @@ __all__ = [
     "SymbolError", "ShapeError", "DTypeError", "BindError", "DeviceError", "ArtifactError", "PassError",
     "MissingDependencyError", "ConfigError",
 ]
+
+
+class NotImplementedForSymbol(XGraphError, NotImplementedError):
+    """An NDArray-only function was called on a Symbol (MXNet's ``mxnet.base.NotImplementedForSymbol``)."""
+
+    def __init__(self, function: object, alias: str | None = None, *args: object):
+        name = getattr(function, "__name__", str(function))
+        self.function, self.alias, self.args = name, alias, args
+        super().__init__(f"Function {name}{f' (namely operator {alias!r})' if alias else ''} "
+                         "is not supported for Symbol and only available in NDArray.")
+
+
+class UnsupportedFeatureError(XGraphError, NotImplementedError):
+    """An MXNet feature xgraph deliberately does not offer (sparse storage, GPU-only operators...);
+    the message names the MXNet API and what to use instead."""
