@@ -178,8 +178,24 @@ def test_backward_non_loss_head_with_out_grads():
 
 def test_backward_before_forward_is_an_error():
     ex = mx.sym.FullyConnected(mx.sym.var("x"), num_hidden=3).simple_bind(mx.cpu(), x=(2, 4))
-    with pytest.raises(mx.BindError, match="before forward"):
+    with pytest.raises(mx.BindError, match="before any forward"):
         ex.backward(np.ones((2, 3), np.float32))
+
+
+def test_backward_after_inference_forward_gives_the_gradients():
+    """MXNet computes gradients after forward() (is_train=False) too; outputs stay the inference ones."""
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 4)).astype(np.float32), rng.standard_normal((3, 4)).astype(np.float32)
+    ex = mx.sym.FullyConnected(mx.sym.var("x"), mx.sym.var("w"), num_hidden=3, no_bias=True) \
+        .simple_bind(mx.cpu(), x=(2, 4), w=(3, 4))
+    ex.arg_dict["x"][:] = x
+    ex.arg_dict["w"][:] = w
+    out = ex.forward()[0].asnumpy()
+    head = rng.standard_normal((2, 3)).astype(np.float32)
+    ex.backward(head)
+    np.testing.assert_allclose(out, x @ w.T, rtol=1e-5)
+    np.testing.assert_allclose(ex.grad_dict["x"].asnumpy(), head @ w, rtol=1e-5)
+    np.testing.assert_allclose(ex.grad_dict["w"].asnumpy(), head.T @ x, rtol=1e-5)
 
 
 def test_grad_req_add_accumulates_and_write_overwrites():

@@ -255,7 +255,7 @@ def test_unary_math_and_add_n_results():
 
 
 def test_symbol_has_no_truth_value():
-    with pytest.raises(mx.SymbolError):
+    with pytest.raises(mx.base.NotImplementedForSymbol):   # MXNet raises NotImplementedForSymbol too
         bool(mx.sym.var("a") == 1)
 
 
@@ -313,8 +313,21 @@ def test_get_internals_and_children():
     assert f.get_children().list_outputs() == ["x", "f_weight", "f_bias"]
     assert x.get_children() is None
     assert x.get_internals().list_outputs() == ["x"]
-    with pytest.raises(mx.SymbolError, match="single-output"):
-        mx.sym.Group([f, g]).get_children()
+    # a group's children: each distinct node's inputs once, in output order (MXNet's semantics)
+    assert mx.sym.Group([f, g]).get_children().list_outputs() == ["x", "f_weight", "f_bias", "f_output"]
+    parts = mx.sym.SliceChannel(x, num_outputs=3, name="s")
+    assert parts.get_children().list_outputs() == ["x"]
+    assert mx.sym.Concat(*parts).get_children().list_outputs() == ["s_output0", "s_output1", "s_output2"]
+
+
+def test_symbol_pickles_through_its_json_and_has_abs():
+    import pickle
+    net = mx.sym.FullyConnected(mx.sym.var("x"), num_hidden=2, name="f")
+    blob = pickle.dumps(net)
+    assert b"lambda" not in blob and pickle.loads(blob).tojson() == net.tojson()
+    out = abs(mx.sym.var("x")).bind(mx.cpu(), {"x": mx.nd.array([-1.5, 2.0])}).forward()[0]
+    assert out.asnumpy().tolist() == [1.5, 2.0]
+    assert mx.sym.var("x").rint().list_arguments() == ["x"]
 
 
 def test_list_functions_order():

@@ -12,6 +12,7 @@ type-inferred, lowered to StableHLO through JAX and compiled by XLA.
 """
 from . import errors
 from .errors import *  # noqa: F401,F403
+from .base import MXNetError  # noqa: F401  (MXNet scripts catch mx.MXNetError: the same class as XGraphError)
 from . import ops  # noqa: F401  (registers every operator)
 from . import symbol, ndarray, names as name, rng  # noqa: F401
 from . import symbol as sym  # noqa: F401
@@ -33,6 +34,7 @@ from . import rnn  # noqa: F401  (mx.rnn: the symbolic RNN cells)
 from . import base, util, test_utils  # noqa: F401  (mx.base, mx.util, mx.test_utils)
 from .util import np_shape, use_np_shape, is_np_shape, set_np_shape  # noqa: F401
 from . import operator  # noqa: F401  (mx.operator: custom operators in Python)
+from . import autograd  # noqa: F401  (mx.autograd: imperative differentiation over jax.vjp)
 
 __version__ = "0.1.0"
 

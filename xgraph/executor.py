@@ -135,7 +135,7 @@ class Executor:
         self.outputs = [NDArray(np.zeros(s, d)) for s, d in self._out_sigs]
         self._pending: tuple | None = None      # (args, aux, key) of a deferred training forward
         self._pullback: Any = None              # residuals of the last training forward
-        self._last_train: tuple | None = None   # inputs of the last training forward (for a repeated backward)
+        self._last_inputs: tuple | None = None   # inputs of the last forward (for a repeated or inference-mode backward)
 
     # -- construction helpers ----------------------------------------------
     def _check_signature(self) -> None:
@@ -288,13 +288,14 @@ class Executor:
         self._pullback = None
         if not is_train:
             self._set_outputs(self._infer(args, aux, key))
+            self._last_inputs = (args, aux, key)
         elif not self._has_grad:
             outs, new_aux = self._train_fwd(args, aux, key)
             self._set_outputs(outs)
             self._set_aux(new_aux)
         else:
             self._pending = (args, aux, key)
-            self._last_train = self._pending
+            self._last_inputs = self._pending
             for h in self.outputs:
                 h._set_pending(self._resolve_pending)
             for h in self.aux_dict.values():
@@ -331,12 +332,13 @@ class Executor:
         elif self._pullback is not None:
             pullback, outs = self._pullback
             grads = self._grad.backward(pullback, outs, heads, old)
-        elif self._last_train is not None:
-            # a second backward after a fused step: recompute, but leave the aux states alone
-            args, aux, key = self._last_train
+        elif self._last_inputs is not None:
+            # a second backward after a fused step, or (as MXNet allows) a backward after forward(is_train=False):
+            # recompute the gradients at the last forward's inputs, but leave the outputs and aux states alone
+            args, aux, key = self._last_inputs
             _, _, grads = self._grad.step(args, aux, key, heads, old)
         else:
-            raise BindError("backward called before forward(is_train=True)")
+            raise BindError("backward called before any forward")
         self._set_grads(grads)
 
     def _head_grads(self, out_grads: Any) -> tuple | None:

@@ -32,7 +32,7 @@ from .ops.elemwise import BINARY as _BINARY
 class NDArray:
     """A handle over a ``jax.Array`` with MXNet's everyday surface."""
 
-    __slots__ = ("_buf", "_thunk", "__weakref__")
+    __slots__ = ("_buf", "_thunk", "_grad", "_grad_req", "__weakref__")
     __array_priority__ = 1000.0
 
     def __init__(self, data: Any, ctx: Any = None, dtype: Any = None):
@@ -45,6 +45,8 @@ class NDArray:
                 data = jax.device_put(data, dev)
         self._buf = data
         self._thunk: Callable[[], None] | None = None
+        self._grad: "NDArray | None" = None   # set by attach_grad / autograd.mark_variables
+        self._grad_req = "null"
 
     # -- the buffer -------------------------------------------------------
     @property
@@ -116,7 +118,8 @@ class NDArray:
 
     def astype(self, dtype: Any, copy: bool = True) -> "NDArray":
         """A copy converted to ``dtype``."""
-        return NDArray(self.data.astype(_dt.canonical(dtype)))
+        dt = _dt.canonical(dtype)
+        return _traced(lambda a: a.astype(dt), self)
 
     def copy(self) -> "NDArray":
         return NDArray(jnp.array(self.data, copy=True))
@@ -142,14 +145,44 @@ class NDArray:
             shape = tuple(shape[0])
         if "shape" in kwargs:
             shape = tuple(kwargs["shape"])
-        return NDArray(jnp.reshape(self.data, shape))
+        return _traced(lambda a: jnp.reshape(a, shape), self)
+
+    # -- autograd (mx.autograd records these arrays' ops) --------------------
+    def attach_grad(self, grad_req: str = "write", stype: Any = None) -> None:
+        """Allocate ``.grad`` (zeros) and mark this array for :mod:`xgraph.autograd`.
+
+            >>> import xgraph as mx
+            >>> x = mx.nd.ones((2,)); x.attach_grad(); x.grad.asnumpy().tolist()
+            [0.0, 0.0]
+        """
+        if stype not in (None, "default"):
+            from .errors import UnsupportedFeatureError
+            raise UnsupportedFeatureError(f"attach_grad(stype={stype!r}): sparse gradients are not supported; "
+                                          "use the default (dense) storage")
+        from . import autograd
+        autograd.mark_variables([self], [NDArray(jnp.zeros_like(self.data))], grad_req)
+
+    @property
+    def grad(self) -> "NDArray | None":
+        """The gradient buffer attached by :meth:`attach_grad` (None when not attached)."""
+        return self._grad
+
+    def backward(self, out_grad: Any = None, retain_graph: bool = False, train_mode: bool = True) -> None:
+        """``mx.autograd.backward([self], [out_grad])``."""
+        from . import autograd
+        autograd.backward([self], None if out_grad is None else [out_grad], retain_graph, train_mode)
+
+    def detach(self) -> "NDArray":
+        """The same values, cut off from the recorded graph."""
+        return NDArray(self.data)
 
     def tolist(self) -> list:
         return self.asnumpy().tolist()
 
     # -- indexing ---------------------------------------------------------
     def __getitem__(self, key: Any) -> "NDArray":
-        return NDArray(self.data[_unwrap(key)])
+        key = _unwrap(key)
+        return _traced(lambda a: a[key], self)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         cur = self.data
@@ -182,8 +215,10 @@ class NDArray:
             return NotImplemented
         if isinstance(o, (Number, np.number)):
             o = jnp.asarray(o, dtype=self.data.dtype) if not isinstance(o, bool) else o
+        if isinstance(other, NDArray):
+            return _traced((lambda x, y: fn(y, x)) if reverse else fn, self, other)
         a, b = (o, self.data) if reverse else (self.data, o)
-        return NDArray(fn(a, b))
+        return _traced((lambda x: fn(o, x)) if reverse else (lambda x: fn(x, o)), self)
 
     def __add__(self, o): return self._bin(o, jnp.add)  # noqa: E704
     def __radd__(self, o): return self._bin(o, jnp.add, True)  # noqa: E704
@@ -208,10 +243,10 @@ class NDArray:
     __div__ = __truediv__
 
     def __neg__(self) -> "NDArray":
-        return NDArray(-self.data)
+        return _traced(jnp.negative, self)
 
     def __abs__(self) -> "NDArray":
-        return NDArray(jnp.abs(self.data))
+        return _traced(jnp.abs, self)
 
     def _inplace(self, other: Any, fn: Callable) -> "NDArray":
         res = self._bin(other, fn)
@@ -237,16 +272,16 @@ class NDArray:
         return int(self.asscalar())
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> "NDArray":
-        return NDArray(jnp.sum(self.data, axis=axis, keepdims=keepdims))
+        return _traced(lambda a: jnp.sum(a, axis=axis, keepdims=keepdims), self)
 
     def mean(self, axis: Any = None, keepdims: bool = False) -> "NDArray":
-        return NDArray(jnp.mean(self.data, axis=axis, keepdims=keepdims))
+        return _traced(lambda a: jnp.mean(a, axis=axis, keepdims=keepdims), self)
 
     def max(self, axis: Any = None, keepdims: bool = False) -> "NDArray":
-        return NDArray(jnp.max(self.data, axis=axis, keepdims=keepdims))
+        return _traced(lambda a: jnp.max(a, axis=axis, keepdims=keepdims), self)
 
     def min(self, axis: Any = None, keepdims: bool = False) -> "NDArray":
-        return NDArray(jnp.min(self.data, axis=axis, keepdims=keepdims))
+        return _traced(lambda a: jnp.min(a, axis=axis, keepdims=keepdims), self)
 
     def __repr__(self) -> str:
         shape = "x".join(str(d) for d in self.shape) or "scalar"
@@ -258,6 +293,15 @@ class NDArray:
         if not item.startswith("_") and registry.exists(item):
             return lambda *args, **kwargs: invoke(item, [self, *args], kwargs)
         raise AttributeError(f"'NDArray' object has no attribute {item!r}")
+
+
+def _traced(fn: Callable, *inputs: "NDArray") -> "NDArray":
+    """``NDArray(fn(*values))``, recorded for :mod:`xgraph.autograd` when it is recording."""
+    out = NDArray(fn(*[a.data for a in inputs]))
+    from . import autograd
+    if autograd.is_recording():
+        autograd._record_op(lambda *v: (fn(*v),), inputs, [out])
+    return out
 
 
 def _unwrap(x: Any) -> Any:
@@ -393,29 +437,33 @@ def invoke(op_name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         >>> mx.nd.relu(mx.nd.array([-1, 2])).asnumpy().tolist()
         [0.0, 2.0]
     """
-    from .lower import inference_program
+    from .lower import inference_program, train_forward_program
     from .symbol import invoke as sym_invoke
     from .symbol import var
     from .names import NameManager
     kwargs = dict(kwargs)
     out = kwargs.pop("out", None)
     arrays: dict[str, Any] = {}
+    sources: dict[str, NDArray] = {}   # the NDArray behind each input (what autograd records)
     sym_args = []
     for i, a in enumerate(args):
         if isinstance(a, (list, tuple)) and a and all(isinstance(x, NDArray) for x in a):
             group = []
             for j, x in enumerate(a):
                 arrays[f"in{i}_{j}"] = x.data
+                sources[f"in{i}_{j}"] = x
                 group.append(var(f"in{i}_{j}"))
             sym_args.append(group)
             continue
         if not isinstance(a, NDArray):
             a = array(a)
         arrays[f"in{i}"] = a.data
+        sources[f"in{i}"] = a
         sym_args.append(var(f"in{i}"))
     for k, v in list(kwargs.items()):
         if isinstance(v, NDArray):
             arrays[k] = v.data
+            sources[k] = v
             kwargs[k] = var(k)
     if len(sym_args) == 1 and isinstance(sym_args[0], list):
         sym_args = sym_args[0]
@@ -428,11 +476,27 @@ def invoke(op_name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     if missing:
         names = ", ".join(n[len("op_"):] if n.startswith("op_") else n for n in missing)
         raise BindError(f"nd.{op_name}: input(s) {names} not given; an imperative call needs every input")
-    prog = inference_program(g)
+    from . import autograd
+    training = autograd.is_training()
+    prog = train_forward_program(g) if training else inference_program(g)
     # random ops draw from xgraph.rng, so mx.random.seed(n) makes imperative calls reproducible
     key = rng.next_words() if any(n.is_random for n in g.topo_order()) else None
-    outs = prog(tuple(arrays[n] for n in dict.fromkeys(arg_names)), tuple(arrays[n] for n in dict.fromkeys(aux_names)), key)
+    arg_keys, aux_keys = list(dict.fromkeys(arg_names)), list(dict.fromkeys(aux_names))
+    aux_vals = tuple(arrays[n] for n in aux_keys)
+
+    def run(*arg_vals: Any) -> tuple:
+        outs = prog(tuple(arg_vals), aux_vals, key)
+        return tuple(outs[0]) if training else tuple(outs)
+    if training and aux_keys:   # a training-mode call updates the aux states (BatchNorm's moving statistics)
+        outs, new_aux = prog(tuple(arrays[n] for n in arg_keys), aux_vals, key)
+        for n, v in zip(aux_keys, new_aux):
+            if n in sources:
+                sources[n]._set(v)
+    else:
+        outs = run(*[arrays[n] for n in arg_keys])
     res = [NDArray(o) for o in outs]
+    if autograd.is_recording():
+        autograd._record_op(run, [sources[n] for n in arg_keys], res)
     if out is not None:
         targets = out if isinstance(out, (list, tuple)) else [out]
         for t, r in zip(targets, res):

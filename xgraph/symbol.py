@@ -24,7 +24,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from . import dtypes as _dt
-from .errors import SymbolError
+from .errors import NotImplementedForSymbol, SymbolError
 from .graph import Entry, Graph, Node
 from .names import AttrScope, NameManager
 from .ops import registry
@@ -111,11 +111,20 @@ class Symbol:
         return Symbol(entries)
 
     def get_children(self) -> "Symbol | None":
-        """The inputs of this symbol's node as a group, or None for a variable."""
-        node = self._single_node("get_children")
-        if node.op is None:
-            return None
-        return Symbol(node.inputs)
+        """The inputs of this symbol's nodes as a group (each node once, in output order), or None for variables.
+
+            >>> import xgraph as mx
+            >>> fc = mx.sym.FullyConnected(mx.sym.var('data'), num_hidden=2, name='fc')
+            >>> fc.get_children().list_outputs()
+            ['data', 'fc_weight', 'fc_bias']
+        """
+        seen: set[int] = set()
+        inputs: list[Entry] = []
+        for e in self._entries:
+            if id(e.node) not in seen:
+                seen.add(id(e.node))
+                inputs.extend(e.node.inputs)
+        return Symbol(tuple(inputs)) if inputs else None
 
     def _single_node(self, what: str) -> Node:
         if len(self._entries) != 1:
@@ -364,7 +373,14 @@ class Symbol:
         return invoke("_MulScalar", [self], {"scalar": -1.0})
 
     def __bool__(self) -> bool:
-        raise SymbolError("a Symbol has no truth value; compare results only after binding")
+        raise NotImplementedForSymbol(self.__bool__, "bool")
+
+    def __abs__(self) -> "Symbol":
+        return invoke("abs", [self], {})
+
+    def __reduce__(self) -> tuple:
+        # pickling goes through the symbol's JSON: no code objects, loadable by load_json
+        return (load_json, (self.tojson(),))
 
     # fluent methods (``x.reshape(...)``), as MXNet's Symbol has them
     def __getattr__(self, item: str) -> Any:
@@ -384,9 +400,13 @@ _FLUENT = {n: n for n in (
     "abs", "sign", "slice_axis", "slice", "split", "dot", "batch_dot", "zeros_like", "ones_like",
     "squeeze", "swapaxes", "tile", "repeat", "broadcast_to", "broadcast_like", "take", "pick", "one_hot",
     "topk", "sort", "argsort", "flip", "norm", "round", "floor", "ceil", "sin", "cos", "reshape_like",
-    "broadcast_axes", "log1p", "expm1", "rsqrt", "reciprocal", "pad", "where")}
+    "broadcast_axes", "log1p", "expm1", "rsqrt", "reciprocal", "pad", "where", "rint", "fix", "trunc",
+    "degrees", "radians", "argmax_channel", "shape_array", "size_array", "arccosh", "arcsin", "arccos",
+    "arctan", "tan", "sinh", "cosh", "arcsinh", "arctanh", "log10", "log2", "cbrt", "rcbrt", "softmin",
+    "nansum", "nanprod", "slice_like", "diag", "sum_axis", "max_axis", "min_axis", "nanprod", "cast")}
 _FLUENT["flatten"] = "Flatten"
 _FLUENT["pad"] = "Pad"
+_FLUENT["cast"] = "Cast"
 
 
 def _entry_name(e: Entry) -> str:

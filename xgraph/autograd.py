@@ -1,0 +1,300 @@
+"""``mx.autograd``: MXNet's imperative differentiation, over ``jax.vjp`` of the recorded ops.
+
+Inside ``with autograd.record():`` every ``mx.nd`` call (operators and NDArray
+arithmetic, indexing, reshapes) that touches an array marked with
+:meth:`NDArray.attach_grad` (or computed from one) is appended to a tape as a
+pure JAX function of its input arrays, with the values it saw.  ``backward``
+replays the tape as one function of the marked arrays and differentiates it
+with ``jax.vjp``: gradients are exactly JAX's, written into ``x.grad``
+(``grad_req='write'``) or added to it (``'add'``).
+
+    >>> import xgraph as mx
+    >>> x = mx.nd.array([1.0, 2.0, 3.0])
+    >>> x.attach_grad()
+    >>> with mx.autograd.record():
+    ...     y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad.asnumpy().tolist()
+    [2.0, 4.0, 6.0]
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any, Callable, Iterator, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from .errors import BindError, ConfigError
+
+_state = threading.local()
+
+
+def _get(name: str, default: Any) -> Any:
+    return getattr(_state, name, default)
+
+
+class _Tape:
+    """The recorded ops: (fn, input arrays, their values at record time, output arrays)."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[Callable, list, list, list]] = []
+        self.tracked: set[int] = set()   # ids of arrays that are marked or computed from marked ones
+
+
+def _tape() -> _Tape:
+    tape = _get("tape", None)
+    if tape is None:
+        tape = _state.tape = _Tape()
+    return tape
+
+
+def is_recording() -> bool:
+    """Whether ops are being recorded for ``backward``.
+
+        >>> import xgraph as mx
+        >>> with mx.autograd.record():
+        ...     print(mx.autograd.is_recording())
+        True
+    """
+    return _get("recording", False)
+
+
+def is_training() -> bool:
+    """Whether ops run in training mode (Dropout active, BatchNorm on batch statistics).
+
+        >>> import xgraph as mx
+        >>> mx.autograd.is_training()
+        False
+    """
+    return _get("training", False)
+
+
+def set_recording(is_recording: bool) -> bool:  # noqa: D401 - MXNet's name
+    """Set recording on or off; returns the previous state.
+
+        >>> import xgraph as mx
+        >>> mx.autograd.set_recording(False)
+        False
+    """
+    prev = _get("recording", False)
+    _state.recording = bool(is_recording)
+    return prev
+
+
+def set_training(train_mode: bool) -> bool:
+    """Set training mode on or off; returns the previous state.
+
+        >>> import xgraph as mx
+        >>> mx.autograd.set_training(False)
+        False
+    """
+    prev = is_training()
+    _state.training = bool(train_mode)
+    return prev
+
+
+@contextlib.contextmanager
+def _scope(recording: bool | None, training: bool | None) -> Iterator[None]:
+    prev_r = set_recording(recording) if recording is not None else None
+    prev_t = set_training(training) if training is not None else None
+    try:
+        yield
+    finally:
+        if prev_r is not None:
+            set_recording(prev_r)
+        if prev_t is not None:
+            set_training(prev_t)
+
+
+def record(train_mode: bool = True) -> contextlib.AbstractContextManager:
+    """Record the ops run inside for :func:`backward` (training mode unless ``train_mode=False``).
+
+        >>> import xgraph as mx
+        >>> with mx.autograd.record(train_mode=False):
+        ...     print(mx.autograd.is_recording(), mx.autograd.is_training())
+        True False
+    """
+    return _scope(True, train_mode)
+
+
+def pause(train_mode: bool = False) -> contextlib.AbstractContextManager:
+    """Stop recording inside (e.g. for metrics), in prediction mode unless ``train_mode=True``.
+
+        >>> import xgraph as mx
+        >>> with mx.autograd.record():
+        ...     with mx.autograd.pause():
+        ...         print(mx.autograd.is_recording())
+        False
+    """
+    return _scope(False, train_mode)
+
+
+def train_mode() -> contextlib.AbstractContextManager:
+    """Training mode inside, recording unchanged.
+
+        >>> import xgraph as mx
+        >>> with mx.autograd.train_mode():
+        ...     print(mx.autograd.is_training())
+        True
+    """
+    return _scope(None, True)
+
+
+def predict_mode() -> contextlib.AbstractContextManager:
+    """Prediction mode inside, recording unchanged.
+
+        >>> import xgraph as mx
+        >>> with mx.autograd.predict_mode():
+        ...     print(mx.autograd.is_training())
+        False
+    """
+    return _scope(None, False)
+
+
+def mark_variables(variables: Any, gradients: Any, grad_reqs: Any = "write") -> None:
+    """Mark arrays as variables to differentiate against, with the arrays their gradients go to.
+
+        >>> import xgraph as mx
+        >>> x, gx = mx.nd.ones((2,)), mx.nd.zeros((2,))
+        >>> mx.autograd.mark_variables([x], [gx])
+        >>> x.grad is gx
+        True
+    """
+    from .ndarray import NDArray
+    variables = [variables] if isinstance(variables, NDArray) else list(variables)
+    gradients = [gradients] if isinstance(gradients, NDArray) else list(gradients)
+    reqs = [grad_reqs] * len(variables) if isinstance(grad_reqs, str) else list(grad_reqs)
+    if not len(variables) == len(gradients) == len(reqs):
+        raise ConfigError(f"mark_variables: {len(variables)} variables, {len(gradients)} gradients and "
+                          f"{len(reqs)} grad_reqs must be as many")
+    for v, g, r in zip(variables, gradients, reqs):
+        if r not in ("write", "add", "null"):
+            raise ConfigError(f"mark_variables: grad_req {r!r} must be 'write', 'add' or 'null'")
+        v._grad, v._grad_req = g, r
+
+
+def _record_op(fn: Callable, inputs: Sequence[Any], outputs: Sequence[Any]) -> None:
+    """Called by ``mx.nd``: append ``outputs = fn(*input values)`` when recording and an input is tracked."""
+    if not is_recording():
+        return
+    tape = _tape()
+    if not any(id(a) in tape.tracked or _is_marked(a) for a in inputs):
+        return
+    tape.entries.append((fn, list(inputs), [a.data for a in inputs], list(outputs)))
+    tape.tracked.update(id(o) for o in outputs)
+
+
+def _leaves(tape: _Tape) -> list:
+    """The marked arrays that the tape reads, in first-use order."""
+    seen: dict[int, Any] = {}
+    produced: set[int] = set()
+    for _, ins, _, outs in tape.entries:
+        for a in ins:
+            if id(a) not in produced and _is_marked(a):
+                seen.setdefault(id(a), a)
+        produced.update(id(o) for o in outs)
+    return list(seen.values())
+
+
+def _heads_and_vjp(heads: Sequence[Any], variables: Sequence[Any] | None) -> tuple[list, list, Callable]:
+    tape = _tape()
+    leaves = list(variables) if variables is not None else _leaves(tape)
+    missing = [i for i, h in enumerate(heads) if id(h) not in tape.tracked]
+    if missing:
+        raise BindError(f"autograd.backward: head {missing[0]} was not computed inside autograd.record() from "
+                        "an array with attach_grad(); nothing to differentiate")
+    entries = list(tape.entries)
+    leaf_pos = {id(a): i for i, a in enumerate(leaves)}
+
+    def replay(*leaf_vals):
+        env: dict[int, Any] = {}
+        for fn, ins, vals, outs in entries:
+            args = [leaf_vals[leaf_pos[id(a)]] if id(a) in leaf_pos and id(a) not in env
+                    else env.get(id(a), v) for a, v in zip(ins, vals)]
+            res = fn(*args)
+            for o, r in zip(outs, res):
+                env[id(o)] = r
+        return tuple(env[id(h)] for h in heads)
+
+    outs, pullback = jax.vjp(replay, *[a.data for a in leaves])
+    return leaves, list(outs), pullback
+
+
+def _cotangents(outs: Sequence[Any], head_grads: Any) -> tuple:
+    from .ndarray import NDArray
+    if head_grads is None:
+        head_grads = [None] * len(outs)
+    elif isinstance(head_grads, NDArray) or not isinstance(head_grads, (list, tuple)):
+        head_grads = [head_grads]
+    if len(head_grads) != len(outs):
+        raise BindError(f"autograd.backward: {len(head_grads)} head gradients for {len(outs)} heads")
+    cts = []
+    for o, g in zip(outs, head_grads):
+        g = jnp.ones_like(o) if g is None else jnp.asarray(g.data if isinstance(g, NDArray) else g, o.dtype)
+        if g.shape != o.shape:
+            raise BindError(f"autograd.backward: head gradient of shape {g.shape} for a head of shape {o.shape}")
+        cts.append(g)
+    return tuple(cts)
+
+
+def _is_marked(a: Any) -> bool:
+    return getattr(a, "_grad", None) is not None and a._grad_req != "null"
+
+
+def _clear() -> None:
+    """Drop the tape (marked arrays stay marked: they carry their gradient buffers)."""
+    _state.tape = _Tape()
+
+
+def backward(heads: Any, head_grads: Any = None, retain_graph: bool = False, train_mode: bool = True) -> None:
+    """Gradients of ``heads`` into the ``.grad`` of every marked array they depend on.
+
+        >>> import xgraph as mx
+        >>> x = mx.nd.array([3.0]); x.attach_grad()
+        >>> with mx.autograd.record():
+        ...     y = x * 2
+        >>> mx.autograd.backward([y], [mx.nd.array([10.0])])
+        >>> x.grad.asnumpy().tolist()
+        [20.0]
+    """
+    from .ndarray import NDArray
+    heads = [heads] if isinstance(heads, NDArray) else list(heads)
+    leaves, outs, pullback = _heads_and_vjp(heads, None)
+    grads = pullback(_cotangents(outs, head_grads))
+    for leaf, g in zip(leaves, grads):
+        if leaf._grad_req == "add":
+            leaf._grad._set(leaf._grad.data + g.astype(leaf._grad.data.dtype))
+        else:
+            leaf._grad._set(g.astype(leaf._grad.data.dtype))
+    if not retain_graph:
+        _clear()
+
+
+def grad(heads: Any, variables: Any, head_grads: Any = None, retain_graph: bool | None = None,
+         create_graph: bool = False, train_mode: bool = True) -> list:
+    """Gradients of ``heads`` with respect to ``variables``, returned (``.grad`` left alone).
+
+        >>> import xgraph as mx
+        >>> x = mx.nd.array([2.0]); x.attach_grad()
+        >>> with mx.autograd.record():
+        ...     y = x * x * x
+        >>> mx.autograd.grad(y, [x])[0].asnumpy().tolist()
+        [12.0]
+    """
+    from .ndarray import NDArray
+    if create_graph:
+        raise ConfigError("autograd.grad(create_graph=True): higher-order gradients are not recorded; "
+                          "use jax.grad on a jax function, or xgraph's Symbol graphs")
+    heads = [heads] if isinstance(heads, NDArray) else list(heads)
+    variables = [variables] if isinstance(variables, NDArray) else list(variables)
+    _, outs, pullback = _heads_and_vjp(heads, variables)
+    grads = pullback(_cotangents(outs, head_grads))
+    if not retain_graph:
+        _clear()
+    return [NDArray(g) for g in grads]
+
+
+__all__ = ["record", "pause", "train_mode", "predict_mode", "is_recording", "is_training", "set_recording",
+           "set_training", "mark_variables", "backward", "grad"]
