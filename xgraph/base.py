@@ -24,6 +24,7 @@ string_types = (str,)
 integer_types = (int, np.integer)
 numeric_types = (float, int, np.generic)
 _Null = None
+mx_real_t = np.float32   # MXNet's default real type
 
 
 def py_str(x: bytes | str) -> str:

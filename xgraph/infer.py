@@ -184,6 +184,17 @@ def variable_dtype(node: Node) -> Any:
         raise DTypeError(f"variable '{node.name}': __dtype__ {d!r} is not a dtype ({exc})") from None
 
 
+def _given_shape(name: str, value: Any) -> tuple[int, ...]:
+    """A user-given shape as a tuple of ints, or a ShapeError naming the variable."""
+    try:
+        dims = tuple(value)
+        if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in dims):
+            raise TypeError
+        return tuple(int(d) for d in dims)
+    except TypeError:
+        raise ShapeError(f"variable '{name}': shape {value!r} must be a tuple of integers") from None
+
+
 def infer(graph: Graph, shapes: Mapping[str, Any] | None = None, dtypes: Mapping[str, Any] | None = None,
           partial: bool = True, default_dtype: Any = None) -> InferResult:
     """Infer the shape and dtype of every entry of ``graph``.
@@ -208,7 +219,7 @@ def infer(graph: Graph, shapes: Mapping[str, Any] | None = None, dtypes: Mapping
         if node.op is None:
             s = variable_shape(node)
             if node.name in shapes and shapes[node.name] is not None:
-                given = tuple(int(d) for d in shapes[node.name])
+                given = _given_shape(node.name, shapes[node.name])
                 if s is not None and (len(s) != len(given) or any(a and b and a != b for a, b in zip(s, given))):
                     raise ShapeError(f"variable '{node.name}': the given shape {given} contradicts its "
                                      f"declared __shape__ {tuple(s)}")

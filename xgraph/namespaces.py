@@ -178,6 +178,38 @@ def creation_functions(invoke: Invoke) -> dict[str, Callable]:
     return {"zeros": zeros, "ones": ones, "full": full, "arange": arange}
 
 
+def binary_functions(invoke: Invoke, array_type: type) -> dict[str, Callable]:
+    """MXNet's ``maximum``/``minimum``/``power``/``hypot`` taking arrays or numbers on either side.
+
+    Two arrays broadcast (``broadcast_maximum``...), an array and a number use the
+    scalar op (``_maximum_scalar``, ``_rpower_scalar`` for ``power(2, x)``), two
+    numbers give a number, as in MXNet.
+
+        >>> import xgraph as mx
+        >>> mx.nd.maximum(mx.nd.array([1, 5]), 3).asnumpy().tolist()
+        [3.0, 5.0]
+    """
+    import math
+    scalar_fns = {"maximum": max, "minimum": min, "power": pow, "hypot": math.hypot}
+    reverse_ops = {"power": "_rpower_scalar"}
+
+    def make(name: str) -> Callable:
+        def fn(left: Any, right: Any, **kwargs: Any) -> Any:
+            la, ra = isinstance(left, array_type), isinstance(right, array_type)
+            if la and ra:
+                return invoke(f"broadcast_{name}", [left, right], kwargs)
+            if la:
+                return invoke(f"_{name}_scalar", [left], {"scalar": float(right), **kwargs})
+            if ra:
+                op = reverse_ops.get(name, f"_{name}_scalar")   # maximum/minimum/hypot are symmetric
+                return invoke(op, [right], {"scalar": float(left), **kwargs})
+            return scalar_fns[name](left, right)
+        fn.__name__ = name
+        fn.__doc__ = f"Elementwise {name} of arrays and/or numbers (MXNet's ``{name}``)."
+        return fn
+    return {n: make(n) for n in scalar_fns}
+
+
 def op_namespaces(invoke: Invoke, array_type: type) -> tuple[OpNamespace, OpNamespace, OpNamespace]:
     """The ``linalg``, ``contrib`` and ``random`` namespaces of one frontend."""
     return (OpNamespace("linalg", ("_linalg_",), invoke),

@@ -527,3 +527,5 @@ def __getattr__(name: str) -> Any:
 from .namespaces import op_namespaces as _op_namespaces  # noqa: E402
 
 linalg, contrib, random = _op_namespaces(invoke, NDArray)
+from .namespaces import binary_functions as _binary_functions  # noqa: E402
+globals().update(_binary_functions(invoke, NDArray))

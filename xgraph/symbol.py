@@ -644,7 +644,9 @@ def __getattr__(name: str) -> Any:
 
 
 # MXNet's sub-namespaces (mx.sym.linalg.gemm, mx.sym.contrib.*, mx.sym.random.*) and creation functions
+from .namespaces import binary_functions as _binary_functions  # noqa: E402
 from .namespaces import creation_functions as _creation_functions, op_namespaces as _op_namespaces  # noqa: E402
 
 linalg, contrib, random = _op_namespaces(invoke, Symbol)
 globals().update(_creation_functions(invoke))
+globals().update(_binary_functions(invoke, Symbol))

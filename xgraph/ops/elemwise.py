@@ -245,3 +245,10 @@ def _add_n(ctx, p, *xs):
 register(Op("add_n", _add_n, aliases=("ElementWiseSum", "_ElementWiseSum", "elemwise_sum"),
             attrs=(attr("num_args", Int(min=1), doc="number of inputs"),), variadic="num_args",
             infer_inputs=same_shape_inputs, family="elemwise", doc="Sum of any number of same-shape arrays."))
+
+
+# -- hard_sigmoid ---------------------------------------------------------------------
+register(Op(
+    "hard_sigmoid", lambda ctx, p, x: jnp.clip(p["alpha"] * x + p["beta"], 0, 1).astype(x.dtype),
+    attrs=(attr("alpha", Float(), 0.2, "slope"), attr("beta", Float(), 0.5, "bias")),
+    family="elemwise", doc="clip(alpha * x + beta, 0, 1); gradient alpha inside (0, 1), 0 outside."))

@@ -142,6 +142,12 @@ for _name, _fn in (("argmax", jnp.argmax), ("argmin", jnp.argmin)):
                 doc=f"Indices of the {_name[3:]}imum along an axis, in the input's dtype."))
 
 
+_argmax_last = _arg_lowering(jnp.argmax)
+register(Op("argmax_channel", lambda ctx, p, x: _argmax_last(ctx, {"axis": -1, "keepdims": False}, x),
+            differentiable=False, family="reduce",
+            doc="argmax over the last axis (MXNet's argmax_channel), in the input's dtype."))
+
+
 # -- norm -----------------------------------------------------------------------------
 def _norm_lower(ctx, p, x):
     ord_ = p["ord"]
