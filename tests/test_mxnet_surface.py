@@ -42,3 +42,10 @@ def test_base_real_type_and_mxnet_error_alias():
     assert mx.base.mx_real_t is np.float32
     with pytest.raises(mx.MXNetError):
         mx.sym.var("x").infer_shape(x=(2, "a"))
+
+
+def test_ctx_attribute_takes_a_context():
+    out = mx.nd.random.normal(0, 1, shape=(2, 3), ctx=mx.cpu())
+    assert out.shape == (2, 3)
+    sym = mx.sym.random.uniform(0, 1, shape=(4,), ctx=mx.cpu())
+    assert sym.infer_shape()[1] == [(4,)]

@@ -148,9 +148,11 @@ class Bool(AttrKind):
 
 @dataclass(frozen=True)
 class Str(AttrKind):
-    """Any string."""
+    """Any string (a device such as ``mx.cpu()`` given for MXNet's ``ctx`` attribute becomes ``'cpu(0)'``)."""
 
     def parse(self, value: Any) -> str:
+        if hasattr(value, "device_type") and hasattr(value, "device_id"):
+            return str(value)
         if not isinstance(value, str):
             raise ValueError(f"{value!r} is not a string")
         return value
