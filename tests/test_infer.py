@@ -178,3 +178,13 @@ def test_fully_connected_partial_weight_shape_like_mxnet():
     assert args == [(2, 0), (4, 0), (4,)] and outs == [(2, 4)]
     net = mx.sym.FullyConnected(fc, num_hidden=3, name="fc2")
     assert net.infer_shape(data=(2, 5))[0] == [(2, 5), (4, 5), (4,), (3, 4), (3,)]
+
+
+def test_elementwise_inputs_share_partially_known_dims():
+    """MXNet's (0, 10) + (12, 0): each input completes the other's unknown dims."""
+    import xgraph as mx
+    a, b = mx.sym.var("a", shape=(0, 10)), mx.sym.var("b", shape=(12, 0))
+    args, outs, _ = mx.sym.relu(a + b).infer_shape()
+    assert args == [(12, 10), (12, 10)] and outs == [(12, 10)]
+    with pytest.raises(mx.ShapeError, match="same shape"):
+        (mx.sym.var("x") + mx.sym.var("y")).infer_shape(x=(3, 4), y=(5, 4))

@@ -19,9 +19,16 @@ def fail(message: str) -> None:
 
 
 def same_shape_inputs(params: Mapping[str, Any], shapes: list) -> list:
-    """Elementwise ops: an unknown input takes the shape of a known one."""
-    known = next((s for s in shapes if s is not None and all(d > 0 for d in s)), None)
-    return [known if s is None else s for s in shapes]
+    """Elementwise ops: every input gets the dims known in any of them (0 is an unknown dim, as in MXNet).
+
+    ``(0, 10)`` and ``(12, 0)`` both become ``(12, 10)``; inputs of different ranks are left
+    for the op itself to reject.
+    """
+    known = [tuple(s) for s in shapes if s is not None]
+    if not known or any(len(s) != len(known[0]) for s in known):
+        return shapes
+    merged = tuple(next((d for d in dims if d > 0), 0) for dims in zip(*known))
+    return [merged for _ in shapes]
 
 
 def normalize_axis(axis: int, ndim: int, what: str = "axis") -> int:
