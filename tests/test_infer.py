@@ -39,8 +39,8 @@ def test_infer_shape_positional_and_flatten():
 def test_infer_shape_from_declared_variable_shape():
     v = mx.sym.var("v", shape=(2, 3))
     assert (v * 2).infer_shape() == ([(2, 3)], [(2, 3)], [])
-    with pytest.raises(mx.ShapeError, match=r"variable 'v'.*\(3, 3\).*__shape__ \(2, 3\)"):
-        (v * 2).infer_shape(v=(3, 3))
+    # as in MXNet, a given shape overrides the declared one
+    assert (v * 2).infer_shape(v=(3, 3)) == ([(3, 3)], [(3, 3)], [])
 
 
 def test_infer_shape_backward_from_other_input():
@@ -188,3 +188,12 @@ def test_elementwise_inputs_share_partially_known_dims():
     assert args == [(12, 10), (12, 10)] and outs == [(12, 10)]
     with pytest.raises(mx.ShapeError, match="same shape"):
         (mx.sym.var("x") + mx.sym.var("y")).infer_shape(x=(3, 4), y=(5, 4))
+
+
+def test_given_shape_overrides_the_declared_one():
+    """MXNet: infer_shape(a=...) wins over Variable('a', shape=...)."""
+    import xgraph as mx
+    c = mx.sym.elemwise_add(mx.sym.var("a", shape=(2, 3)), mx.sym.var("b"))
+    assert c.infer_shape()[0] == [(2, 3), (2, 3)]
+    assert c.infer_shape(a=(5, 6))[0] == [(5, 6), (5, 6)]
+    assert c.infer_shape(a=(0, 4), b=(7, 0))[1] == [(7, 4)]

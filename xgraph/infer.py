@@ -221,8 +221,7 @@ def infer(graph: Graph, shapes: Mapping[str, Any] | None = None, dtypes: Mapping
             if node.name in shapes and shapes[node.name] is not None:
                 given = _given_shape(node.name, shapes[node.name])
                 if s is not None and (len(s) != len(given) or any(a and b and a != b for a, b in zip(s, given))):
-                    raise ShapeError(f"variable '{node.name}': the given shape {given} contradicts its "
-                                     f"declared __shape__ {tuple(s)}")
+                    s = None   # as in MXNet, a shape given to infer_shape/bind overrides the declared __shape__
                 s = _merge_shape(node, "the given shape", s, given)
             ent_shape[(id(node), 0)] = s
             d = dtypes.get(node.name, variable_dtype(node))
