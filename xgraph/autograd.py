@@ -251,6 +251,8 @@ def _clear() -> None:
 def backward(heads: Any, head_grads: Any = None, retain_graph: bool = False, train_mode: bool = True) -> None:
     """Gradients of ``heads`` into the ``.grad`` of every marked array they depend on.
 
+    ``train_mode`` is taken for MXNet's signature: the recorded ops replay in the mode they ran in.
+
         >>> import xgraph as mx
         >>> x = mx.nd.array([3.0]); x.attach_grad()
         >>> with mx.autograd.record():
@@ -275,6 +277,8 @@ def backward(heads: Any, head_grads: Any = None, retain_graph: bool = False, tra
 def grad(heads: Any, variables: Any, head_grads: Any = None, retain_graph: bool | None = None,
          create_graph: bool = False, train_mode: bool = True) -> list:
     """Gradients of ``heads`` with respect to ``variables``, returned (``.grad`` left alone).
+
+    ``train_mode`` is taken for MXNet's signature: the recorded ops replay in the mode they ran in.
 
         >>> import xgraph as mx
         >>> x = mx.nd.array([2.0]); x.attach_grad()

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import dtypes as _dt
-from . import rng
+from . import autograd, rng
 from .context import Context, as_context
 from .errors import BindError, ShapeError
 from .ops.elemwise import BINARY as _BINARY
@@ -159,7 +159,6 @@ class NDArray:
             from .errors import UnsupportedFeatureError
             raise UnsupportedFeatureError(f"attach_grad(stype={stype!r}): sparse gradients are not supported; "
                                           "use the default (dense) storage")
-        from . import autograd
         autograd.mark_variables([self], [NDArray(jnp.zeros_like(self.data))], grad_req)
 
     @property
@@ -169,7 +168,6 @@ class NDArray:
 
     def backward(self, out_grad: Any = None, retain_graph: bool = False, train_mode: bool = True) -> None:
         """``mx.autograd.backward([self], [out_grad])``."""
-        from . import autograd
         autograd.backward([self], None if out_grad is None else [out_grad], retain_graph, train_mode)
 
     def detach(self) -> "NDArray":
@@ -217,7 +215,6 @@ class NDArray:
             o = jnp.asarray(o, dtype=self.data.dtype) if not isinstance(o, bool) else o
         if isinstance(other, NDArray):
             return _traced((lambda x, y: fn(y, x)) if reverse else fn, self, other)
-        a, b = (o, self.data) if reverse else (self.data, o)
         return _traced((lambda x: fn(o, x)) if reverse else (lambda x: fn(x, o)), self)
 
     def __add__(self, o): return self._bin(o, jnp.add)  # noqa: E704
@@ -298,7 +295,6 @@ class NDArray:
 def _traced(fn: Callable, *inputs: "NDArray") -> "NDArray":
     """``NDArray(fn(*values))``, recorded for :mod:`xgraph.autograd` when it is recording."""
     out = NDArray(fn(*[a.data for a in inputs]))
-    from . import autograd
     if autograd.is_recording():
         autograd._record_op(lambda *v: (fn(*v),), inputs, [out])
     return out
@@ -476,7 +472,6 @@ def invoke(op_name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     if missing:
         names = ", ".join(n[len("op_"):] if n.startswith("op_") else n for n in missing)
         raise BindError(f"nd.{op_name}: input(s) {names} not given; an imperative call needs every input")
-    from . import autograd
     training = autograd.is_training()
     prog = train_forward_program(g) if training else inference_program(g)
     # random ops draw from xgraph.rng, so mx.random.seed(n) makes imperative calls reproducible

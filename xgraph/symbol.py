@@ -403,7 +403,7 @@ _FLUENT = {n: n for n in (
     "broadcast_axes", "log1p", "expm1", "rsqrt", "reciprocal", "pad", "where", "rint", "fix", "trunc",
     "degrees", "radians", "argmax_channel", "shape_array", "size_array", "arccosh", "arcsin", "arccos",
     "arctan", "tan", "sinh", "cosh", "arcsinh", "arctanh", "log10", "log2", "cbrt", "rcbrt", "softmin",
-    "nansum", "nanprod", "slice_like", "diag", "sum_axis", "max_axis", "min_axis", "nanprod", "cast")}
+    "nansum", "nanprod", "slice_like", "diag", "sum_axis", "max_axis", "min_axis", "cast")}
 _FLUENT["flatten"] = "Flatten"
 _FLUENT["pad"] = "Pad"
 _FLUENT["cast"] = "Cast"

@@ -459,6 +459,18 @@ def np_reduce(dat: np.ndarray, axis: Any, keepdims: bool, numpy_reduce_func: Cal
 
 
 # -- executing symbols ------------------------------------------------------------------
+def _named_arrays(values: Any, names: Sequence[str], what: str, kinds: str, ctx: Any, dtype: Any) -> dict[str, NDArray]:
+    """``values`` (a list in ``names`` order or a dict by name) as named NDArrays."""
+    if isinstance(values, Mapping):
+        items = dict(values)
+    else:
+        values = list(values)
+        if len(values) != len(names):
+            raise BindError(f"{what} has {len(values)} arrays but the symbol has {len(names)} {kinds} {names}")
+        items = dict(zip(names, values))
+    return {k: _to_nd(v, ctx, dtype) for k, v in items.items()}
+
+
 def _parse_location(sym: Any, location: Any, ctx: Any, dtype: Any = None) -> dict[str, NDArray]:
     """``location`` (a list in ``list_arguments()`` order or a dict by name) as named NDArrays."""
     names = sym.list_arguments()
@@ -467,14 +479,7 @@ def _parse_location(sym: Any, location: Any, ctx: Any, dtype: Any = None) -> dic
         if unknown:
             raise BindError(f"location names {sorted(unknown)} are not arguments of the symbol; "
                             f"its arguments are {names}")
-        items = dict(location)
-    else:
-        location = list(location)
-        if len(location) != len(names):
-            raise BindError(f"location has {len(location)} arrays but the symbol has {len(names)} "
-                            f"arguments {names}")
-        items = dict(zip(names, location))
-    return {k: _to_nd(v, ctx, dtype) for k, v in items.items()}
+    return _named_arrays(location, names, "location", "arguments", ctx, dtype)
 
 
 def _to_nd(v: Any, ctx: Any, dtype: Any) -> NDArray:
@@ -487,16 +492,7 @@ def _to_nd(v: Any, ctx: Any, dtype: Any) -> NDArray:
 def _parse_aux_states(sym: Any, aux_states: Any, ctx: Any, dtype: Any = None) -> dict[str, NDArray] | None:
     if aux_states is None:
         return None
-    names = sym.list_auxiliary_states()
-    if isinstance(aux_states, Mapping):
-        items = dict(aux_states)
-    else:
-        aux_states = list(aux_states)
-        if len(aux_states) != len(names):
-            raise BindError(f"aux_states has {len(aux_states)} arrays but the symbol has {len(names)} "
-                            f"auxiliary states {names}")
-        items = dict(zip(names, aux_states))
-    return {k: _to_nd(v, ctx, dtype) for k, v in items.items()}
+    return _named_arrays(aux_states, sym.list_auxiliary_states(), "aux_states", "auxiliary states", ctx, dtype)
 
 
 def _grad_req_dict(names: Sequence[str], grad_req: Any) -> dict[str, str]:
