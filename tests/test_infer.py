@@ -197,3 +197,73 @@ def test_given_shape_overrides_the_declared_one():
     assert c.infer_shape()[0] == [(2, 3), (2, 3)]
     assert c.infer_shape(a=(5, 6))[0] == [(5, 6), (5, 6)]
     assert c.infer_shape(a=(0, 4), b=(7, 0))[1] == [(7, 4)]
+
+
+# -- inference runs both ways (MXNet's forward-backward fixpoint) ---------------------------------
+def _arg_shapes(sym, **given):
+    args, _, _ = sym.infer_shape(**given)
+    assert args is not None, "inference left shapes unknown"
+    return dict(zip(sym.list_arguments(), args))
+
+
+def test_backward_inference_fills_fullyconnected_batch_from_a_later_sum():
+    a = mx.sym.Variable('a', shape=(0, 10))
+    d = mx.sym.FullyConnected(a, num_hidden=21, name='fc') + mx.sym.Variable('c', shape=(5, 0))
+    shapes = _arg_shapes(d)
+    assert shapes['a'] == (5, 10) and shapes['c'] == (5, 21) and shapes['fc_weight'] == (21, 10)
+
+
+def test_backward_inference_through_convolution_with_stride_one():
+    a = mx.sym.Variable('a', shape=(0, 10, 0, 0))
+    b = mx.sym.Convolution(a, num_filter=21, kernel=(3, 3), pad=(1, 1), name='conv')
+    shapes = _arg_shapes(b + mx.sym.Variable('c', shape=(5, 21, 32, 32)))
+    assert shapes['a'] == (5, 10, 32, 32)
+    # with stride 2 the input size is ambiguous: the batch is known, the spatial size is not
+    b2 = mx.sym.Convolution(a, num_filter=21, kernel=(3, 3), stride=(2, 2), pad=(1, 1), name='conv')
+    args, out, _ = (b2 + mx.sym.Variable('c', shape=(5, 21, 16, 16))).infer_shape_partial()
+    assert args[0] == (5, 10, 0, 0)
+
+
+def test_backward_inference_concat_fills_the_one_unknown_axis_size():
+    a, b = mx.sym.Variable('a', shape=(0, 10)), mx.sym.Variable('b', shape=(0, 0))
+    c = mx.sym.Concat(a, b, dim=1) + mx.sym.Variable('d', shape=(2, 15))
+    shapes = _arg_shapes(c)
+    assert shapes['a'] == (2, 10) and shapes['b'] == (2, 5)
+
+
+def test_backward_inference_slicechannel_from_one_part():
+    a = mx.sym.Variable('a', shape=(0, 15, 0))
+    d = mx.sym.SliceChannel(a, num_outputs=3, axis=0)[1] + mx.sym.Variable('c', shape=(3, 15, 2))
+    assert _arg_shapes(d)['a'] == (9, 15, 2)
+    sq = mx.sym.SliceChannel(mx.sym.Variable('a', shape=(0, 10)), num_outputs=10, axis=1, squeeze_axis=True)
+    assert _arg_shapes(sq[1] + mx.sym.Variable('c', shape=(5,)))['a'] == (5, 10)
+
+
+def test_identity_with_attr_like_rhs_carries_a_shape_back_to_a_weight():
+    w = mx.sym.Variable('weight')
+    wt = mx.sym.broadcast_add(w, mx.sym.Variable('wshift', shape=(1,)))
+    wt = mx.sym._internal._identity_with_attr_like_rhs(wt, w)
+    net = mx.sym.FullyConnected(mx.sym.Variable('data'), weight=wt, num_hidden=11, no_bias=True)
+    assert _arg_shapes(net, data=(7, 100))['weight'] == (11, 100)
+
+
+def test_backward_inference_contradiction_names_the_node():
+    a = mx.sym.Variable('a', shape=(4, 10))
+    fc = mx.sym.FullyConnected(a, num_hidden=3, name='fc')
+    with pytest.raises(mx.ShapeError, match="fc|_plus|Plus"):
+        (fc + mx.sym.Variable('c', shape=(5, 3))).infer_shape()
+
+
+def test_partial_shapes_follow_np_shape_semantics():
+    z = mx.sym.dot(mx.sym.Variable('x'), mx.sym.Variable('y'))
+    assert z.infer_shape_partial(x=(0, 3, 4), y=(4, 5))[1] == [(0, 3, 5)]
+    with mx.util.np_shape(True):
+        assert z.infer_shape_partial(x=(-1, 3, 4), y=(4, 5))[1] == [(-1, 3, 5)]
+        assert mx.sym.sin(mx.sym.var('d')).infer_shape_partial()[1] == [None]
+    assert mx.sym.sin(mx.sym.var('d')).infer_shape_partial()[1] == [()]
+
+
+def test_where_partial_inference_needs_the_condition_complete():
+    w = mx.sym.where(mx.sym.Variable('cond'), mx.sym.Variable('x'), mx.sym.Variable('y'))
+    assert w.infer_shape_partial(cond=(0, 2), x=(0, 2), y=(0, 2))[1] == [()]
+    assert w.infer_shape_partial(cond=(3, 2), x=(0, 2), y=(0, 0))[1] == [(3, 2)]

@@ -61,10 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("unittest_dir", help="apache/mxnet's tests/python/unittest folder (tag 1.9.1)")
     ap.add_argument("--files", nargs="*", default=list(FILES))
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per file")
+    ap.add_argument("--test-timeout", type=int, default=0,
+                    help="seconds per test (needs pytest-timeout); a slow test then fails instead of the file")
     ap.add_argument("--report", default="mxnet_unittests_report.txt")
     ap.add_argument("-k", default=None, help="pytest -k expression")
     args = ap.parse_args(argv)
     extra = ["-k", args.k] if args.k else []
+    if args.test_timeout:
+        extra += [f"--timeout={args.test_timeout}"]
     unittest_dir = os.path.abspath(args.unittest_dir)
     totals = collections.Counter()
     lines = []

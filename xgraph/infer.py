@@ -228,71 +228,124 @@ def infer(graph: Graph, shapes: Mapping[str, Any] | None = None, dtypes: Mapping
             ent_dtype[(id(node), 0)] = d
             var_nodes.setdefault(node.name, []).append(node)
 
-    for node in order:
-        if node.op is None:
-            continue
-        op, params = node.op, node.params
-        keys = [(id(e.node), e.index) for e in node.inputs]
-        in_shapes = [ent_shape.get(k) for k in keys]
-        in_dtypes = [ent_dtype.get(k) for k in keys]
-        # parameter shapes and dtypes from the op's own rules
-        if op.infer_inputs is not None and not all(_full(s) for s in in_shapes):
-            try:
-                deduced = op.infer_inputs(params, list(in_shapes))
-            except XGraphError as exc:
-                raise node_error(node, in_shapes, in_dtypes, exc) from None
-            given = describe_inputs(node, in_shapes)
-            for i, (e, s) in enumerate(zip(node.inputs, deduced)):
-                merged = _merge_shape(node, f"with inputs {given}: input '{_input_name(node, i)}'",
-                                      in_shapes[i], s)
-                if merged != in_shapes[i]:
-                    in_shapes[i] = merged
-                    _set_entry(ent_shape, e, merged, var_nodes)
-        if op.infer_dtype is not None:
-            filled, rule_out = op.infer_dtype(params, list(in_dtypes))
-        else:
-            filled, rule_out = _same_dtype(in_dtypes), None
-        for i, (e, d) in enumerate(zip(node.inputs, filled)):
-            if in_dtypes[i] is None and d is not None:
-                in_dtypes[i] = d
-                _set_entry(ent_dtype, e, d, var_nodes)
-        if op.same_dtype and len({np.dtype(d) for d in in_dtypes if d is not None}) > 1:
-            raise node_error(node, in_shapes, in_dtypes,
-                             DTypeError(f"{op.name} needs inputs of one dtype (MXNet does not promote); "
-                                        f"cast one of them with Cast"))
-        n_out = node.num_outputs
-        eval_dtypes = [d if d is not None else default_dtype for d in in_dtypes]
-        outs = None
-        if all(_full(s) for s in in_shapes) and all(d is not None for d in eval_dtypes):
-            try:
-                outs = _eval_node(op, tuple(sorted(node.attrs.items())),
-                                  tuple((tuple(int(x) for x in s), np.dtype(d)) for s, d in zip(in_shapes, eval_dtypes)))
-            except Exception as exc:  # noqa: BLE001 - reported with the node's context
-                raise node_error(node, in_shapes, eval_dtypes, exc) from None
-        elif partial and all(s is not None for s in in_shapes) and all(d is not None for d in eval_dtypes):
-            outs = _eval_symbolic_cached(op, tuple(sorted(node.attrs.items())),
-                                         tuple((tuple(int(x) for x in s), np.dtype(d))
-                                               for s, d in zip(in_shapes, eval_dtypes)))
-        for i in range(n_out):
-            if outs is not None:
-                ent_shape[(id(node), i)] = outs[i][0]
-                ent_dtype[(id(node), i)] = outs[i][1] if all(d is not None for d in in_dtypes) else None
-            else:
-                ent_shape.setdefault((id(node), i), None)
-                ent_dtype.setdefault((id(node), i), None)
-        # dtypes that evaluation could not give: the op's rule, else the first input's
-        fallback = next((d for d in in_dtypes if d is not None), None)
-        for i in range(n_out):
-            if ent_dtype.get((id(node), i)) is None:
-                if rule_out is not None:
-                    ent_dtype[(id(node), i)] = rule_out[i] if i < len(rule_out) else rule_out[-1]
-                else:
-                    ent_dtype[(id(node), i)] = fallback
+    ops = [node for node in order if node.op is not None]
+    state = _State(ent_shape, ent_dtype, var_nodes, partial, default_dtype)
+    for node in ops:
+        _forward(node, state)
+    # MXNet's inference runs both ways until nothing changes: outputs known from
+    # later nodes fix inputs (an elementwise sum's other operand, FullyConnected's batch)
+    while not all(_full(v) for v in ent_shape.values()) and _backward(reversed(ops), state):
+        for node in ops:
+            _forward(node, state)
 
     for name, nodes in var_nodes.items():
         var_shape[name] = ent_shape.get((id(nodes[0]), 0))
         var_dtype[name] = ent_dtype.get((id(nodes[0]), 0))
     return InferResult(ent_shape, ent_dtype, var_shape, var_dtype)
+
+
+@dataclass
+class _State:
+    """What the inference passes share: the entry tables and the options."""
+
+    shapes: dict
+    dtypes: dict
+    var_nodes: dict
+    partial: bool
+    default_dtype: Any
+
+
+def _forward(node: Node, st: _State) -> None:
+    """Fill in one node's parameter shapes, dtypes and output shapes from its inputs."""
+    ent_shape, ent_dtype, var_nodes = st.shapes, st.dtypes, st.var_nodes
+    op, params = node.op, node.params
+    keys = [(id(e.node), e.index) for e in node.inputs]
+    in_shapes = [ent_shape.get(k) for k in keys]
+    in_dtypes = [ent_dtype.get(k) for k in keys]
+    # parameter shapes and dtypes from the op's own rules
+    if op.infer_inputs is not None and not all(_full(s) for s in in_shapes):
+        try:
+            deduced = op.infer_inputs(params, list(in_shapes))
+        except XGraphError as exc:
+            raise node_error(node, in_shapes, in_dtypes, exc) from None
+        _apply_input_shapes(node, in_shapes, deduced, st)
+    if op.infer_dtype is not None:
+        filled, rule_out = op.infer_dtype(params, list(in_dtypes))
+    else:
+        filled, rule_out = _same_dtype(in_dtypes), None
+    for i, (e, d) in enumerate(zip(node.inputs, filled)):
+        if in_dtypes[i] is None and d is not None:
+            in_dtypes[i] = d
+            _set_entry(ent_dtype, e, d, var_nodes)
+    if op.same_dtype and len({np.dtype(d) for d in in_dtypes if d is not None}) > 1:
+        raise node_error(node, in_shapes, in_dtypes,
+                         DTypeError(f"{op.name} needs inputs of one dtype (MXNet does not promote); "
+                                    f"cast one of them with Cast"))
+    n_out = node.num_outputs
+    eval_dtypes = [d if d is not None else st.default_dtype for d in in_dtypes]
+    outs = None
+    if all(_full(s) for s in in_shapes) and all(d is not None for d in eval_dtypes):
+        try:
+            outs = _eval_node(op, tuple(sorted(node.attrs.items())),
+                              tuple((tuple(int(x) for x in s), np.dtype(d)) for s, d in zip(in_shapes, eval_dtypes)))
+        except Exception as exc:  # noqa: BLE001 - reported with the node's context
+            raise node_error(node, in_shapes, eval_dtypes, exc) from None
+    elif (st.partial and all(s is not None for s in in_shapes) and all(d is not None for d in eval_dtypes)
+          and all(_full(in_shapes[i]) for i in op.partial_needs_full if i < len(in_shapes))):
+        outs = _eval_symbolic_cached(op, tuple(sorted(node.attrs.items())),
+                                     tuple((tuple(int(x) for x in s), np.dtype(d))
+                                           for s, d in zip(in_shapes, eval_dtypes)))
+    for i in range(n_out):
+        key = (id(node), i)
+        if outs is not None:
+            ent_shape[key] = _merge_shape(node, f"with inputs {describe_inputs(node, in_shapes)}: output {i}",
+                                          ent_shape.get(key), outs[i][0])
+            ent_dtype[key] = outs[i][1] if all(d is not None for d in in_dtypes) else ent_dtype.get(key)
+        else:
+            ent_shape.setdefault(key, None)
+            ent_dtype.setdefault(key, None)
+    # dtypes that evaluation could not give: the op's rule, else the first input's
+    fallback = next((d for d in in_dtypes if d is not None), None)
+    for i in range(n_out):
+        if ent_dtype.get((id(node), i)) is None:
+            if rule_out is not None:
+                ent_dtype[(id(node), i)] = rule_out[i] if i < len(rule_out) else rule_out[-1]
+            else:
+                ent_dtype[(id(node), i)] = fallback
+
+
+def _backward(nodes, st: _State) -> bool:
+    """One pass from the outputs back: input shapes the ops deduce from known outputs; True if any changed."""
+    changed = False
+    for node in nodes:
+        rule = node.op.infer_backward
+        if rule is None:
+            continue
+        out_shapes = [st.shapes.get((id(node), i)) for i in range(node.num_outputs)]
+        if all(s is None for s in out_shapes):
+            continue
+        in_shapes = [st.shapes.get((id(e.node), e.index)) for e in node.inputs]
+        if all(_full(s) for s in in_shapes):
+            continue
+        try:
+            deduced = rule(node.params, list(in_shapes), out_shapes)
+        except XGraphError as exc:
+            raise node_error(node, in_shapes, None, exc) from None
+        changed |= _apply_input_shapes(node, in_shapes, deduced, st)
+    return changed
+
+
+def _apply_input_shapes(node: Node, in_shapes: list, deduced: list, st: _State) -> bool:
+    """Merge deduced input shapes into ``in_shapes`` and the tables; True if any input learned something."""
+    changed = False
+    given = describe_inputs(node, in_shapes)
+    for i, (e, s) in enumerate(zip(node.inputs, deduced)):
+        merged = _merge_shape(node, f"with inputs {given}: input '{_input_name(node, i)}'", in_shapes[i], s)
+        if merged != in_shapes[i]:
+            in_shapes[i] = merged
+            _set_entry(st.shapes, e, merged, st.var_nodes)
+            changed = True
+    return changed
 
 
 def _input_name(node: Node, i: int) -> str:

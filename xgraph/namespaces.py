@@ -210,8 +210,9 @@ def binary_functions(invoke: Invoke, array_type: type) -> dict[str, Callable]:
     return {n: make(n) for n in scalar_fns}
 
 
-def op_namespaces(invoke: Invoke, array_type: type) -> tuple[OpNamespace, OpNamespace, OpNamespace]:
-    """The ``linalg``, ``contrib`` and ``random`` namespaces of one frontend."""
+def op_namespaces(invoke: Invoke, array_type: type) -> tuple[OpNamespace, ...]:
+    """The ``linalg``, ``contrib``, ``random`` and ``_internal`` (every op by its full name) namespaces."""
     return (OpNamespace("linalg", ("_linalg_",), invoke),
             OpNamespace("contrib", ("_contrib_",), invoke),
-            OpNamespace("random", ("_random_", "_sample_"), invoke, random_functions(invoke, array_type)))
+            OpNamespace("random", ("_random_", "_sample_"), invoke, random_functions(invoke, array_type)),
+            OpNamespace("_internal", ("",), invoke))

@@ -521,6 +521,6 @@ def __getattr__(name: str) -> Any:
 # MXNet's sub-namespaces: mx.nd.linalg.gemm, mx.nd.contrib.*, mx.nd.random.uniform ...
 from .namespaces import op_namespaces as _op_namespaces  # noqa: E402
 
-linalg, contrib, random = _op_namespaces(invoke, NDArray)
+linalg, contrib, random, _internal = _op_namespaces(invoke, NDArray)
 from .namespaces import binary_functions as _binary_functions  # noqa: E402
 globals().update(_binary_functions(invoke, NDArray))

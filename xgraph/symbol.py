@@ -29,6 +29,7 @@ from .graph import Entry, Graph, Node
 from .names import AttrScope, NameManager
 from .ops import registry
 from .ops.registry import HIDDEN_KEYS
+from .util import is_np_shape
 
 _log = logging.getLogger("xgraph")
 
@@ -239,11 +240,17 @@ class Symbol:
     def infer_shape_partial(self, *args: Any, **kwargs: Any):
         """Like :meth:`infer_shape` but returns what is known: ``()`` for unknown shapes, 0 for unknown dims."""
         arg, out, aux = self._infer_shape(self._positional(args, kwargs, "infer_shape_partial"), partial=True)
-        fix = lambda group: [() if s is None else s for s in group]  # noqa: E731
+        if is_np_shape():   # MXNet's NumPy shape semantics: unknown dims are -1, unknown shapes None
+            fix = lambda group: [None if s is None else tuple(d if d else -1 for d in s) for s in group]  # noqa: E731
+        else:
+            fix = lambda group: [() if s is None else s for s in group]  # noqa: E731
         return fix(arg), fix(out), fix(aux)
 
     def _infer_shape(self, shapes: dict, partial: bool):
         from .infer import infer
+        if is_np_shape():   # -1 marks an unknown dim there; 0 is one inside inference
+            shapes = {k: None if v is None else tuple(0 if isinstance(d, int) and d == -1 else d for d in v)
+                      for k, v in shapes.items()}
         res = infer(self.graph, shapes=shapes, partial=True, default_dtype=np.float32)
         g = self.graph
         arg = [res.shape(Entry(n, 0)) for n in g.argument_nodes()]
@@ -647,6 +654,6 @@ def __getattr__(name: str) -> Any:
 from .namespaces import binary_functions as _binary_functions  # noqa: E402
 from .namespaces import creation_functions as _creation_functions, op_namespaces as _op_namespaces  # noqa: E402
 
-linalg, contrib, random = _op_namespaces(invoke, Symbol)
+linalg, contrib, random, _internal = _op_namespaces(invoke, Symbol)
 globals().update(_creation_functions(invoke))
 globals().update(_binary_functions(invoke, Symbol))

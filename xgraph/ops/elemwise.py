@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jax.scipy import special as jsp
 
 from .attrs import Bool, Float, Int, attr
-from .common import fail, same_shape_inputs
+from .common import fail, outputs_fix_inputs, same_shape_inputs
 from .registry import Op, register
 
 
@@ -140,12 +140,13 @@ def _scalar_lowering(fn: Callable, reverse: bool) -> Callable:
 for _key, _fn in BINARY.items():
     _name, _aliases = _ELEMWISE_NAMES[_key]
     register(Op(_name, _same_shape_lowering(_fn, _name), inputs=("lhs", "rhs"), aliases=_aliases,
-                infer_inputs=same_shape_inputs, differentiable=_key not in _NONDIFF, family="elemwise",
-                same_dtype=True,
+                infer_inputs=same_shape_inputs, infer_backward=outputs_fix_inputs,
+                differentiable=_key not in _NONDIFF, family="elemwise", same_dtype=True,
                 doc=f"Elementwise {_key} of two arrays of the same shape."))
     for _sname, _saliases, _rev in _SCALAR_NAMES[_key]:
         register(Op(_sname, _scalar_lowering(_fn, _rev), inputs=("data",), attrs=SCALAR_ATTRS,
                     aliases=_saliases, differentiable=_key not in _NONDIFF, family="elemwise",
+                    infer_backward=outputs_fix_inputs,
                     doc=f"Elementwise {_key} with a scalar" + (" (scalar on the left)." if _rev else ".")))
 
 
@@ -222,15 +223,26 @@ def _unary_lowering(fn: Callable) -> Callable:
 
 for _uname, (_ufn, _ualiases, _udiff) in UNARY.items():
     register(Op(_uname, _unary_lowering(_ufn), inputs=("data",), aliases=_ualiases, differentiable=_udiff,
-                family="elemwise", doc=f"Elementwise {_uname}."))
+                family="elemwise", infer_backward=outputs_fix_inputs, doc=f"Elementwise {_uname}."))
 
 
 def _identity(ctx, p, x):
     return x
 
 
-register(Op("_copy", _identity, aliases=("identity", "_Copy"),
+register(Op("_copy", _identity, aliases=("identity", "_Copy"), infer_backward=outputs_fix_inputs,
             family="elemwise", doc="The identity: a copy of the input."))
+
+
+def _identity_like_rhs(ctx, p, lhs, rhs):
+    if lhs.shape != rhs.shape:
+        fail(f"lhs has shape {tuple(lhs.shape)} but must have rhs's shape {tuple(rhs.shape)}")
+    return lhs
+
+
+register(Op("_identity_with_attr_like_rhs", _identity_like_rhs, inputs=("lhs", "rhs"),
+            infer_inputs=same_shape_inputs, infer_backward=outputs_fix_inputs, family="elemwise",
+            doc="The identity of lhs, constrained to rhs's shape (a shape hint for inference)."))
 
 
 def _add_n(ctx, p, *xs):
@@ -244,7 +256,8 @@ def _add_n(ctx, p, *xs):
 
 register(Op("add_n", _add_n, aliases=("ElementWiseSum", "_ElementWiseSum", "elemwise_sum"),
             attrs=(attr("num_args", Int(min=1), doc="number of inputs"),), variadic="num_args",
-            infer_inputs=same_shape_inputs, family="elemwise", doc="Sum of any number of same-shape arrays."))
+            infer_inputs=same_shape_inputs, infer_backward=outputs_fix_inputs, family="elemwise",
+            doc="Sum of any number of same-shape arrays."))
 
 
 # -- hard_sigmoid ---------------------------------------------------------------------

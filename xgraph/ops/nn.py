@@ -24,7 +24,7 @@ from jax.scipy.special import erf
 
 from ..conv_strategy import grouped_conv_taps, prefers_taps
 from ..dtypes import canonical as canonical_dtype
-from ..errors import AttributeValueError
+from ..errors import AttributeValueError, XGraphError
 from .attrs import Bool, DType, Enum, Float, Int, Optional, Shape, attr
 from .common import channel_shape, fail, normalize_axis
 from .registry import Op, optional_input, register
@@ -52,6 +52,20 @@ def _fc_infer(p, shapes):
     return out
 
 
+def _fc_backward(p, shapes, outs):
+    """The output gives the data's batch size (flatten) or every axis but the last (flatten=False)."""
+    out, data = outs[0], shapes[0]
+    if out is None:
+        return shapes
+    if p["flatten"]:
+        lead = (out[0],)
+        data = lead + tuple(data[1:]) if data is not None and len(data) >= 1 else None
+    else:
+        last = data[-1] if data is not None and len(data) == len(out) else 0
+        data = tuple(out[:-1]) + (last,)
+    return [data] + list(shapes[1:])
+
+
 def _fc_lower(ctx, p, x, w, b=None):
     x2 = x.reshape(x.shape[0], -1) if p["flatten"] else x
     if w.shape != (p["num_hidden"], x2.shape[-1]):
@@ -72,7 +86,7 @@ register(Op(
            attr("no_bias", Bool(), False, "leave out the bias"),
            attr("flatten", Bool(), True, "flatten all but the first axis of the input first; "
                                           "otherwise apply on the last axis")),
-    infer_inputs=_fc_infer, family="nn",
+    infer_inputs=_fc_infer, infer_backward=_fc_backward, family="nn",
     doc="y = x W^T + b, with W of shape (num_hidden, input features)."))
 
 
@@ -175,6 +189,27 @@ def _conv_infer(p, shapes):
     return out
 
 
+def _conv_backward(p, shapes, outs):
+    """The output gives the data's batch size, and its spatial size where the stride is 1."""
+    out, data = outs[0], shapes[0]
+    if out is None:
+        return shapes
+    try:
+        layout, stride, dilate, pad = _conv_geometry(p, len(out))
+    except XGraphError:
+        return shapes
+    known = data if data is not None and len(data) == len(out) else (0,) * len(out)
+    res = list(known)
+    res[layout.index("N")] = out[layout.index("N")]
+    spatial = [i for i, a in enumerate(layout) if a not in "NC"]
+    for k, i in enumerate(spatial):
+        if stride[k] == 1 and out[i]:
+            size = out[i] - 2 * pad[k] + dilate[k] * (p["kernel"][k] - 1)
+            if size > 0:
+                res[i] = size
+    return [tuple(res)] + list(shapes[1:])
+
+
 def _conv_lower(ctx, p, x, w, b=None):
     layout, stride, dilate, pad = _conv_geometry(p, x.ndim)
     c_axis = layout.index("C")
@@ -221,7 +256,7 @@ register(Op(
                 "(MXNet: cuDNN algorithm choice; ignored)"),
            attr("cudnn_off", Bool(), False, "(MXNet: turn cuDNN off; ignored)"),
            attr("layout", Optional(Enum(_LAYOUTS)), None, "data layout; None means NCW/NCHW/NCDHW")),
-    infer_inputs=_conv_infer, family="nn",
+    infer_inputs=_conv_infer, infer_backward=_conv_backward, family="nn",
     doc="N-D convolution (1 to 3 spatial axes). Weight (num_filter, C/num_group, *kernel) for NC* "
         "layouts, (num_filter, *kernel, C/num_group) for channel-last ones."))
 

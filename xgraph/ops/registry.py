@@ -77,6 +77,13 @@ class Op:
     with auxiliary inputs returns ``(outputs, new_aux_values)``.
     ``infer_inputs(params, shapes)`` fills in the shapes of inputs (usually
     parameters) it can deduce from the known ones and returns the list.
+    ``infer_backward(params, in_shapes, out_shapes)`` deduces input shapes
+    from known output shapes (MXNet's shape inference runs both ways: an
+    elementwise op's output fixes its inputs, FullyConnected's output fixes
+    the batch size of its data); unknown ones stay None or 0.
+    ``partial_needs_full`` lists inputs whose shape must be complete before
+    partial inference says anything about the outputs (MXNet's ``where``: the
+    condition decides whether rows or elements are selected).
     ``infer_dtype(params, dtypes)`` returns (input dtypes with the unknown ones
     filled in, output dtypes or None); without it unknown inputs take the dtype
     of the known ones, and outputs come from abstract evaluation.
@@ -99,6 +106,8 @@ class Op:
     output_names: Callable[[Mapping[str, Any]], list[str]] | None = None
     infer_inputs: Callable[[Mapping[str, Any], list[Shape]], list[Shape]] | None = None
     infer_dtype: Callable[[Mapping[str, Any], list[Any]], tuple[list[Any], list[Any] | None]] | None = None
+    infer_backward: Callable[[Mapping[str, Any], list[Shape], list[Shape]], list[Shape]] | None = None
+    partial_needs_full: Sequence[int] = ()
     dynamic_inputs: Callable[[Mapping[str, Any]], Sequence[str]] | None = None
     open_attrs: bool = False
     variadic: str | None = None

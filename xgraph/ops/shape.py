@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import dtypes as _dt
 from .attrs import Axes, Bool, DType, Float, Int, Optional, OptTuple, Shape, Str, attr
-from .common import fail, normalize_axis
+from .common import fail, normalize_axis, same_shape_inputs
 from .reduce import at_least_1d
 from .registry import Op, register
 
@@ -199,6 +199,23 @@ def _concat_infer(p, shapes):
     return [tuple(partial) if s is None else s for s in shapes]
 
 
+def _concat_backward(p, shapes, outs):
+    """The output fixes every dim outside ``dim``, and the one input whose ``dim`` size is unknown."""
+    out = outs[0]
+    if out is None or not -len(out) <= p["dim"] < len(out):
+        return shapes
+    dim = p["dim"] % len(out)
+    res = [tuple(out[k] if k != dim else (s[k] if s is not None and len(s) == len(out) else 0)
+                 for k in range(len(out))) for s in shapes]
+    missing = [i for i, s in enumerate(res) if not s[dim]]
+    if len(missing) == 1 and out[dim]:
+        rest = out[dim] - sum(s[dim] for s in res)
+        if rest > 0:
+            i = missing[0]
+            res[i] = res[i][:dim] + (rest,) + res[i][dim + 1:]
+    return res
+
+
 def _concat_lower(ctx, p, *xs):
     first = xs[0]
     dim = normalize_axis(p["dim"], first.ndim, "dim")
@@ -213,7 +230,7 @@ register(Op(
     "Concat", _concat_lower, aliases=("concat",), variadic="num_args",
     attrs=(attr("num_args", Int(min=1), doc="the number of inputs"),
            attr("dim", Int(), 1, "the axis to join along")),
-    infer_inputs=_concat_infer, family="shape",
+    infer_inputs=_concat_infer, infer_backward=_concat_backward, family="shape",
     doc="Join arrays along dim: Concat(a of (2,3), b of (2,1)) is (2,4)."))
 
 
@@ -232,6 +249,21 @@ def _slice_channel_lower(ctx, p, x):
     return tuple(parts)
 
 
+def _slice_channel_backward(p, shapes, outs):
+    """Any known part gives the input: its split axis times num_outputs (or re-inserted when squeezed)."""
+    known = [s for s in outs if s is not None]
+    if not known or any(len(s) != len(known[0]) for s in known):
+        return shapes
+    part = tuple(next((d for d in dims if d), 0) for dims in zip(*known))   # all parts have one shape
+    n, rank = p["num_outputs"], len(part) + (1 if p["squeeze_axis"] else 0)
+    if not -rank <= p["axis"] < rank:
+        return shapes
+    axis = p["axis"] % rank
+    if p["squeeze_axis"]:
+        return [tuple(part[:axis]) + (n,) + tuple(part[axis:])]
+    return [tuple(part[:axis]) + (part[axis] * n,) + tuple(part[axis + 1:])]
+
+
 register(Op(
     "SliceChannel", _slice_channel_lower, aliases=("split",),
     attrs=(attr("num_outputs", Int(min=1), doc="the number of equal parts"),
@@ -239,7 +271,7 @@ register(Op(
            attr("squeeze_axis", Bool(), False, "drop the split axis (its parts must have size 1)")),
     num_outputs=lambda p: p["num_outputs"],
     output_names=lambda p: [f"output{i}" for i in range(p["num_outputs"])],
-    family="shape", doc="Split into num_outputs equal parts along axis: outputs output0, output1, ..."))
+    infer_backward=_slice_channel_backward, family="shape", doc="Split into num_outputs equal parts along axis: outputs output0, output1, ..."))
 
 
 # -- expand_dims / squeeze -----------------------------------------------------------
@@ -366,9 +398,16 @@ register(Op(
 
 
 def _where_infer(p, shapes):
+    """x and y complete each other (MXNet); a known condition fixes them too (same shape, or rows)."""
     cond, x, y = shapes
-    known = x or y
-    return [cond, known if x is None else x, known if y is None else y]
+    x, y = same_shape_inputs(p, [x, y])
+    if x is not None and cond is not None and all(cond):
+        if len(cond) == len(x):
+            x = tuple(d or c for d, c in zip(x, cond))
+        elif len(cond) == 1 and len(x) > 1 and not x[0]:
+            x = (cond[0],) + tuple(x[1:])
+        x, y = same_shape_inputs(p, [x, y])
+    return [cond, x, y]
 
 
 def _where_lower(ctx, p, cond, x, y):
@@ -385,7 +424,8 @@ def _where_lower(ctx, p, cond, x, y):
 
 
 register(Op(
-    "where", _where_lower, inputs=("condition", "x", "y"), infer_inputs=_where_infer, family="shape",
+    "where", _where_lower, inputs=("condition", "x", "y"), infer_inputs=_where_infer, partial_needs_full=(0,),
+    family="shape",
     doc="x where condition is nonzero, else y; a 1-D condition selects whole rows. "
         "The condition gets a zero gradient."))
 
