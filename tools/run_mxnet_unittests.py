@@ -25,34 +25,89 @@ SHIM = os.path.join(HERE, "mxnet_shim")
 FILES = ("test_symbol", "test_infer_shape", "test_infer_type", "test_executor", "test_operator")
 
 
-def run_file(unittest_dir: str, name: str, timeout: int, extra: list[str]) -> list[tuple[str, str, str]]:
-    """Run one test file under pytest with the shim first on the path; return (test, outcome, message)."""
-    xml = os.path.join(unittest_dir, f".{name}.xml")
+def _env(unittest_dir: str) -> dict:
     env = dict(os.environ)
     common = os.path.join(os.path.dirname(unittest_dir), "common")
     env["PYTHONPATH"] = os.pathsep.join([SHIM, unittest_dir, common, env.get("PYTHONPATH", "")])
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}",
-           "-o", "junit_family=xunit1", f"--rootdir={unittest_dir}", os.path.join(unittest_dir, name + ".py")]
-    cmd += extra
-    try:
-        subprocess.run(cmd, env=env, cwd=unittest_dir, timeout=timeout, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return [(name, "timeout", f"{name} ran past {timeout}s")]
-    if not os.path.exists(xml):
-        return [(name, "error", "pytest wrote no report (collection crashed)")]
+    return env
+
+
+def _pytest(unittest_dir: str) -> list[str]:
+    return [sys.executable, "-X", "faulthandler", "-m", "pytest", "-p", "no:cacheprovider",
+            f"--rootdir={unittest_dir}"]
+
+
+def collect(unittest_dir: str, name: str, extra: list[str]) -> list[str]:
+    """The test ids of one file (``file.py::test``), as pytest collects them."""
+    out = subprocess.run(_pytest(unittest_dir) + ["--collect-only", "-q", name + ".py"] + extra,
+                         env=_env(unittest_dir), cwd=unittest_dir, capture_output=True, text=True,
+                         errors="replace").stdout
+    return [line.strip() for line in out.splitlines() if line.startswith(name + ".py::")]
+
+
+def _parse_junit(xml: str) -> list[tuple[str, str, str]]:
     results = []
     for case in ET.parse(xml).getroot().iter("testcase"):
-        test = case.get("name")
         outcome, msg = "passed", ""
         for child in case:
             if child.tag in ("failure", "error"):
-                outcome, msg = "failed", (child.get("message") or "").splitlines()[0:1]
-                msg = msg[0] if msg else ""
+                lines = (child.get("message") or "").splitlines()
+                outcome, msg = "failed", lines[0] if lines else ""
             elif child.tag == "skipped":
                 outcome, msg = "skipped", child.get("message") or ""
-        results.append((test, outcome, msg[:300]))
-    os.remove(xml)
+        results.append((case.get("name"), outcome, msg[:300]))
+    return results
+
+
+def run_batch(unittest_dir: str, ids: list[str], timeout: int, extra: list[str]):
+    """Run some tests in one fresh process; return (results, ids left to run).
+
+    A process that dies (a crash inside native code) writes no report: the tests
+    its verbose output shows finished keep their outcome, the one running is
+    recorded as ``crashed`` and the rest are handed back to run in a new process.
+    """
+    xml = os.path.join(unittest_dir, ".batch.xml")
+    if os.path.exists(xml):
+        os.remove(xml)
+    cmd = _pytest(unittest_dir) + ["-v", f"--junitxml={xml}", "-o", "junit_family=xunit1"] + ids + extra
+    try:
+        proc = subprocess.run(cmd, env=_env(unittest_dir), cwd=unittest_dir, timeout=timeout,
+                              capture_output=True, text=True, errors="replace")
+    except subprocess.TimeoutExpired:
+        return [(i.split("::")[-1], "timeout", f"batch ran past {timeout}s") for i in ids], []
+    if os.path.exists(xml):
+        res = _parse_junit(xml)
+        os.remove(xml)
+        return res, []
+    done = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in ids and parts[1] in ("PASSED", "FAILED", "ERROR", "SKIPPED"):
+            done[parts[0]] = {"PASSED": "passed", "SKIPPED": "skipped"}.get(parts[1], "failed")
+    results = [(i.split("::")[-1], o, "" if o == "passed" else "(message lost: a later test crashed)")
+               for i, o in done.items()]
+    pending = [i for i in ids if i not in done]
+    if not pending:
+        return results, []
+    tail = (proc.stderr.strip().splitlines() or ["?"])[0]
+    results.append((pending[0].split("::")[-1], "crashed", f"the process died (rc {proc.returncode}): {tail}"))
+    return results, pending[1:]
+
+
+def run_file(unittest_dir: str, name: str, timeout: int, extra: list[str],
+             batch: int = 25) -> list[tuple[str, str, str]]:
+    """Run one test file under pytest with the shim first on the path; return (test, outcome, message).
+
+    Tests run in batches of ``batch`` per process, so one crash costs one test, not the file.
+    """
+    ids = collect(unittest_dir, name, extra)
+    if not ids:
+        return [(name, "error", "pytest collected nothing (the file does not import)")]
+    results = []
+    while ids:
+        res, rest = run_batch(unittest_dir, ids[:batch], timeout, extra)
+        results += res
+        ids = rest + ids[batch:]
     return results
 
 
@@ -60,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("unittest_dir", help="apache/mxnet's tests/python/unittest folder (tag 1.9.1)")
     ap.add_argument("--files", nargs="*", default=list(FILES))
-    ap.add_argument("--timeout", type=int, default=1800, help="seconds per file")
+    ap.add_argument("--timeout", type=int, default=1800, help="seconds per batch of tests")
+    ap.add_argument("--batch", type=int, default=25, help="tests per process")
     ap.add_argument("--test-timeout", type=int, default=0,
                     help="seconds per test (needs pytest-timeout); a slow test then fails instead of the file")
     ap.add_argument("--report", default="mxnet_unittests_report.txt")
@@ -74,12 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     lines = []
     print(f"{'file':<20} {'passed':>7} {'failed':>7} {'skipped':>8}")
     for name in args.files:
-        res = run_file(unittest_dir, name, args.timeout, extra)
+        res = run_file(unittest_dir, name, args.timeout, extra, args.batch)
         c = collections.Counter(o for _, o, _ in res)
         totals.update(c)
-        print(f"{name:<20} {c['passed']:>7} {c['failed'] + c['timeout'] + c['error']:>7} {c['skipped']:>8}", flush=True)
+        print(f"{name:<20} {c['passed']:>7} {c['failed'] + c['timeout'] + c['error'] + c['crashed']:>7} "
+              f"{c['skipped']:>8}", flush=True)
         lines += [f"{name}::{t}\t{o}\t{m}" for t, o, m in res if o != "passed"]
-    print(f"{'total':<20} {totals['passed']:>7} {totals['failed'] + totals['timeout'] + totals['error']:>7} "
+    print(f"{'total':<20} {totals['passed']:>7} "
+          f"{totals['failed'] + totals['timeout'] + totals['error'] + totals['crashed']:>7} "
           f"{totals['skipped']:>8}")
     with open(args.report, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
