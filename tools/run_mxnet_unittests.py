@@ -3,7 +3,9 @@
 The tests are not part of this project: fetch the apache/mxnet repository and point this script
 at its ``tests/python/unittest`` folder (tag 1.9.1).  They import ``mxnet``; the package in
 ``tools/mxnet_shim`` is that name re-exporting xgraph and nothing else.  Needs ``nose`` (the
-tests import ``nose.tools``) besides xgraph's test extra.
+tests import ``nose.tools``) besides xgraph's test extra.  The tests were written for numpy < 1.24
+(MXNet 1.9.1's requirement); ``tools/mxnet_shim/legacy_numpy_aliases.py`` puts back the scalar
+aliases (``np.int``...) numpy removed, for the test files only.
 
     git -C mxnet archive 1.9.1 tests/python | tar -x -C /tmp/mx
     python tools/run_mxnet_unittests.py /tmp/mx/tests/python/unittest
@@ -34,7 +36,7 @@ def _env(unittest_dir: str) -> dict:
 
 def _pytest(unittest_dir: str) -> list[str]:
     return [sys.executable, "-X", "faulthandler", "-m", "pytest", "-p", "no:cacheprovider",
-            f"--rootdir={unittest_dir}"]
+            "-p", "legacy_numpy_aliases", f"--rootdir={unittest_dir}"]
 
 
 def collect(unittest_dir: str, name: str, extra: list[str]) -> list[str]:
