@@ -473,9 +473,12 @@ class Executable:
 
 def as_device_input(value: Any, dtype: Any) -> jax.Array:
     """``value`` as a jax array of ``dtype``; one already on the device is passed as it is (no copy, no dispatch)."""
-    if isinstance(value, jax.Array) and value.dtype == dtype:
-        return value
-    return jnp.asarray(value, dtype)
+    if callable(getattr(value, "__jax_array__", None)):   # an NDArray
+        value = value.__jax_array__()
+    if isinstance(value, jax.Array):
+        return value if value.dtype == dtype else value.astype(dtype)
+    # host values are cast by numpy and copied over: jnp.asarray would compile a conversion per shape
+    return jax.device_put(np.asarray(value, dtype))
 
 
 def _key_words(key: Any) -> np.ndarray:
