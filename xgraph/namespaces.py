@@ -69,7 +69,8 @@ def _op_function(invoke: Invoke, op_name: str, short: str) -> Callable:
     return fn
 
 
-#: random.<name> -> (distribution, parameter names and defaults); exponential takes a scale, as MXNet's.
+#: random.<name> -> (distribution, parameter names and defaults), as MXNet's ``mx.random``/``mx.nd.random``
+#: functions take them; exponential takes a scale (the op a rate lam = 1 / scale), as MXNet's.
 _RANDOM_FUNCS = {
     "uniform": ("uniform", (("low", 0.0), ("high", 1.0))),
     "normal": ("normal", (("loc", 0.0), ("scale", 1.0))),
@@ -81,37 +82,68 @@ _RANDOM_FUNCS = {
 }
 
 
-def _random_function(invoke: Invoke, array_type: type, dist: str, params: tuple) -> Callable:
-    """MXNet's ``random.<dist>``: ``_random_<dist>`` for numbers, ``_sample_<dist>`` for arrays."""
-    scalar_names = [n for n, _ in _scalar_params(dist)]
+def bind_signature(func: str, names: Sequence[str], defaults: dict, args: Sequence[Any], kwargs: dict) -> dict:
+    """Bind ``args`` and ``kwargs`` to the parameters ``names`` as Python would, MXNet's errors aside.
 
-    def fn(*args: Any, shape: Any = None, dtype: Any = None, **kwargs: Any) -> Any:
-        values = []
-        for i, (pname, default) in enumerate(params):
-            if i < len(args):
-                values.append(args[i])
-            else:
-                values.append(kwargs.pop(pname, default))
-        if len(args) > len(params):
-            raise SymbolError(f"random.{dist} takes at most {len(params)} positional parameters")
-        if dist == "exponential":
-            values = [1.0 / values[0]]
-        arrays = [isinstance(v, array_type) for v in values]
-        attrs = dict(kwargs)
-        if shape is not None:
-            attrs["shape"] = shape
-        if dtype is not None:
-            attrs["dtype"] = dtype
-        if all(arrays):
-            return invoke(f"_sample_{dist}", values, attrs)
-        if any(arrays):
-            raise SymbolError(f"random.{dist}: parameters must all be numbers or all be arrays, got "
-                              f"{[type(v).__name__ for v in values]}")
-        attrs.update(zip(scalar_names, values))
-        return invoke(f"_random_{dist}", [], attrs)
+    Returns every parameter's value (``defaults`` for the missing ones, which
+    must then have one) plus the unknown keywords, which MXNet passes on to the
+    operator as attributes.
+    """
+    if len(args) > len(names):
+        raise SymbolError(f"{func}({', '.join(names)}) takes at most {len(names)} positional arguments, "
+                          f"got {len(args)}")
+    out = dict(zip(names, args))
+    for k, v in kwargs.items():
+        if k in out:
+            raise SymbolError(f"{func}({', '.join(names)}): {k!r} given both positionally and as a keyword")
+        out[k] = v
+    for n in names:
+        if n not in out:
+            if n not in defaults:
+                raise SymbolError(f"{func}({', '.join(names)}): missing the argument {n!r}")
+            out[n] = defaults[n]
+    return out
+
+
+def _random_function(invoke: Invoke, array_type: type, imperative: bool, dist: str, params: tuple) -> Callable:
+    """MXNet's ``random.<dist>(params..., shape, dtype[, ctx, out])``: ``_random_<dist>`` for numbers,
+    ``_sample_<dist>`` for arrays."""
+    scalar_names = [n for n, _ in _scalar_params(dist)]
+    pnames = [n for n, _ in params]
+    names = pnames + ["shape", "dtype"] + (["ctx", "out"] if imperative else [])
+    defaults = {**dict(params), "shape": None, "dtype": None, "ctx": None, "out": None}
+
+    def fn(*args: Any, **kwargs: Any) -> Any:
+        bound = bind_signature(f"random.{dist}", names, defaults, args, kwargs)
+        return _draw(invoke, array_type, dist, scalar_names, [bound.pop(n) for n in pnames], bound)
     fn.__name__ = dist
-    fn.__doc__ = f"Draws from the {dist} distribution (numbers: _random_{dist}; arrays: _sample_{dist})."
+    fn.__doc__ = (f"Draws from the {dist} distribution: random.{dist}({', '.join(names)}) "
+                  f"(numbers: _random_{dist}; arrays: _sample_{dist}, one draw set per element).")
     return fn
+
+
+def _draw(invoke: Invoke, array_type: type, dist: str, scalar_names: list, values: list, bound: dict) -> Any:
+    """Call ``_random_<dist>`` or ``_sample_<dist>`` with the bound arguments of a random function."""
+    shape, dtype, ctx, out = (bound.pop(k, None) for k in ("shape", "dtype", "ctx", "out"))
+    if dist == "exponential":
+        values = [1.0 / values[0]]
+    arrays = [isinstance(v, array_type) for v in values]
+    attrs = dict(bound)
+    if shape is not None:
+        attrs["shape"] = shape
+    if dtype is not None:
+        attrs["dtype"] = dtype
+    if out is not None:
+        attrs["out"] = out
+    if all(arrays):
+        return invoke(f"_sample_{dist}", values, attrs)
+    if any(arrays):
+        raise SymbolError(f"random.{dist}: parameters must all be numbers or all be arrays, got "
+                          f"{[type(v).__name__ for v in values]}")
+    if ctx is not None:
+        attrs["ctx"] = ctx
+    attrs.update(zip(scalar_names, values))
+    return invoke(f"_random_{dist}", [], attrs)
 
 
 def _scalar_params(dist: str) -> tuple:
@@ -119,33 +151,52 @@ def _scalar_params(dist: str) -> tuple:
     return DISTRIBUTIONS[dist][0]
 
 
-def random_functions(invoke: Invoke, array_type: type) -> dict[str, Callable]:
-    """``uniform``, ``normal``, ..., ``randint``, ``multinomial``, ``shuffle`` for one frontend."""
-    funcs = {name: _random_function(invoke, array_type, dist, params)
-             for name, (dist, params) in _RANDOM_FUNCS.items()}
+def random_functions(invoke: Invoke, array_type: type, imperative: bool = False) -> dict[str, Callable]:
+    """``uniform``, ``normal``, ..., ``randn``, ``randint``, ``multinomial``, ``shuffle`` for one frontend.
 
-    def randint(low: int, high: int, shape: Any = None, dtype: Any = None, **kwargs: Any) -> Any:
-        """Uniform integers in [low, high)."""
-        attrs = {"low": low, "high": high, **kwargs}
-        if shape is not None:
-            attrs["shape"] = shape
-        if dtype is not None:
-            attrs["dtype"] = dtype
+    The signatures are MXNet's: ``uniform(low=0, high=1, shape, dtype, ctx, out)``
+    for ``mx.nd.random`` (``imperative``), without ``ctx`` and ``out`` for ``mx.sym.random``.
+
+        >>> import xgraph as mx
+        >>> mx.nd.random.uniform(-1, 1, (2, 3), 'float16').dtype
+        <class 'numpy.float16'>
+    """
+    funcs = {name: _random_function(invoke, array_type, imperative, dist, params)
+             for name, (dist, params) in _RANDOM_FUNCS.items()}
+    tail = ["shape", "dtype"] + (["ctx", "out"] if imperative else [])
+
+    def randn(*shape: Any, **kwargs: Any) -> Any:
+        """Normal draws of the given shape: ``randn(2, 3, loc=0, scale=1, dtype=None)``."""
+        if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
+            shape = tuple(shape[0])
+        bound = bind_signature("random.randn", ["loc", "scale", "dtype", "ctx", "out"],
+                               {"loc": 0.0, "scale": 1.0, "dtype": None, "ctx": None, "out": None}, (), kwargs)
+        bound["shape"] = tuple(shape)
+        return _draw(invoke, array_type, "normal", ["loc", "scale"], [bound.pop("loc"), bound.pop("scale")],
+                     bound)
+
+    def randint(*args: Any, **kwargs: Any) -> Any:
+        """Uniform integers in [low, high): ``randint(low, high, shape, dtype[, ctx, out])``."""
+        bound = bind_signature("random.randint", ["low", "high"] + tail,
+                               {"shape": None, "dtype": None, "ctx": None, "out": None}, args, kwargs)
+        attrs = {k: v for k, v in bound.items() if v is not None}
         return invoke("_random_randint", [], attrs)
 
-    def multinomial(data: Any, shape: Any = None, get_prob: bool = False, dtype: str = "int32",
-                    **kwargs: Any) -> Any:
+    def multinomial(data: Any, shape: Any = None, get_prob: bool = not imperative, out: Any = None,
+                    dtype: Any = "int32", **kwargs: Any) -> Any:
         """Category draws from probabilities over the last axis."""
         attrs = {"get_prob": get_prob, "dtype": dtype, **kwargs}
         if shape is not None:
             attrs["shape"] = shape
+        if out is not None:
+            attrs["out"] = out
         return invoke("_sample_multinomial", [data], attrs)
 
     def shuffle(data: Any, **kwargs: Any) -> Any:
         """A random permutation along the first axis."""
         return invoke("_shuffle", [data], kwargs)
 
-    funcs.update(randint=randint, multinomial=multinomial, shuffle=shuffle)
+    funcs.update(randn=randn, randint=randint, multinomial=multinomial, shuffle=shuffle)
     return funcs
 
 
@@ -210,9 +261,10 @@ def binary_functions(invoke: Invoke, array_type: type) -> dict[str, Callable]:
     return {n: make(n) for n in scalar_fns}
 
 
-def op_namespaces(invoke: Invoke, array_type: type) -> tuple[OpNamespace, ...]:
+def op_namespaces(invoke: Invoke, array_type: type, imperative: bool = False) -> tuple[OpNamespace, ...]:
     """The ``linalg``, ``contrib``, ``random`` and ``_internal`` (every op by its full name) namespaces."""
     return (OpNamespace("linalg", ("_linalg_",), invoke),
             OpNamespace("contrib", ("_contrib_",), invoke),
-            OpNamespace("random", ("_random_", "_sample_"), invoke, random_functions(invoke, array_type)),
+            OpNamespace("random", ("_random_", "_sample_"), invoke,
+                        random_functions(invoke, array_type, imperative)),
             OpNamespace("_internal", ("",), invoke))

@@ -300,6 +300,11 @@ def _traced(fn: Callable, *inputs: "NDArray") -> "NDArray":
     return out
 
 
+def _is_group(x: Any) -> bool:
+    """A non-empty list or tuple of NDArrays (the inputs of a variadic op such as ``concat``)."""
+    return isinstance(x, (list, tuple)) and len(x) > 0 and all(isinstance(v, NDArray) for v in x)
+
+
 def _unwrap(x: Any) -> Any:
     if isinstance(x, NDArray):
         return x.data
@@ -359,9 +364,11 @@ def arange(start: float, stop: float | None = None, step: float = 1.0, repeat: i
     return NDArray(a, ctx=ctx)
 
 
-def concat(*arrays: NDArray, dim: int = 1) -> NDArray:
-    """Concatenate along ``dim``."""
-    return NDArray(jnp.concatenate([_unwrap(a) for a in arrays], axis=dim))
+def concat(*arrays: NDArray, dim: int = 1, **kwargs: Any) -> NDArray:
+    """Concatenate along ``dim`` (the ``Concat`` op; the arrays may also come as one list)."""
+    if len(arrays) == 1 and isinstance(arrays[0], (list, tuple)):
+        arrays = tuple(arrays[0])
+    return invoke("Concat", [a if isinstance(a, NDArray) else array(a) for a in arrays], {"dim": dim, **kwargs})
 
 
 def waitall() -> None:
@@ -437,13 +444,23 @@ def invoke(op_name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     from .symbol import invoke as sym_invoke
     from .symbol import var
     from .names import NameManager
+    from .ops import registry
+    from .symbol import split_positional
     kwargs = dict(kwargs)
     out = kwargs.pop("out", None)
     arrays: dict[str, Any] = {}
     sources: dict[str, NDArray] = {}   # the NDArray behind each input (what autograd records)
-    sym_args = []
-    for i, a in enumerate(args):
-        if isinstance(a, (list, tuple)) and a and all(isinstance(x, NDArray) for x in a):
+    sym_args: list[Any] = []
+    op = registry.get(op_name)
+    args = list(args)
+    if len(args) >= 1 and _is_group(args[0]) and op.variadic is not None:
+        args = list(args[0]) + args[1:]
+    inputs, attr_values = split_positional(op, args)
+    for i, a in enumerate(inputs):
+        if a is None:
+            sym_args.append(None)
+            continue
+        if _is_group(a):
             group = []
             for j, x in enumerate(a):
                 arrays[f"in{i}_{j}"] = x.data
@@ -464,7 +481,7 @@ def invoke(op_name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     if len(sym_args) == 1 and isinstance(sym_args[0], list):
         sym_args = sym_args[0]
     with NameManager():
-        sym = sym_invoke(op_name, sym_args, {**kwargs, "name": "op"})
+        sym = sym_invoke(op_name, [*sym_args, *attr_values], {**kwargs, "name": "op"})
     g = sym.graph
     arg_names = [n.name for n in g.argument_nodes()]
     aux_names = [n.name for n in g.aux_nodes()]
@@ -521,6 +538,6 @@ def __getattr__(name: str) -> Any:
 # MXNet's sub-namespaces: mx.nd.linalg.gemm, mx.nd.contrib.*, mx.nd.random.uniform ...
 from .namespaces import op_namespaces as _op_namespaces  # noqa: E402
 
-linalg, contrib, random, _internal = _op_namespaces(invoke, NDArray)
+linalg, contrib, random, _internal = _op_namespaces(invoke, NDArray, imperative=True)
 from .namespaces import binary_functions as _binary_functions  # noqa: E402
 globals().update(_binary_functions(invoke, NDArray))

@@ -538,43 +538,100 @@ def _attr_value(v: Any) -> Any:
     return v
 
 
+def split_positional(op: "registry.Op", args: Sequence[Any]) -> tuple[list, list]:
+    """Split MXNet-style positional arguments into (inputs, attribute values).
+
+    MXNet's generated functions take every input slot first, then the
+    attributes in the op's parameter order: ``reshape(data, (2, 3))``,
+    ``one_hot(indices, 5)``, ``Convolution(data, weight, None, (3, 3))`` (``None``:
+    an input not given).  The first ``len(op.inputs)`` values are inputs, the
+    rest attribute values; an op with a variable number of inputs (``Concat``)
+    takes only inputs positionally.
+    """
+    if op.variadic is not None or op.dynamic_inputs is not None:
+        return list(args), []
+    n = len(op.inputs)
+    return list(args[:n]), list(args[n:])
+
+
+def positional_attrs(op: "registry.Op", values: Sequence[Any], given: Mapping[str, Any], node_name: str,
+                     n_inputs: int, is_input: Any) -> dict[str, Any]:
+    """The attributes that positional ``values`` fill, in :meth:`Op.positional_attrs` order.
+
+    Raises :class:`SymbolError` for an input among them, too many values or a
+    value also given as a keyword; the message names the op and its signature.
+    """
+    if not values:
+        return {}
+    where = f"node '{node_name}' (op {op.name}, signature {op.signature()})"
+    extra = [v for v in values if is_input(v)]
+    if extra:
+        names = [s.name for s in op.inputs]
+        raise SymbolError(f"{where}: {n_inputs + len(extra)} inputs given but the op takes {len(names)} "
+                          f"({', '.join(names) or 'none'})")
+    order = op.positional_attrs()
+    if len(values) > len(order):
+        raise SymbolError(f"{where}: positional arguments must be Symbols for the inputs, then at most "
+                          f"{len(order)} attribute value(s) ({', '.join(order) or 'none'}); got {len(values)} "
+                          f"value(s) after the inputs (give attributes as keywords)")
+    out = {}
+    for k, v in zip(order, values):
+        if k in given:
+            raise SymbolError(f"{where}: attribute {k!r} given both positionally and as a keyword")
+        out[k] = v
+    return out
+
+
 def invoke(op_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Symbol:
     """Apply operator ``op_name`` (name or alias) to symbols and attributes, MXNet style.
 
-    Positional arguments are input symbols in the op's input order; keyword
-    arguments are inputs (when Symbols) or attributes.  Missing inputs become
-    new variables named ``<node>_<input>`` (``fc1_weight``).
+    Positional arguments are the input symbols in the op's input order (``None``
+    for one not given), then attribute values in the op's attribute order
+    (:func:`split_positional`, :meth:`Op.positional_attrs`); keyword arguments are inputs (when Symbols) or
+    attributes.  Missing inputs become new variables named ``<node>_<input>``
+    (``fc1_weight``).
 
         >>> import xgraph as mx
         >>> from xgraph.symbol import invoke
         >>> invoke('FullyConnected', [mx.sym.var('x')], {'num_hidden': 2, 'name': 'fc'}).list_arguments()
         ['x', 'fc_weight', 'fc_bias']
+        >>> mx.sym.reshape(mx.sym.var('x'), (2, 3)).infer_shape(x=(3, 2))[1]
+        [(2, 3)]
     """
     op = registry.get(op_name)
     kwargs = dict(kwargs)
     name = kwargs.pop("name", None)
     user = kwargs.pop("attr", None)
+    if kwargs.get("out", 0) is None:   # MXNet's symbol functions take out=None and ignore it
+        del kwargs["out"]
+    pos = list(args)
+    if len(pos) >= 1 and isinstance(pos[0], (list, tuple)) and op.variadic is not None \
+            and all(isinstance(x, Symbol) for x in pos[0]):
+        pos = list(pos[0]) + pos[1:]
+    pos, pos_values = split_positional(op, pos)
+    for a in pos:
+        if a is not None and not isinstance(a, Symbol):
+            raise SymbolError(f"{op_name}: positional arguments must be Symbols (or None for an input not "
+                              f"given), got {type(a).__name__}; the signature is {op.signature()}")
+    node_name = NameManager.current().get(name, op_name)
+    kwargs.update(positional_attrs(op, pos_values, kwargs, node_name, len(pos),
+                                   lambda v: isinstance(v, Symbol)))
     sym_kwargs = {k: v for k, v in kwargs.items() if isinstance(v, Symbol)}
     raw_attrs = {k: _attr_value(v) for k, v in kwargs.items() if not isinstance(v, Symbol)}
-    pos = list(args)
-    if len(pos) == 1 and isinstance(pos[0], (list, tuple)) and op.variadic is not None:
-        pos = list(pos[0])
-    for a in pos:
-        if not isinstance(a, Symbol):
-            raise SymbolError(f"{op_name}: positional arguments must be Symbols, got {type(a).__name__} "
-                              f"(give attributes as keywords)")
     if op.variadic is not None and op.variadic not in raw_attrs:
-        raw_attrs[op.variadic] = len(pos) + len(sym_kwargs)
-    node_name = NameManager.current().get(name, op_name)
+        raw_attrs[op.variadic] = len([a for a in pos if a is not None]) + len(sym_kwargs)
     typed, hidden, strings = op.parse_attrs(raw_attrs, node_name)
     params = op.with_defaults(typed)
     in_names = op.input_names(params)
-    if len(pos) > len(in_names):
+    if op.is_variadic(params):
+        pos = [a for a in pos if a is not None]
+    if any(a is not None for a in pos[len(in_names):]):
         raise SymbolError(f"node '{node_name}' (op {op.name}): {len(pos)} inputs given but the op takes "
                           f"{len(in_names)} ({', '.join(in_names)})")
     given: dict[str, Entry] = {}
     for n, s in zip(in_names, pos):
-        given[n] = _as_single_entry(s, f"{node_name}.{n}")
+        if s is not None:
+            given[n] = _as_single_entry(s, f"{node_name}.{n}")
     for k, s in sym_kwargs.items():
         if k not in in_names:
             raise SymbolError(f"node '{node_name}' (op {op.name}): no input named {k!r}; "

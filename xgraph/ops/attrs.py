@@ -161,13 +161,34 @@ class Str(AttrKind):
         return "a string"
 
 
+def dtype_name(value: Any) -> str | None:
+    """The name of a dtype given as a numpy type, ``np.dtype`` or JAX scalar type; None for anything else.
+
+    MXNet's frontends write ``np.dtype(value).name`` for a dtype attribute, so
+    ``dtype=np.float32`` and ``dtype=np.dtype('float16')`` mean ``'float32'`` and ``'float16'``.
+
+        >>> dtype_name(np.float32), dtype_name(np.dtype('int8')), dtype_name(3)
+        ('float32', 'int8', None)
+    """
+    if isinstance(value, np.dtype):
+        return value.name
+    if isinstance(value, type):
+        try:
+            return np.dtype(value).name
+        except TypeError:
+            return None
+    return None
+
+
 @dataclass(frozen=True)
 class Enum(AttrKind):
-    """One of a fixed set of strings."""
+    """One of a fixed set of strings (a dtype choice also takes ``np.float32`` or ``np.dtype('float32')``)."""
 
     choices: tuple[str, ...] = ()
 
     def parse(self, value: Any) -> str:
+        if not isinstance(value, str):
+            value = dtype_name(value) or value
         if isinstance(value, str):
             v = value.strip().strip("'\"")
             if v in self.choices:
@@ -281,10 +302,9 @@ class DType(AttrKind):
         if isinstance(value, str):
             v = value.strip().strip("'\"")
         else:
-            try:
-                v = np.dtype(value).name
-            except TypeError:
-                raise ValueError(f"{value!r} is not a dtype") from None
+            v = dtype_name(value)
+            if v is None:
+                raise ValueError(f"{value!r} is not a dtype")
         if v not in _DTYPE_NAMES:
             raise ValueError(f"{value!r} is not one of the dtypes {', '.join(_DTYPE_NAMES)}")
         return v

@@ -93,6 +93,10 @@ class Op:
     ``dynamic_inputs(params)`` gives the input names instead of ``inputs``,
     ``aux`` may be a function of the attributes too, and ``open_attrs`` keeps
     attributes outside the schema as strings instead of refusing them.
+    ``positional`` is the order in which positional values after the inputs
+    fill attributes (MXNet's generated functions take ``reshape(data, shape,
+    reverse, ...)``): by default the order of ``attrs``; set it only for an op
+    whose ``attrs`` are declared in another order than MXNet's parameters.
     """
 
     name: str
@@ -110,6 +114,7 @@ class Op:
     partial_needs_full: Sequence[int] = ()
     dynamic_inputs: Callable[[Mapping[str, Any]], Sequence[str]] | None = None
     open_attrs: bool = False
+    positional: Sequence[str] | None = None
     variadic: str | None = None
     variadic_if: Callable[[Mapping[str, Any]], bool] | None = None
     input_init: Mapping[str, str] | Callable[[Mapping[str, Any]], Mapping[str, str]] = field(default_factory=dict)
@@ -130,6 +135,10 @@ class Op:
             self.num_visible_outputs = self.num_outputs
         elif isinstance(self.num_visible_outputs, int):
             self.num_visible_outputs = _const(self.num_visible_outputs)
+        if self.positional is not None:
+            unknown = [n for n in self.positional if n not in self.schema]
+            if unknown:
+                raise ValueError(f"op {self.name}: positional names {unknown} are not attributes")
         if self.output_names is None:
             n_vis = self.num_visible_outputs
             self.output_names = lambda p: ["output"] if n_vis(p) == 1 else [f"output{i}" for i in range(n_vis(p))]
@@ -214,6 +223,29 @@ class Op:
                 f"node '{node_name}' (op {self.name}): required attribute(s) {', '.join(missing)} "
                 f"not given ({'; '.join(k + ': ' + self.schema[k].kind.describe() for k in missing)})")
         return typed, user, strings
+
+    def positional_attrs(self) -> list[str]:
+        """The attributes that positional values after the inputs fill, in order (MXNet's parameter order)."""
+        if self.positional is not None:
+            return list(self.positional)
+        return [a.name for a in self.attrs]
+
+    def signature(self) -> str:
+        """The op's call signature as MXNet's generated functions have it: inputs, then attributes.
+
+            >>> get('repeat').signature()
+            'repeat(data, repeats, axis=None)'
+        """
+        if self.dynamic_inputs is not None:
+            ins = ["*inputs"]
+        elif self.variadic is not None and self.variadic_if is None:
+            ins = ["*data"]
+        else:
+            ins = [s.name for s in self.inputs]
+        pos = self.positional_attrs()
+        rest = [a for a in self.schema if a not in pos]
+        parts = ins + [n if self.schema[n].required else f"{n}={self.schema[n].default!r}" for n in pos + rest]
+        return f"{self.name}({', '.join(parts)})"
 
     def format_attr(self, key: str, value: Any) -> str:
         """Write one typed attribute value as MXNet writes it (an open attribute is its string)."""
