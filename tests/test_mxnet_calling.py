@@ -159,3 +159,29 @@ def test_bad_dtype_is_an_attribute_error():
         mx.nd.random.uniform(shape=(2,), dtype=np.complex64)
     with pytest.raises(mx.AttributeValueError, match="dtype"):
         mx.sym.Cast(mx.sym.var("x"), dtype=object)
+
+
+def test_input_keyword_none_is_not_given():
+    x = mx.sym.var("x")
+    s = mx.sym.SequenceReverse(x, sequence_length=None)
+    assert s.list_arguments() == ["x"]
+    fc = mx.sym.FullyConnected(data=x, weight=None, bias=None, num_hidden=2, name="fc")
+    assert fc.list_arguments() == ["x", "fc_weight", "fc_bias"]
+
+
+# -- test_utils takes locations as MXNet's checks do ------------------------------------------------
+def test_check_locations_cast_numpy_arrays_to_the_dtype():
+    from xgraph.test_utils import check_numeric_gradient, check_symbolic_forward
+    cond = np.array([[1, 0], [0, 1]])          # integers: cast to float32 as MXNet does
+    x = np.array([[1, 2], [3, 4]])
+    y = np.array([[7, 8], [9, 10]])
+    s = mx.sym.where(mx.sym.var("c"), mx.sym.var("x"), mx.sym.var("y"))
+    out = check_symbolic_forward(s, [cond, x, y], [np.where(cond, x, y)])
+    assert out[0].dtype == np.float32
+    check_numeric_gradient(s, [cond, x, y], grad_nodes=["x", "y"])
+    # 'asnumpy' keeps each value's own dtype; NDArrays are taken as they are
+    h = np.ones((2, 2), np.float16)
+    out = check_symbolic_forward(mx.sym.relu(mx.sym.var("x")), [h], [h], dtype="asnumpy")
+    assert out[0].dtype == np.float16
+    out = check_symbolic_forward(mx.sym.relu(mx.sym.var("x")), [mx.nd.array(h, dtype="float16")], [h])
+    assert out[0].dtype == np.float16

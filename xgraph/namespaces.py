@@ -16,6 +16,9 @@ MXNet's positional signatures.  Each frontend passes its own ``invoke``
 """
 from __future__ import annotations
 
+import math
+import operator
+from numbers import Number
 from typing import Any, Callable, Sequence
 
 from .errors import SymbolError
@@ -229,36 +232,79 @@ def creation_functions(invoke: Invoke) -> dict[str, Callable]:
     return {"zeros": zeros, "ones": ones, "full": full, "arange": arange}
 
 
-def binary_functions(invoke: Invoke, array_type: type) -> dict[str, Callable]:
-    """MXNet's ``maximum``/``minimum``/``power``/``hypot`` taking arrays or numbers on either side.
+#: name -> (the op for two arrays, for array op number, for number op array, for two numbers), as MXNet's
+#: ``mx.nd.add``... pick them.  Comparisons give 1/0 in the array's dtype.
+_BINARY_FUNCS = {
+    "add": ("broadcast_add", "_plus_scalar", "_plus_scalar", operator.add),
+    "subtract": ("broadcast_sub", "_minus_scalar", "_rminus_scalar", operator.sub),
+    "multiply": ("broadcast_mul", "_mul_scalar", "_mul_scalar", operator.mul),
+    "divide": ("broadcast_div", "_div_scalar", "_rdiv_scalar", operator.truediv),
+    "modulo": ("broadcast_mod", "_mod_scalar", "_rmod_scalar", operator.mod),
+    "power": ("broadcast_power", "_power_scalar", "_rpower_scalar", operator.pow),
+    "maximum": ("broadcast_maximum", "_maximum_scalar", "_maximum_scalar", max),
+    "minimum": ("broadcast_minimum", "_minimum_scalar", "_minimum_scalar", min),
+    "hypot": ("broadcast_hypot", "_hypot_scalar", "_hypot_scalar", math.hypot),
+    "equal": ("broadcast_equal", "_equal_scalar", "_equal_scalar", lambda a, b: int(a == b)),
+    "not_equal": ("broadcast_not_equal", "_not_equal_scalar", "_not_equal_scalar", lambda a, b: int(a != b)),
+    "greater": ("broadcast_greater", "_greater_scalar", "_lesser_scalar", lambda a, b: int(a > b)),
+    "greater_equal": ("broadcast_greater_equal", "_greater_equal_scalar", "_lesser_equal_scalar",
+                      lambda a, b: int(a >= b)),
+    "lesser": ("broadcast_lesser", "_lesser_scalar", "_greater_scalar", lambda a, b: int(a < b)),
+    "lesser_equal": ("broadcast_lesser_equal", "_lesser_equal_scalar", "_greater_equal_scalar",
+                     lambda a, b: int(a <= b)),
+    "logical_and": ("broadcast_logical_and", "_logical_and_scalar", "_logical_and_scalar",
+                    lambda a, b: int(bool(a) and bool(b))),
+    "logical_or": ("broadcast_logical_or", "_logical_or_scalar", "_logical_or_scalar",
+                   lambda a, b: int(bool(a) or bool(b))),
+    "logical_xor": ("broadcast_logical_xor", "_logical_xor_scalar", "_logical_xor_scalar",
+                    lambda a, b: int(bool(a) != bool(b))),
+}
 
-    Two arrays broadcast (``broadcast_maximum``...), an array and a number use the
-    scalar op (``_maximum_scalar``, ``_rpower_scalar`` for ``power(2, x)``), two
-    numbers give a number, as in MXNet.
+#: the functions ``mx.sym`` has (MXNet's symbol module: ``pow`` is ``power``); ``mx.nd`` has them all.
+SYMBOL_BINARY = ("power", "maximum", "minimum", "hypot")
+
+
+def binary_functions(invoke: Invoke, array_type: type, names: Sequence[str] | None = None) -> dict[str, Callable]:
+    """MXNet's ``add``/``subtract``/.../``maximum``/``power``/``hypot`` over arrays or numbers on either side.
+
+    Two arrays broadcast (``broadcast_add``...), an array and a number use the
+    scalar op (``_rminus_scalar`` for ``subtract(2, x)``, ``_lesser_scalar`` for
+    ``greater(2, x)``), two numbers give a number, as in MXNet.  ``names``
+    picks some of them (all by default).
 
         >>> import xgraph as mx
         >>> mx.nd.maximum(mx.nd.array([1, 5]), 3).asnumpy().tolist()
         [3.0, 5.0]
+        >>> mx.nd.subtract(10, mx.nd.array([1, 2])).asnumpy().tolist()
+        [9.0, 8.0]
     """
-    import math
-    scalar_fns = {"maximum": max, "minimum": min, "power": pow, "hypot": math.hypot}
-    reverse_ops = {"power": "_rpower_scalar"}
-
     def make(name: str) -> Callable:
-        def fn(left: Any, right: Any, **kwargs: Any) -> Any:
-            la, ra = isinstance(left, array_type), isinstance(right, array_type)
+        array_op, scalar_op, reverse_op, number_fn = _BINARY_FUNCS[name]
+
+        def fn(lhs: Any, rhs: Any, **kwargs: Any) -> Any:
+            if kwargs.get("out", 0) is None:
+                del kwargs["out"]
+            la, ra = isinstance(lhs, array_type), isinstance(rhs, array_type)
             if la and ra:
-                return invoke(f"broadcast_{name}", [left, right], kwargs)
+                return invoke(array_op, [lhs, rhs], kwargs)
             if la:
-                return invoke(f"_{name}_scalar", [left], {"scalar": float(right), **kwargs})
+                return invoke(scalar_op, [lhs], {"scalar": _scalar(name, rhs), **kwargs})
             if ra:
-                op = reverse_ops.get(name, f"_{name}_scalar")   # maximum/minimum/hypot are symmetric
-                return invoke(op, [right], {"scalar": float(left), **kwargs})
-            return scalar_fns[name](left, right)
+                return invoke(reverse_op, [rhs], {"scalar": _scalar(name, lhs), **kwargs})
+            if isinstance(lhs, Number) and isinstance(rhs, Number):
+                return number_fn(lhs, rhs)
+            raise SymbolError(f"{name}: operands must be arrays or numbers, got {type(lhs).__name__} and "
+                              f"{type(rhs).__name__}")
         fn.__name__ = name
-        fn.__doc__ = f"Elementwise {name} of arrays and/or numbers (MXNet's ``{name}``)."
+        fn.__doc__ = f"Elementwise {name} of arrays and/or numbers, broadcasting (MXNet's ``{name}``)."
         return fn
-    return {n: make(n) for n in scalar_fns}
+    return {n: make(n) for n in (names if names is not None else _BINARY_FUNCS)}
+
+
+def _scalar(name: str, value: Any) -> float:
+    if not isinstance(value, Number):
+        raise SymbolError(f"{name}: operands must be arrays or numbers, got {type(value).__name__}")
+    return float(value)
 
 
 def op_namespaces(invoke: Invoke, array_type: type, imperative: bool = False) -> tuple[OpNamespace, ...]:

@@ -541,3 +541,4 @@ from .namespaces import op_namespaces as _op_namespaces  # noqa: E402
 linalg, contrib, random, _internal = _op_namespaces(invoke, NDArray, imperative=True)
 from .namespaces import binary_functions as _binary_functions  # noqa: E402
 globals().update(_binary_functions(invoke, NDArray))
+true_divide = divide  # noqa: F821  (MXNet's alias)

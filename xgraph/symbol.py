@@ -616,6 +616,9 @@ def invoke(op_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Symb
     node_name = NameManager.current().get(name, op_name)
     kwargs.update(positional_attrs(op, pos_values, kwargs, node_name, len(pos),
                                    lambda v: isinstance(v, Symbol)))
+    # an input given as None is not given (MXNet's generated functions default every input to None)
+    input_names = {i.name for i in op.inputs}
+    kwargs = {k: v for k, v in kwargs.items() if not (v is None and k in input_names)}
     sym_kwargs = {k: v for k, v in kwargs.items() if isinstance(v, Symbol)}
     raw_attrs = {k: _attr_value(v) for k, v in kwargs.items() if not isinstance(v, Symbol)}
     if op.variadic is not None and op.variadic not in raw_attrs:
@@ -713,4 +716,6 @@ from .namespaces import creation_functions as _creation_functions, op_namespaces
 
 linalg, contrib, random, _internal = _op_namespaces(invoke, Symbol)
 globals().update(_creation_functions(invoke))
-globals().update(_binary_functions(invoke, Symbol))
+from .namespaces import SYMBOL_BINARY as _SYMBOL_BINARY  # noqa: E402
+globals().update(_binary_functions(invoke, Symbol, _SYMBOL_BINARY))
+pow = power  # noqa: A001,F821  (MXNet's mx.sym.pow)

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from . import dtypes as _dt
 from .context import Context, cpu, current_context
 from .errors import BindError, UnsupportedFeatureError
 from .ndarray import NDArray
@@ -483,9 +484,14 @@ def _parse_location(sym: Any, location: Any, ctx: Any, dtype: Any = None) -> dic
 
 
 def _to_nd(v: Any, ctx: Any, dtype: Any) -> NDArray:
+    """A location value as MXNet's checks take it: an NDArray as it is (a new handle on the same values),
+    anything else converted to ``dtype`` (float32 by default, integers included; ``'asnumpy'`` or None
+    keeps the value's own dtype)."""
+    if isinstance(v, NDArray):
+        return NDArray(v.data)
     arr = _np(v)
-    if dtype is not None and arr.dtype.kind == "f":
-        arr = arr.astype(dtype)
+    if dtype is not None and not (isinstance(dtype, str) and dtype == "asnumpy"):
+        arr = arr.astype(_dt.canonical(dtype))
     return NDArray(arr, ctx=ctx)
 
 
