@@ -185,3 +185,77 @@ def test_check_locations_cast_numpy_arrays_to_the_dtype():
     assert out[0].dtype == np.float16
     out = check_symbolic_forward(mx.sym.relu(mx.sym.var("x")), [mx.nd.array(h, dtype="float16")], [h])
     assert out[0].dtype == np.float16
+
+
+# -- the NDArray surface ----------------------------------------------------------------------------
+@pytest.mark.parametrize("name,fn", [
+    ("add", np.add), ("subtract", np.subtract), ("multiply", np.multiply), ("divide", np.divide),
+    ("modulo", np.mod), ("power", np.power), ("maximum", np.maximum), ("minimum", np.minimum),
+    ("hypot", np.hypot), ("equal", np.equal), ("not_equal", np.not_equal), ("greater", np.greater),
+    ("greater_equal", np.greater_equal), ("lesser", np.less), ("lesser_equal", np.less_equal),
+    ("logical_and", np.logical_and), ("logical_or", np.logical_or), ("logical_xor", np.logical_xor)])
+def test_ndarray_binary_functions_broadcast_and_take_numbers(name, fn):
+    a = np.array([[0.0, 1.0, 2.0]], np.float32)
+    b = np.array([[1.0], [2.0]], np.float32)
+    f = getattr(mx.nd, name)
+    np.testing.assert_allclose(f(mx.nd.array(a), mx.nd.array(b)).asnumpy(), fn(a, b), rtol=1e-6)
+    np.testing.assert_allclose(f(mx.nd.array(a), 2).asnumpy(), fn(a, 2), rtol=1e-6)
+    np.testing.assert_allclose(f(2, mx.nd.array(b)).asnumpy(), fn(2, b), rtol=1e-6)
+    assert f(mx.nd.array(a), 2).dtype == np.float32
+    assert f(3, 2) == pytest.approx(float(fn(3, 2)))
+    with pytest.raises(mx.SymbolError, match=name):
+        f(mx.nd.array(a), "two")
+
+
+def test_symbol_pow_and_friends():
+    x = mx.sym.var("x")
+    v = np.array([1.0, 2.0, 3.0], np.float32)
+    for s, want in ((mx.sym.pow(x, 2), v ** 2), (mx.sym.pow(2, x), 2 ** v), (mx.sym.power(x, x), v ** v),
+                    (mx.sym.maximum(x, 2), np.maximum(v, 2)), (mx.sym.minimum(2, x), np.minimum(v, 2)),
+                    (mx.sym.hypot(x, 4), np.hypot(v, 4))):
+        out = s.bind(mx.cpu(), args={"x": mx.nd.array(v)}).forward()[0]
+        np.testing.assert_allclose(out.asnumpy(), want, rtol=1e-5)
+    assert mx.sym.pow(2, 3) == 8
+
+
+def test_ndarray_reductions_are_the_operators():
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    a = mx.nd.array(x)
+    np.testing.assert_allclose(a.mean(axis=1, exclude=True).asnumpy(), x.mean((0, 2)))
+    np.testing.assert_allclose(a.sum(axis=(0, 2), exclude=True).asnumpy(), x.sum(1))
+    np.testing.assert_allclose(a.max(1).asnumpy(), x.max(1))
+    np.testing.assert_allclose(a.min(axis=0, keepdims=True).asnumpy(), x.min(0, keepdims=True))
+    np.testing.assert_allclose(a.prod(axis=2, exclude=True).asnumpy(), x.prod((0, 1)), rtol=1e-5)
+    np.testing.assert_allclose(a.norm(axis=1).asnumpy(), np.linalg.norm(x, axis=1), rtol=1e-5)
+    assert a.sum().shape == (1,) and a.sum().asscalar() == x.sum()
+    np.testing.assert_allclose(mx.nd.mean(a, axis=(1, 2), exclude=True).asnumpy(), x.mean(0))
+    a.attach_grad()
+    with mx.autograd.record():
+        y = a.sum(axis=0, exclude=True)
+    y.backward()
+    np.testing.assert_array_equal(a.grad.asnumpy(), np.ones_like(x))
+
+
+def test_tostype():
+    a = mx.nd.ones((2, 2))
+    b = a.tostype("default")
+    assert b.shape == (2, 2) and b is not a
+    for stype in ("csr", "row_sparse"):
+        with pytest.raises(mx.errors.UnsupportedFeatureError, match="sparse"):
+            a.tostype(stype)
+
+
+def test_creation_shapes_follow_mxnet_shape_semantics():
+    for fn in (mx.nd.zeros, mx.nd.ones):
+        with pytest.raises(mx.ShapeError, match="np_shape"):
+            fn(shape=())
+        with pytest.raises(mx.ShapeError, match="np_shape"):
+            fn(shape=(0, 1, 3, 0))
+        with pytest.raises(mx.ShapeError, match="negative"):
+            fn(shape=(2, -1))
+    with pytest.raises(mx.ShapeError):
+        mx.nd.full((), 3.0)
+    with mx.np_shape():
+        assert mx.nd.ones(shape=()).asnumpy() == 1
+        assert mx.nd.zeros(shape=(0, 1, 0, 4)).shape == (0, 1, 0, 4)
+        assert mx.nd.full((2, 0), 1.0).shape == (2, 0)

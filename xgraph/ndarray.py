@@ -268,17 +268,16 @@ class NDArray:
     def __int__(self) -> int:
         return int(self.asscalar())
 
-    def sum(self, axis: Any = None, keepdims: bool = False) -> "NDArray":
-        return _traced(lambda a: jnp.sum(a, axis=axis, keepdims=keepdims), self)
+    # sum/mean/max/min/prod/norm are the registered reductions (through __getattr__), so MXNet's
+    # exclude=True, positional axes and autograd recording all work: x.mean(axis=1, exclude=True)
 
-    def mean(self, axis: Any = None, keepdims: bool = False) -> "NDArray":
-        return _traced(lambda a: jnp.mean(a, axis=axis, keepdims=keepdims), self)
-
-    def max(self, axis: Any = None, keepdims: bool = False) -> "NDArray":
-        return _traced(lambda a: jnp.max(a, axis=axis, keepdims=keepdims), self)
-
-    def min(self, axis: Any = None, keepdims: bool = False) -> "NDArray":
-        return _traced(lambda a: jnp.min(a, axis=axis, keepdims=keepdims), self)
+    def tostype(self, stype: str) -> "NDArray":
+        """A copy in storage type ``stype``: only ``'default'`` (dense); sparse storage is not offered."""
+        if stype != "default":
+            from .errors import UnsupportedFeatureError
+            raise UnsupportedFeatureError(f"NDArray.tostype({stype!r}): sparse storage ('csr', 'row_sparse') "
+                                          f"is not supported by xgraph; arrays are dense ('default')")
+        return self.copy()
 
     def __repr__(self) -> str:
         shape = "x".join(str(d) for d in self.shape) or "scalar"
@@ -336,18 +335,31 @@ def array(source: Any, ctx: Any = None, dtype: Any = None) -> NDArray:
 
 
 def zeros(shape: Any, ctx: Any = None, dtype: Any = "float32", **kwargs: Any) -> NDArray:
-    """An array of zeros."""
-    return NDArray(jnp.zeros(_shape(shape), _dt.canonical(dtype)), ctx=ctx)
+    """An array of zeros (a scalar or zero-size shape needs ``mx.np_shape()``, as in MXNet)."""
+    return NDArray(jnp.zeros(_creation_shape(shape, "zeros"), _dt.canonical(dtype)), ctx=ctx)
 
 
 def ones(shape: Any, ctx: Any = None, dtype: Any = "float32", **kwargs: Any) -> NDArray:
-    """An array of ones."""
-    return NDArray(jnp.ones(_shape(shape), _dt.canonical(dtype)), ctx=ctx)
+    """An array of ones (a scalar or zero-size shape needs ``mx.np_shape()``, as in MXNet)."""
+    return NDArray(jnp.ones(_creation_shape(shape, "ones"), _dt.canonical(dtype)), ctx=ctx)
 
 
 def full(shape: Any, val: float, ctx: Any = None, dtype: Any = "float32", **kwargs: Any) -> NDArray:
-    """An array filled with ``val``."""
-    return NDArray(jnp.full(_shape(shape), val, _dt.canonical(dtype)), ctx=ctx)
+    """An array filled with ``val`` (a scalar or zero-size shape needs ``mx.np_shape()``)."""
+    return NDArray(jnp.full(_creation_shape(shape, "full"), val, _dt.canonical(dtype)), ctx=ctx)
+
+
+def _creation_shape(shape: Any, what: str) -> tuple[int, ...]:
+    """The shape of a creation function; outside NumPy shape semantics () and 0 dims mean unknown
+    in MXNet, so they are refused there (``mx.np_shape()`` allows scalars and zero-size arrays)."""
+    from .util import is_np_shape
+    dims = _shape(shape)
+    if any(d < 0 for d in dims):
+        raise ShapeError(f"nd.{what}: shape {dims} has a negative dimension")
+    if not is_np_shape() and (not dims or 0 in dims):
+        raise ShapeError(f"nd.{what}: shape {dims} is unknown in MXNet's legacy shape semantics (() and 0 dims "
+                         f"mean unknown); use mx.np_shape() for scalars and zero-size arrays")
+    return dims
 
 
 def empty(shape: Any, ctx: Any = None, dtype: Any = "float32") -> NDArray:
