@@ -259,3 +259,13 @@ def test_creation_shapes_follow_mxnet_shape_semantics():
         assert mx.nd.ones(shape=()).asnumpy() == 1
         assert mx.nd.zeros(shape=(0, 1, 0, 4)).shape == (0, 1, 0, 4)
         assert mx.nd.full((2, 0), 1.0).shape == (2, 0)
+
+
+def test_max_min_of_an_empty_axis_is_an_error():
+    with mx.np_shape():
+        a = mx.nd.zeros((5, 0))
+        for fn in (a.max, a.min):
+            with pytest.raises(mx.ShapeError, match="size 0"):
+                fn()
+        assert a.max(axis=0).shape == (0,)
+        assert a.sum().asnumpy().tolist() == [0.0]

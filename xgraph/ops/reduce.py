@@ -66,6 +66,9 @@ def accum_dtype(dtype: Any) -> Any:
 
 def _extremum(fn: Callable, x: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
     """max/min with MXNet's gradient: every element equal to the result gets the head gradient."""
+    empty = [i for i in axes if x.shape[i] == 0]
+    if empty:
+        fail(f"{fn.__name__} over axis {empty[0]} of size 0: the reduction of an empty axis has no identity")
     keep_shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
 
     @jax.custom_vjp
