@@ -319,6 +319,31 @@ def test_truncated_and_non_zip_files(mlp_artifact, tmp_path):
         mx.load_artifact(tmp_path / "absent.xgraph")
 
 
+def _edit_central_directory(data: bytes, member: str | None, offset: int, value: int) -> bytes:
+    """Set a 16-bit field of one member's (or every member's) central-directory record."""
+    out = bytearray(data)
+    pos = out.find(b"PK\x01\x02")
+    while pos >= 0:
+        name_len = int.from_bytes(out[pos + 28:pos + 30], "little")
+        name = out[pos + 46:pos + 46 + name_len].decode()
+        if member is None or name == member:
+            out[pos + offset:pos + offset + 2] = value.to_bytes(2, "little")
+        pos = out.find(b"PK\x01\x02", pos + 4)
+    return bytes(out)
+
+
+def test_unsupported_zip_version_and_encrypted_members_are_artifact_errors(mlp_artifact):
+    """Found by the long fuzz run: zipfile's NotImplementedError / RuntimeError must not escape."""
+    data = mlp_artifact[0].data
+    newer = _edit_central_directory(data, None, 6, 0x0C80)        # 'version needed to extract' 12.8
+    with pytest.raises(mx.ArtifactError, match="truncated or damaged"):
+        mx.load_artifact(newer)
+    params = next(n for n in zipfile.ZipFile(io.BytesIO(data)).namelist() if n.endswith(".npz"))
+    encrypted = _edit_central_directory(data, params, 8, 0x0001)  # general-purpose flag: encrypted
+    with pytest.raises(mx.ArtifactError, match="corrupt or truncated|encrypted"):
+        mx.load_artifact(encrypted)
+
+
 def test_wrong_format_version(mlp_artifact):
     bad = _rewrite(mlp_artifact[0].data, _manifest(lambda m: m.update(format_version=99)))
     with pytest.raises(mx.ArtifactError, match="format version 99 is not supported"):

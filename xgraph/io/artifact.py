@@ -20,7 +20,6 @@ import io
 import json
 import os
 import zipfile
-import zlib
 from typing import Any, Mapping
 
 import numpy as np
@@ -28,7 +27,7 @@ import numpy as np
 from ..dtypes import canonical
 from ..errors import ArtifactError
 from .json_text import parse_json
-from .npy import check_member_sizes, read_npz
+from .npy import ZIP_ERRORS, check_member_sizes, read_npz
 
 FORMAT_NAME = "xgraph-artifact"
 FORMAT_VERSION = 1
@@ -76,7 +75,7 @@ def _open_zip(data: bytes, where: str) -> zipfile.ZipFile:
                             f"it starts with {data[:8]!r}")
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
+    except ZIP_ERRORS as exc:
         raise ArtifactError(f"artifact {where} is truncated or damaged: a zip header is present but "
                             f"its central directory is unreadable ({exc})") from None
     names = zf.namelist()
@@ -88,7 +87,7 @@ def _open_zip(data: bytes, where: str) -> zipfile.ZipFile:
 def _read_member(zf: zipfile.ZipFile, name: str, where: str) -> bytes:
     try:
         return zf.read(name)
-    except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, NotImplementedError) as exc:
+    except ZIP_ERRORS as exc:
         raise ArtifactError(f"artifact {where}: member {name!r} is corrupt or truncated ({exc})") from None
 
 

@@ -50,12 +50,17 @@ def read_npy(data: bytes | memoryview, error: type[Exception], what: str) -> np.
     return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
 
 
+#: what Python's zipfile raises on a damaged archive: bad headers, bad deflate data, an unsupported
+#: zip version or compression method (NotImplementedError), an encrypted member (RuntimeError)
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, NotImplementedError, RuntimeError)
+
+
 def read_npz(data: bytes, error: type[Exception], what: str) -> dict[str, np.ndarray]:
     """Every array of ``.npz`` bytes by name, each checked as :func:`read_npy` does."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError, NotImplementedError) as exc:
+    except ZIP_ERRORS as exc:
         raise error(f"{what}: not a valid .npz archive ({exc})") from None
     out: dict[str, np.ndarray] = {}
     with zf:
@@ -63,7 +68,7 @@ def read_npz(data: bytes, error: type[Exception], what: str) -> dict[str, np.nda
         for info in infos:
             try:
                 blob = zf.read(info)
-            except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, NotImplementedError) as exc:
+            except ZIP_ERRORS as exc:
                 raise error(f"{what}: member {info.filename!r} is corrupt or truncated ({exc})") from None
             key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
             if key in out:
@@ -83,5 +88,5 @@ def check_member_sizes(zf: zipfile.ZipFile, error: type[Exception], what: str) -
                         f"{info.compress_size} compressed ones, more than compression can give")
 
 
-__all__ = ["read_npy", "read_npz", "check_member_sizes"]
+__all__ = ["read_npy", "read_npz", "check_member_sizes", "ZIP_ERRORS"]
 
