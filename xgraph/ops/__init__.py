@@ -22,5 +22,6 @@ from . import norm
 from . import random
 from . import reduce
 from . import rnn
+from . import sampling
 from . import sequence
 from . import shape
