@@ -13,6 +13,7 @@ from . import broadcast
 from . import constant
 from . import contrib
 from . import custom
+from . import detection
 from . import elemwise
 from . import indexing
 from . import linalg
@@ -22,6 +23,7 @@ from . import norm
 from . import random
 from . import reduce
 from . import rnn
+from . import roi
 from . import sampling
 from . import sequence
 from . import shape
