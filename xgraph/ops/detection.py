@@ -219,7 +219,8 @@ def _nms_lower(ctx, p, data):
         cs = p["coord_start"]
         coords = out[..., cs:cs + 4]
         conv = jnp.where(coords[..., :1] < 0, coords, convert_format(coords, p["in_format"], p["out_format"]))
-        out = out.at[..., cs:cs + 4].set(_values_of(coords, lax.stop_gradient(conv)))
+        # a concatenation, not .at[].set: XLA:CPU (jax 0.10.2) computed that scatter from half-updated rows
+        out = jnp.concatenate([out[..., :cs], _values_of(coords, lax.stop_gradient(conv)), out[..., cs + 4:]], -1)
     record = jnp.where(kept, src + (jnp.arange(b) * n)[:, None], -1).astype(data.dtype)
     return out.reshape(data.shape), record.reshape(data.shape[:-1] + (1,))
 
@@ -329,7 +330,7 @@ def _match_one(s, p):
     flat = s.reshape(-1)
     asc, thr, topk = p["is_ascend"], p["threshold"], p["topk"]
     order = jnp.argsort(flat if asc else -flat, stable=True)
-    rank = jnp.zeros(r * c, jnp.int32).at[order].set(jnp.arange(r * c, dtype=jnp.int32))
+    rank = jnp.argsort(order).astype(jnp.int32)  # position of each entry in the sorted order
     rank = jnp.where(flat < thr if asc else flat > thr, rank, r * c)
     limit = topk + 1 if topk > 0 else r * c  # MXNet stops after the match that makes count exceed topk
 
@@ -340,8 +341,8 @@ def _match_one(s, p):
         j = jnp.argmin(cand)
         ok = (cand[j] < r * c) & (count < limit)
         ri, ci = j // c, j % c
-        rows = rows.at[ri].set(jnp.where(ok, ci, rows[ri]))
-        cols = cols.at[ci].set(jnp.where(ok, ri, cols[ci]))
+        rows = jnp.where(ok & (jnp.arange(r) == ri), ci, rows).astype(jnp.int32)
+        cols = jnp.where(ok & (jnp.arange(c) == ci), ri, cols).astype(jnp.int32)
         return rows, cols, count + ok
     init = (jnp.full(r, -1, jnp.int32), jnp.full(c, -1, jnp.int32), jnp.int32(0))
     rows, cols, _ = lax.fori_loop(0, min(r, c), body, init)
@@ -430,7 +431,8 @@ def _target_one(anchors, label, cls_pred, p, var):
         j = jnp.argmax(scores)
         ok = scores[j] > np.float32(1e-6)
         ai, gi = j // l, j % l
-        return gt_of.at[ai].set(jnp.where(ok, gi, gt_of[ai])), used.at[gi].set(used[gi] | ok)
+        return (jnp.where(ok & (jnp.arange(a) == ai), gi, gt_of).astype(jnp.int32),
+                used | (ok & (jnp.arange(l) == gi)))
     gt_of, _ = lax.fori_loop(0, l, best_pair, (jnp.full(a, -1, jnp.int32), jnp.zeros(l, bool)))
     masked = jnp.where(gt_valid[None, :], iou, neg_inf)
     best, best_iou = jnp.argmax(masked, axis=1).astype(jnp.int32), jnp.max(masked, axis=1)
@@ -445,7 +447,7 @@ def _target_one(anchors, label, cls_pred, p, var):
         cand = ~positive & (best_iou < p["negative_mining_thresh"])
         background = jax.nn.softmax(cls_pred, axis=0)[0]
         order = jnp.argsort(jnp.where(cand, background, jnp.inf), stable=True)
-        rank = jnp.zeros(a, jnp.int32).at[order].set(jnp.arange(a, dtype=jnp.int32))
+        rank = jnp.argsort(order)
         negative = cand & (rank < num_neg)
     else:
         negative = ~positive & jnp.any(gt_valid)
@@ -495,6 +497,11 @@ register(Op(
 
 
 # -- MultiBoxDetection ------------------------------------------------------------------
+def _with_ids(rows, ids):
+    """``rows`` (K, 6) with column 0 replaced by ``ids`` (K,)."""
+    return jnp.concatenate([ids[:, None].astype(rows.dtype), rows[:, 1:]], axis=1)
+
+
 def _detect_one(cls_prob, loc, anchors, p, var):
     """Detections (A, 6) [id, score, xmin, ymin, xmax, ymax] of one batch item."""
     c, a = cls_prob.shape
@@ -530,9 +537,9 @@ def _detect_one(cls_prob, loc, anchors, p, var):
         inter, union = inter_union(box, others, clamp_area=False)
         return jnp.where(union <= 0, 0, inter / jnp.where(union <= 0, 1, union)) >= thresh
     alive = greedy_nms(top[:, 2:], in_top, suppresses, None if p["force_suppress"] else top[:, 0])
-    top = top.at[:, 0].set(jnp.where(alive, top[:, 0], -1))
-    out = compacted.at[:, 0].set(-1)  # past the top k: MXNet keeps the unsorted rows, marked invalid
-    return out.at[:k].set(jnp.where(in_top[:, None], top, out[:k]))
+    top = _with_ids(top, jnp.where(alive, top[:, 0], -1))
+    out = _with_ids(compacted, jnp.full((a,), -1, compacted.dtype))  # past the top k: MXNet keeps the
+    return jnp.concatenate([jnp.where(in_top[:, None], top, out[:k]), out[k:]])  # unsorted rows, invalid
 
 
 def _detect_lower(ctx, p, cls_prob, loc_pred, anchor):
