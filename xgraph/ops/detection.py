@@ -87,17 +87,18 @@ def greedy_nms(boxes, alive, suppresses: Callable, classes=None):
     """Greedy suppression over boxes (K, 4) sorted by descending score; the alive mask (K,) after it.
 
     Box i, while alive, removes every later alive box j with ``suppresses(boxes[i], boxes)[j]``
-    (and, given ``classes`` (K,), only boxes of its own class). A ``fori_loop`` over the K boxes.
+    (and, given ``classes`` (K,), only boxes of its own class). ``alive`` must start as a prefix
+    (the candidates first): the ``fori_loop`` stops after the last candidate, so a few valid boxes
+    among many cost a few steps.
     """
-    k = boxes.shape[0]
-    later = jnp.arange(k)
+    later = jnp.arange(boxes.shape[0])
 
     def body(i, alive):
         hit = suppresses(boxes[i], boxes) & (later > i) & alive[i]
         if classes is not None:
             hit = hit & (classes == classes[i])
         return alive & ~hit
-    return lax.fori_loop(0, k, body, alive)
+    return lax.fori_loop(0, jnp.sum(alive, dtype=jnp.int32), body, alive)
 
 
 def _descending(score, valid):
