@@ -278,3 +278,15 @@ def test_bad_attributes_are_refused_when_built():
         mx.sym.contrib.bipartite_matching(mx.sym.var("s"), name="bm")
     with pytest.raises(AttributeValueError, match="in_format"):
         mx.sym.contrib.box_nms(mx.sym.var("x"), in_format="xywh", name="nms")
+
+
+def test_box_encode_infers_means_and_stds_and_box_nms_keeps_float16():
+    syms = [mx.sym.var(k) for k in ("samples", "matches", "anchors", "refs", "means", "stds")]
+    args, outs, _ = mx.sym.Group(list(mx.sym.contrib.box_encode(*syms))).infer_shape(
+        samples=(2, 5), matches=(2, 5), anchors=(2, 5, 4), refs=(2, 3, 4))
+    assert args[4:] == [(4,), (4,)] and outs == [(2, 5, 4), (2, 5, 4)]
+    data = detections(2, 7)
+    (half,) = run(mx.sym.contrib.box_nms(mx.sym.var("x"), overlap_thresh=0.3), x=data.astype(np.float16))
+    (full,) = run(mx.sym.contrib.box_nms(mx.sym.var("x"), overlap_thresh=0.3), x=data)
+    assert half.dtype == np.float16
+    np.testing.assert_allclose(half.astype(np.float32), full, rtol=2e-3, atol=1e-3)

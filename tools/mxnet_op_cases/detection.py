@@ -139,3 +139,29 @@ def multibox_detection(rng):
             det(c, lp, a, nms_topk=6, threshold=0.2), det(c, lp, a, nms_threshold=0, clip=False),
             det(c, lp, a, variances=(0.2, 0.2, 0.3, 0.3), nms_threshold=0.45, threshold=0.3)]
     return Spec(mx.sym.Group(outs), _detection_inputs(rng), rtol=1e-5, atol=1e-5)
+
+
+@case
+def box_nms_ties_empty_degenerate(rng):
+    """Tied scores (stable order), an item with no valid box, degenerate boxes (zero or negative size)."""
+    data = _detections(rng, (3, 6))
+    data[0, :, 1] = [0.5, 0.7, 0.5, 0.7, 0.5, 0.2]
+    data[0, 3, 2:] = data[0, 1, 2:]                      # a tied duplicate of box 1
+    data[1, :, 1] = 0.05                                 # below valid_thresh
+    data[2, 0, 2:] = [0.3, 0.3, 0.3, 0.5]                # zero width
+    data[2, 1, 2:] = [0.5, 0.5, 0.3, 0.3]                # negative width and height
+    data[2, 2, 2:] = data[2, 0, 2:]
+    x = mx.sym.var("data")
+    outs = [mx.sym.contrib.box_nms(x, overlap_thresh=0.5, valid_thresh=0.1),
+            mx.sym.contrib.box_nms(x, overlap_thresh=0.0, valid_thresh=0.1, id_index=0)]
+    return Spec(mx.sym.Group(outs), {"data": data})
+
+
+@case
+def multibox_detection_ties(rng):
+    inputs = _detection_inputs(rng, batch=1, classes=3)
+    inputs["cls_prob"] = _f32(np.round(inputs["cls_prob"] * 4) / 4)   # many tied scores
+    c, lp, a = (mx.sym.var(k) for k in ("cls_prob", "loc_pred", "anchor"))
+    det = mx.sym.contrib.MultiBoxDetection
+    outs = [det(c, lp, a, threshold=0.2), det(c, lp, a, threshold=0.2, force_suppress=True, nms_topk=4)]
+    return Spec(mx.sym.Group(outs), inputs, train=False)
