@@ -73,13 +73,14 @@ def _split(c):
 
 
 def _residual(a, c, d):
-    """a - c * d, with the sign and size of the exact value (d: small integers)."""
-    hi, lo = _split(c)
-    return (a - hi * d) - lo * d
+    """a - c * d, with the sign and nearly the size of the exact value (Dekker's exact products)."""
+    ch, cl = _split(c)
+    dh, dl = _split(d)
+    return (((a - ch * dh) - ch * dl) - cl * dh) - cl * dl
 
 
 def exact_div(a, d):
-    """``a / d`` correctly rounded, as C++ divides, for ``d`` small positive integers (below 4096).
+    """``a / d`` correctly rounded, as C++ divides (``d`` nonzero and finite).
 
     XLA's CPU division is off by an ulp for vectors (and a division by a constant
     becomes a multiplication by its rounded reciprocal), which moves bin edges
@@ -87,13 +88,13 @@ def exact_div(a, d):
     neighbours, by exact residual, is the rounded quotient. Not differentiable.
     """
     a = lax.stop_gradient(a)
-    d = jnp.asarray(d, a.dtype)
+    d = jnp.broadcast_to(lax.stop_gradient(jnp.asarray(d, a.dtype)), jnp.broadcast_shapes(jnp.shape(a), jnp.shape(d)))
     q = a / d
     best, err = q, jnp.abs(_residual(a, q, d))
     for c in (jnp.nextafter(q, jnp.full_like(q, -jnp.inf)), jnp.nextafter(q, jnp.full_like(q, jnp.inf))):
         e = jnp.abs(_residual(a, c, d))
         best, err = jnp.where(e < err, c, best), jnp.minimum(e, err)
-    return best
+    return jnp.where(jnp.isfinite(q), best, q)
 
 
 def _split_rois(data, rois):
