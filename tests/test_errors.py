@@ -124,6 +124,9 @@ def test_dtype_errors():
         mx.nd.zeros((2,), dtype="float13")
     with pytest.raises(mx.DTypeError):
         mx.sym.var("v", dtype="complex256")
+    for text in ("f4,)", "(2)f4,)", "data=float32"):   # numpy parses comma strings with ast (SyntaxError)
+        with pytest.raises(mx.DTypeError, match="not a dtype"):
+            mx.sym.var("v", dtype=text)
 
 
 def test_device_error_is_clear():

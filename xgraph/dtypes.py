@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import warnings
+
 from typing import Any
 
 import ml_dtypes
@@ -26,8 +28,10 @@ def canonical(dtype: Any) -> np.dtype | None:
     if isinstance(dtype, str) and dtype == "bfloat16":
         return np.dtype(ml_dtypes.bfloat16)
     try:
-        return np.dtype(dtype)
-    except TypeError:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)   # numpy's warning about '(2)f4'
+            return np.dtype(dtype)
+    except (TypeError, ValueError, SyntaxError):   # numpy parses comma strings ('f4,(2)i8') with ast
         raise DTypeError(f"{dtype!r} is not a dtype") from None
 
 

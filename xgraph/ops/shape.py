@@ -443,9 +443,13 @@ register(Op(
     "Cast", _cast_lower, aliases=("cast",), attrs=(attr("dtype", DType(), doc="the target dtype"),),
     infer_dtype=_cast_dtype, family="shape", doc="Convert to dtype: Cast(x, dtype='float16')."))
 
-register(Op("zeros_like", lambda ctx, p, x: jnp.zeros_like(x), family="shape",
+#: MXNet 1.9.1's zeros_like/ones_like parse no attributes, so a ``dtype`` in a saved graph (GluonCV's
+#: CenterNet has one) is kept and ignored: the output takes the input's dtype
+_IGNORED_LIKE_DTYPE = attr("dtype", Optional(DType()), None, "ignored, as MXNet 1.9.1 ignores it: the output "
+                           "takes the input's dtype")
+register(Op("zeros_like", lambda ctx, p, x: jnp.zeros_like(x), family="shape", attrs=(_IGNORED_LIKE_DTYPE,),
             doc="An array of zeros with the input's shape and dtype."))
-register(Op("ones_like", lambda ctx, p, x: jnp.ones_like(x), family="shape",
+register(Op("ones_like", lambda ctx, p, x: jnp.ones_like(x), family="shape", attrs=(_IGNORED_LIKE_DTYPE,),
             doc="An array of ones with the input's shape and dtype."))
 
 
@@ -661,3 +665,21 @@ register(Op(
            attr("ctx", Str(), "", "(MXNet: the device; placement follows the executor)"),
            attr("dtype", DType(), "float32", "the output dtype")),
     doc="Evenly spaced values (mx.sym.arange(start, stop, step, repeat)): a constant inside the graph."))
+
+
+# -- shape_array / size_array ---------------------------------------------------------
+def _index_dtype() -> np.dtype:
+    """MXNet's int64, or int32 where JAX runs without 64-bit types (as every int64 output here)."""
+    return np.dtype(jax.dtypes.canonicalize_dtype(np.int64))
+
+
+register(Op(
+    "shape_array", lambda ctx, p, x: jnp.asarray(np.array(x.shape, np.int64), _index_dtype()),
+    family="shape", differentiable=False, infer_dtype=lambda p, dts: (dts, [_index_dtype()]),
+    doc="The shape of data as a 1-D integer array (int64, or int32 without jax_enable_x64); a constant "
+        "of the compiled program, since every shape is static."))
+
+register(Op(
+    "size_array", lambda ctx, p, x: jnp.asarray(np.array([math.prod(x.shape)], np.int64), _index_dtype()),
+    family="shape", differentiable=False, infer_dtype=lambda p, dts: (dts, [_index_dtype()]),
+    doc="The number of elements of data as a 1-element integer array (int64, or int32 without jax_enable_x64)."))

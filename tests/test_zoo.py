@@ -1,0 +1,67 @@
+"""Gluon and GluonCV model-zoo networks, exported by MXNet 1.9.1 (tools/gen_zoo_cases.py), load with
+``mx.model.load_checkpoint``, bind as an MXNet user binds them, and match MXNet's outputs.
+
+The weights are not stored: ``zoo_weights.seeded_param`` regenerates the values
+MXNet ran with, and the test writes them to a ``.params`` file beside the
+exported symbol, so loading goes through the same two files a user holds.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+
+import numpy as np
+import pytest
+
+import xgraph as mx
+from zoo_weights import seeded_input, seeded_param
+
+ZOO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "zoo")
+NAMES = sorted(f[: -len(".meta.json")] for f in os.listdir(ZOO_DIR) if f.endswith(".meta.json"))
+#: largest |xgraph - MXNet| allowed, relative to the largest |output| of MXNet
+RELATIVE_TOLERANCE = 2e-4
+
+
+def write_checkpoint(name: str, directory: str) -> tuple[str, dict]:
+    """The exported symbol and its seeded parameters as ``<prefix>-symbol.json`` + ``<prefix>-0000.params``."""
+    with open(os.path.join(ZOO_DIR, f"{name}.meta.json"), encoding="utf-8") as f:
+        meta = json.load(f)
+    prefix = os.path.join(directory, name)
+    with gzip.open(os.path.join(ZOO_DIR, f"{name}-symbol.json.gz"), "rb") as f, \
+            open(prefix + "-symbol.json", "wb") as out:
+        out.write(f.read())
+    gain = meta.get("weight_gain", 1.0)
+    params = {f"arg:{k}": mx.nd.array(seeded_param(k, s, gain)) for k, s in meta["arg_params"].items()}
+    params.update({f"aux:{k}": mx.nd.array(seeded_param(k, s, gain)) for k, s in meta["aux_params"].items()})
+    mx.nd.save(prefix + "-0000.params", params)
+    return prefix, meta
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_exported_network_matches_mxnet(name, tmp_path):
+    prefix, meta = write_checkpoint(name, str(tmp_path))
+    sym, arg_params, aux_params = mx.model.load_checkpoint(prefix, 0)
+    x = seeded_input(name, meta["input"]["data"])
+    ex = sym.bind(mx.cpu(), args=dict(arg_params, data=mx.nd.array(x)), aux_states=aux_params, grad_req="null")
+    outs = ex.forward(is_train=False)
+    with np.load(os.path.join(ZOO_DIR, f"{name}.npz")) as ref:
+        assert len(outs) == len(ref.files)
+        for i, (out, (shape, dtype), stride) in enumerate(zip(outs, meta["outputs"], meta["output_strides"])):
+            got = out.asnumpy()
+            assert got.shape == tuple(shape) and got.dtype == np.dtype(dtype), f"output {i}"
+            want = ref[f"out:{i}"]
+            got = got.reshape(-1)[::stride] if stride > 1 else got
+            assert_matches(got, want, f"{name} output {i}")
+
+
+def assert_matches(got: np.ndarray, want: np.ndarray, what: str) -> None:
+    """Same non-finite values in the same places (random weights overflow some heads' exp), and the
+    finite ones within RELATIVE_TOLERANCE of MXNet's largest finite |value|."""
+    finite = np.isfinite(want)
+    np.testing.assert_array_equal(got[~finite], want[~finite], err_msg=f"{what}: non-finite values")
+    got, want = got[finite].astype(np.float64), want[finite].astype(np.float64)
+    if want.size:
+        scale = max(float(np.max(np.abs(want))), 1e-6)
+        err = float(np.max(np.abs(got - want)))
+        assert err <= RELATIVE_TOLERANCE * scale, f"{what}: max error {err:.3g}, scale {scale:.3g}"
