@@ -20,6 +20,7 @@ from . import linalg
 from . import loss
 from . import nn
 from . import norm
+from . import quantization
 from . import random
 from . import reduce
 from . import rnn
