@@ -545,3 +545,24 @@ def test_docs_loader_is_the_example():
     example = (ROOT / "examples" / "load_artifact_without_xgraph.py").read_text()
     body = example[example.index("import hashlib"):]
     assert body.strip() in doc
+
+
+def test_a_module_that_crashes_the_parser_is_an_artifact_error(monkeypatch):
+    """jax's native MLIR parser can segfault on damaged, re-hashed module bytes (found by the long fuzz
+    run); an unseen module is parsed in a child first, so the crash becomes an ArtifactError."""
+    from xgraph.io import module_check
+    monkeypatch.setattr(module_check, "_CHILD", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    with pytest.raises(mx.ArtifactError, match=r"jax's parser crashed on it \(signal 11\)"):
+        module_check.check_in_child(b"\x00" * 16, "0" * 64, "<test>")
+    assert not module_check.is_trusted("0" * 64)
+
+
+def test_modules_parsed_safely_are_trusted_across_processes_through_the_cache(tmp_path, mlp_artifact):
+    from xgraph.io import module_check
+    digest = "f" * 64
+    module_check.trust(digest, str(tmp_path))
+    module_check._TRUSTED.discard(digest)              # as a new process: only the cache remembers
+    assert module_check.is_trusted(digest, str(tmp_path))
+    assert not module_check.is_trusted("e" * 64, str(tmp_path))
+    exported_here = mlp_artifact[0].manifest["members"]["module.jaxexport"]
+    assert module_check.is_trusted(exported_here)

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import cache
 from .cache import cached_export, cached_json
 from .dtypes import canonical
 from .errors import ArtifactError, BindError, DTypeError, ShapeError
@@ -34,6 +35,7 @@ from .graph import Graph
 from .infer import infer
 from .io import artifact as fmt
 from .io.atomic import atomic_write_bytes
+from .io import module_check
 from .lower import unique_names
 from .program import ProgramSignature, TensorSpec, constants_digest, normalize_platforms
 
@@ -285,6 +287,7 @@ def export(sym: Any, arg_params: Mapping[str, Any] | None = None, aux_params: Ma
     stored.update({f"aux:{n}": aux_params[n] for n in aux_names})
     members = {MODULE: bytes(exported.serialize()), PARAMS: fmt.save_arrays(stored),
                SYMBOL: sym.tojson().encode("utf-8")}
+    module_check.trust(fmt.sha256(members[MODULE]), cache.cache_dir())   # made here: safe to parse
     art = Artifact(fmt.pack(manifest, members),
                    {**manifest, "members": {k: fmt.sha256(v) for k, v in sorted(members.items())}})
     if path is not None:
@@ -402,6 +405,7 @@ _MODULES_KEPT = 16
 def _module(blob: bytes, digest: str, where: str) -> tuple[Any, Any]:
     hit = _MODULES.pop(digest, None)
     if hit is None:
+        module_check.check_in_child(blob, digest, where, cache.cache_dir())
         try:
             exported = jax.export.deserialize(bytearray(blob))
             exported.mlir_module()      # parses the StableHLO now: a damaged module fails here, not at the call
