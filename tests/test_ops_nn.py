@@ -393,11 +393,14 @@ def test_softmax_low_precision(dtype, tol):
         check_low_precision(sym, {"data": randn(3, 5)}, dtype, rtol=tol, atol=tol)
 
 
-def test_softmax_use_length_is_refused_clearly():
+def test_softmax_use_length_checks_its_inputs():
+    """(softmax's length masking itself is tested in test_ops_softmax_length.py)"""
     sym = mx.sym.softmax(mx.sym.var("data"), use_length=True, name="sm")
     assert sym.list_arguments() == ["data", "sm_length"]
-    with pytest.raises(mx.XGraphError, match=r"sm.*use_length"):
-        sym.infer_shape(data=(2, 3), sm_length=(2,))
+    with pytest.raises(mx.XGraphError, match=r"sm.*length must have the data's shape without axis 1"):
+        sym.infer_shape(data=(2, 3), sm_length=(3,))
+    with pytest.raises(mx.XGraphError, match=r"lsm.*use_length"):
+        mx.sym.log_softmax(mx.sym.var("data"), use_length=True, name="lsm").infer_shape(data=(2, 3), lsm_length=(2,))
 
 
 # -- errors -------------------------------------------------------------------------------

@@ -481,30 +481,55 @@ def _compute_dtype(x: Any) -> Any:
     return jnp.float32 if x.dtype in (jnp.float16, jnp.bfloat16) else x.dtype
 
 
+def _length_softmax(x: Any, length: Any, axis: int) -> Any:
+    """Softmax over the first ``length`` positions along ``axis`` (length: x's shape without axis); 0 elsewhere."""
+    want = x.shape[:axis] + x.shape[axis + 1:]
+    if tuple(length.shape) != want:
+        fail(f"length must have the data's shape without axis {axis}, {want}, got {tuple(length.shape)}")
+    pos = lax.broadcasted_iota(jnp.int32, x.shape, axis)
+    keep = pos < jnp.expand_dims(lax.stop_gradient(length).astype(jnp.int32), axis)
+    top = jnp.max(jnp.where(keep, x, -jnp.inf), axis=axis, keepdims=True)
+    e = jnp.where(keep, jnp.exp(x - jnp.where(jnp.isfinite(top), top, 0)), 0)
+    total = jnp.sum(e, axis=axis, keepdims=True)
+    return e / jnp.where(total > 0, total, 1)
+
+
 def _softmax_family(fn: Callable) -> Callable:
     def lower(ctx, p, x, length=None):
-        if p["use_length"]:
-            raise AttributeValueError("use_length=True is not supported by xgraph (length masking)")
+        if p["use_length"] and fn is not jax.nn.softmax:
+            raise AttributeValueError("use_length=True is softmax's only (MXNet's log_softmax takes no length)")
         axis = normalize_axis(p["axis"], x.ndim)
         xf = x.astype(_compute_dtype(x))
         if p["temperature"] is not None:
             xf = xf / jnp.asarray(p["temperature"], xf.dtype)
         out_dtype = x.dtype if p["dtype"] is None else canonical_dtype(p["dtype"])
+        if p["use_length"]:
+            return _length_softmax(xf, length, axis).astype(out_dtype)
         return fn(xf, axis=axis).astype(out_dtype)
     return lower
+
+
+def _softmax_infer(p, shapes):
+    """use_length: the length input has the data's shape without the softmax axis."""
+    out = list(shapes)
+    if len(shapes) == 2 and shapes[0] is not None and shapes[1] is None and -len(shapes[0]) <= p["axis"] < len(shapes[0]):
+        axis = p["axis"] % len(shapes[0])
+        out[1] = tuple(shapes[0][:axis]) + tuple(shapes[0][axis + 1:])
+    return out
 
 
 _SOFTMAX_ATTRS = (
     attr("axis", Int(), -1, "the axis to normalize over"),
     attr("temperature", Optional(Float()), None, "divide the input by this first"),
     attr("dtype", Optional(Enum(("float16", "float32", "float64"))), None, "output dtype; None: the input's"),
-    attr("use_length", Optional(Bool()), False, "mask positions beyond a length input (not supported)"))
+    attr("use_length", Optional(Bool()), False, "softmax only: positions at or beyond the length input "
+         "(the data's shape without axis) get 0"))
 
 for _name, _fn, _doc in (("softmax", jax.nn.softmax, "exp(x/t) / sum(exp(x/t)) along axis"),
                          ("log_softmax", jax.nn.log_softmax, "log(softmax(x/t)) along axis")):
     register(Op(_name, _softmax_family(_fn), aliases=(f"_npx_{_name}",),
                 inputs=("data", optional_input("length", lambda p: bool(p["use_length"]))),
-                attrs=_SOFTMAX_ATTRS, family="nn", doc=_doc + "."))
+                attrs=_SOFTMAX_ATTRS, infer_inputs=_softmax_infer, family="nn", doc=_doc + "."))
 
 
 def _softmax_activation_lower(ctx, p, x):
