@@ -7,35 +7,17 @@ exported symbol, so loading goes through the same two files a user holds.
 """
 from __future__ import annotations
 
-import gzip
-import json
 import os
 
 import numpy as np
 import pytest
 
 import xgraph as mx
-from zoo_weights import seeded_input, seeded_param
+from zoo_weights import ZOO_DIR, seeded_input, write_checkpoint
 
-ZOO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "zoo")
 NAMES = sorted(f[: -len(".meta.json")] for f in os.listdir(ZOO_DIR) if f.endswith(".meta.json"))
 #: largest |xgraph - MXNet| allowed, relative to the largest |output| of MXNet
 RELATIVE_TOLERANCE = 2e-4
-
-
-def write_checkpoint(name: str, directory: str) -> tuple[str, dict]:
-    """The exported symbol and its seeded parameters as ``<prefix>-symbol.json`` + ``<prefix>-0000.params``."""
-    with open(os.path.join(ZOO_DIR, f"{name}.meta.json"), encoding="utf-8") as f:
-        meta = json.load(f)
-    prefix = os.path.join(directory, name)
-    with gzip.open(os.path.join(ZOO_DIR, f"{name}-symbol.json.gz"), "rb") as f, \
-            open(prefix + "-symbol.json", "wb") as out:
-        out.write(f.read())
-    gain = meta.get("weight_gain", 1.0)
-    params = {f"arg:{k}": mx.nd.array(seeded_param(k, s, gain)) for k, s in meta["arg_params"].items()}
-    params.update({f"aux:{k}": mx.nd.array(seeded_param(k, s, gain)) for k, s in meta["aux_params"].items()})
-    mx.nd.save(prefix + "-0000.params", params)
-    return prefix, meta
 
 
 @pytest.mark.parametrize("name", NAMES)

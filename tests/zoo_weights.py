@@ -7,12 +7,16 @@ and in the tests, computed from each parameter's name, so no weights are stored.
 """
 from __future__ import annotations
 
+import gzip
+import json
+import os
 import zlib
 from typing import Sequence
 
 import numpy as np
 
 SEED = "xgraph-zoo-v1"
+ZOO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "zoo")
 
 
 def seeded_param(name: str, shape: Sequence[int], gain: float = 1.0) -> np.ndarray:
@@ -45,3 +49,20 @@ def seeded_input(name: str, shape: Sequence[int]) -> np.ndarray:
     """The network input of case ``name``: a standard normal image batch."""
     rng = np.random.default_rng(zlib.crc32(f"{SEED}/input/{name}".encode()))
     return rng.standard_normal(tuple(shape)).astype(np.float32)
+
+
+def write_checkpoint(name: str, directory: str) -> tuple[str, dict]:
+    """Write zoo case ``name`` as ``<directory>/<name>-symbol.json`` + ``-0000.params`` (seeded weights,
+    through xgraph's ``nd.save``); returns the prefix and the case's meta data."""
+    import xgraph as mx
+    with open(os.path.join(ZOO_DIR, f"{name}.meta.json"), encoding="utf-8") as f:
+        meta = json.load(f)
+    prefix = os.path.join(directory, name)
+    with gzip.open(os.path.join(ZOO_DIR, f"{name}-symbol.json.gz"), "rb") as f, \
+            open(prefix + "-symbol.json", "wb") as out:
+        out.write(f.read())
+    gain = meta.get("weight_gain", 1.0)
+    params = {f"arg:{k}": mx.nd.array(seeded_param(k, s, gain)) for k, s in meta["arg_params"].items()}
+    params.update({f"aux:{k}": mx.nd.array(seeded_param(k, s, gain)) for k, s in meta["aux_params"].items()})
+    mx.nd.save(prefix + "-0000.params", params)
+    return prefix, meta

@@ -13,6 +13,7 @@ attributes (kind, default, meaning), outputs, gradient support and the doc line.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections import defaultdict
@@ -25,6 +26,7 @@ if ROOT not in sys.path:
 from xgraph.ops import registry  # noqa: E402
 
 DOC_PATH = os.path.join(ROOT, "docs", "operators.md")
+ZOO_DIR = os.path.join(ROOT, "tests", "fixtures", "zoo")
 COMMAND = "python tools/gen_operators_doc.py"
 
 
@@ -85,6 +87,26 @@ def _op_section(op: Any) -> list[str]:
     return lines
 
 
+def _zoo_section() -> list[str]:
+    """The model-zoo networks tests/test_zoo.py runs against MXNet 1.9.1 (tests/fixtures/zoo)."""
+    metas = []
+    for f in sorted(os.listdir(ZOO_DIR)) if os.path.isdir(ZOO_DIR) else []:
+        if f.endswith(".meta.json"):
+            with open(os.path.join(ZOO_DIR, f), encoding="utf-8") as fh:
+                metas.append(json.load(fh))
+    if not metas:
+        return []
+    lines = ["## Model-zoo networks that run", "",
+             f"{len(metas)} networks of the Gluon (`mxnet.gluon.model_zoo.vision`) and GluonCV 0.10 model zoos, "
+             "exported by MXNet 1.9.1 (`tools/gen_zoo_cases.py`), load with `mx.model.load_checkpoint` and "
+             "match MXNet's outputs (`tests/test_zoo.py`):", "",
+             "| network | zoo | input | operators |", "| --- | --- | --- | --- |"]
+    for m in metas:
+        shape = "x".join(str(d) for d in m["input"]["data"])
+        lines.append(f"| `{m['name']}` | {m['zoo']} | {shape} | {len(m['ops'])} |")
+    return lines + [""]
+
+
 def render() -> str:
     """The whole page, from the registry."""
     ops = registry.all_ops()
@@ -104,6 +126,7 @@ def render() -> str:
                      f"{', '.join(f'`{a}`' for a in op.aliases) or '-'} | "
                      f"{'yes' if op.differentiable else 'no'} | {_cell(first)} |")
     lines.append("")
+    lines += _zoo_section()
     for family in sorted(by_family):
         lines += [f"## {family}", ""]
         for op in by_family[family]:
