@@ -512,9 +512,10 @@ def _softmax_family(fn: Callable) -> Callable:
 def _softmax_infer(p, shapes):
     """use_length: the length input has the data's shape without the softmax axis."""
     out = list(shapes)
-    if len(shapes) == 2 and shapes[0] is not None and shapes[1] is None and -len(shapes[0]) <= p["axis"] < len(shapes[0]):
-        axis = p["axis"] % len(shapes[0])
-        out[1] = tuple(shapes[0][:axis]) + tuple(shapes[0][axis + 1:])
+    data = shapes[0]
+    if len(shapes) == 2 and data is not None and shapes[1] is None and -len(data) <= p["axis"] < len(data):
+        axis = p["axis"] % len(data)
+        out[1] = tuple(data[:axis]) + tuple(data[axis + 1:])
     return out
 
 

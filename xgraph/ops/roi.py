@@ -46,13 +46,27 @@ class Bounded(Float):
 
 
 @dataclass(frozen=True)
-class Pair(Shape):
+class PairOrZero(Shape):
+    """Two non-negative integers (h, w)."""
+
+    def parse(self, value) -> tuple[int, int]:
+        v = super().parse(value)
+        if len(v) != 2:
+            raise ValueError(f"{v} is not two integers")
+        return v
+
+    def describe(self) -> str:
+        return "two non-negative integers (h, w)"
+
+
+@dataclass(frozen=True)
+class Pair(PairOrZero):
     """Two positive integers ``(h, w)`` (MXNet's ``set_expect_ndim(2).enforce_nonzero()``)."""
 
     def parse(self, value) -> tuple[int, int]:
         v = super().parse(value)
-        if len(v) != 2 or min(v) < 1:
-            raise ValueError(f"{v} is not two positive integers")
+        if min(v) < 1:
+            raise ValueError(f"{v} has a zero entry")
         return v
 
     def describe(self) -> str:
@@ -267,20 +281,6 @@ def _crop_lower(ctx, p, data, like=None):
             fail(f"offset {p['offset']} leaves the data: a ({th}, {tw}) crop of ({h}, {w}) needs "
                  f"0 <= offset <= {(h - th, w - tw)}")
     return data[:, :, oy:oy + th, ox:ox + tw]
-
-
-@dataclass(frozen=True)
-class PairOrZero(Shape):
-    """Two non-negative integers (h, w)."""
-
-    def parse(self, value) -> tuple[int, int]:
-        v = super().parse(value)
-        if len(v) != 2:
-            raise ValueError(f"{v} is not two integers")
-        return v
-
-    def describe(self) -> str:
-        return "two non-negative integers (h, w)"
 
 
 @dataclass(frozen=True)
