@@ -134,3 +134,12 @@ def test_errors_name_the_node():
         mx.sym.one_hot(V("i"), name="oh")
     with pytest.raises(mx.ShapeError, match=r"tk2.*topk.*out of range"):
         mx.sym.topk(V("x"), axis=2, name="tk2").infer_shape(x=(3, 4))
+
+
+def test_batch_take_clamps_indices_and_refuses_too_many():
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    out = mx.nd.batch_take(mx.nd.array(a), mx.nd.array([1, -3, 9], dtype="int32")).asnumpy()
+    np.testing.assert_array_equal(out, [1, 4, 11])
+    sym = mx.sym.batch_take(mx.sym.var("a"), mx.sym.var("i"), name="bt")
+    with pytest.raises(mx.ShapeError, match=r"node 'bt'.*indices has 4 elements but a has only 3 rows"):
+        sym.infer_shape(a=(3, 4), i=(4,))

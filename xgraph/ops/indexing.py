@@ -104,6 +104,24 @@ register(Op(
     doc="One element per position along axis: pick(x of (N,C), index of (N,)) is (N,)."))
 
 
+def _batch_take_lower(ctx, p, a, indices):
+    if a.ndim < 1 or a.shape[-1] == 0:
+        fail(f"a must have a non-empty last axis, got shape {tuple(a.shape)}")
+    m = a.shape[-1]
+    rows = a.size // m
+    if indices.size > rows:
+        fail(f"indices has {indices.size} elements but a has only {rows} rows of {m}")
+    flat = a.reshape(rows, m)
+    j = jnp.clip(indices.reshape(-1).astype(jnp.int32), 0, m - 1)
+    return flat[jnp.arange(indices.size), j].reshape(indices.shape)
+
+
+register(Op(
+    "batch_take", _batch_take_lower, inputs=("a", "indices"), family="indexing", differentiable=False,
+    doc="out[i] = a[i, indices[i]] for a of (N, M), indices clamped to 0 .. M-1 (MXNet's deprecated "
+        "form of pick; no gradient, as in MXNet)."))
+
+
 # -- one_hot ----------------------------------------------------------------------------
 def _one_hot_dtype(p, dtypes):
     return dtypes, [_dt.canonical(p["dtype"])]
