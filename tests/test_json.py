@@ -298,3 +298,14 @@ def test_save_is_atomic(tmp_path, monkeypatch):
         mx.sym.FullyConnected(mx.sym.var("new"), num_hidden=3).save(str(p))
     assert p.read_text(encoding="utf-8") == before
     assert os.listdir(tmp_path) == ["net-symbol.json"]  # no temporary file left behind
+
+
+def test_np_shape_graphs_are_marked_as_mxnet_marks_them(tmp_path):
+    net = mx.sym.FullyConnected(mx.sym.var("data"), num_hidden=4)
+    assert json.loads(net.tojson())["attrs"] == {"mxnet_version": ["int", 10901]}
+    with mx.util.np_shape(True):
+        text = net.tojson()
+        mx.model.save_checkpoint(str(tmp_path / "m"), 0, net, {}, {})
+    assert json.loads(text)["attrs"] == {"is_np_shape": ["int", 1], "mxnet_version": ["int", 10901]}
+    assert json.loads((tmp_path / "m-symbol.json").read_text())["attrs"]["is_np_shape"] == ["int", 1]
+    assert mx.sym.load_json(text).list_arguments() == net.list_arguments()

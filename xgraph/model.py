@@ -19,6 +19,7 @@ from .errors import GraphFormatError
 from .graph import Entry, Graph, Node
 from .io.atomic import atomic_write_text
 from .io.symbol_json import to_json
+from .util import is_np_shape
 from .symbol import Symbol
 from .symbol import load as _load_symbol
 
@@ -72,7 +73,7 @@ def save_checkpoint(prefix: str, epoch: int, symbol: Symbol | None, arg_params: 
     """
     if symbol is not None:
         sym = strip_amp_cast(symbol) if remove_amp_cast else symbol
-        atomic_write_text(f"{prefix}-symbol.json", to_json(Graph(sym.entries)))
+        atomic_write_text(f"{prefix}-symbol.json", to_json(Graph(sym.entries), np_shape=is_np_shape()))
     save_dict = {f"arg:{k}": v for k, v in arg_params.items()}
     save_dict.update({f"aux:{k}": v for k, v in aux_params.items()})
     nd.save(_params_name(prefix, epoch), save_dict)

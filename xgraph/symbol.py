@@ -288,9 +288,9 @@ class Symbol:
 
     # -- serialization ----------------------------------------------------
     def tojson(self) -> str:
-        """The symbol as MXNet 1.x symbol JSON."""
+        """The symbol as MXNet 1.x symbol JSON (marked ``is_np_shape`` under ``mx.util.np_shape()``, as MXNet)."""
         from .io.symbol_json import to_json
-        return to_json(self.graph)
+        return to_json(self.graph, np_shape=is_np_shape())
 
     def save(self, fname: str) -> None:
         """Write :meth:`tojson` to ``fname`` atomically."""

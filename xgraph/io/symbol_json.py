@@ -85,7 +85,7 @@ def node_attr_strings(node: Node) -> dict[str, str]:
     return out
 
 
-def to_json(graph: Graph) -> str:
+def to_json(graph: Graph, np_shape: bool = False) -> str:
     """MXNet 1.x symbol JSON text for ``graph``."""
     order = graph.topo_order()
     index = {id(n): i for i, n in enumerate(order)}
@@ -104,11 +104,13 @@ def to_json(graph: Graph) -> str:
         row_ptr.append(row_ptr[-1] + n.num_outputs)
     arg_nodes = [i for i, n in enumerate(order) if n.op is None]
     heads = [(index[id(e.node)], e.index) for e in graph.outputs]
+    # MXNet marks a graph saved under np_shape (where 0 in a shape is a zero-size dim)
+    np_shape_attr = '\"is_np_shape\": [\"int\", 1], ' if np_shape else ""
     return ("{\n  \"nodes\": [\n" + ", \n".join(parts) + "\n  ], \n"
             f"  \"arg_nodes\": {_write_int_list(arg_nodes, '  ')}, \n"
             f"  \"node_row_ptr\": {_write_int_list(row_ptr, '  ')}, \n"
             f"  \"heads\": {_write_entries(heads, '  ')}, \n"
-            f"  \"attrs\": {{\"mxnet_version\": [\"int\", {MXNET_VERSION}]}}\n}}")
+            f"  \"attrs\": {{{np_shape_attr}\"mxnet_version\": [\"int\", {MXNET_VERSION}]}}\n}}")
 
 
 # -- reading ------------------------------------------------------------------------
