@@ -494,12 +494,16 @@ def _length_softmax(x: Any, length: Any, axis: int) -> Any:
     return e / jnp.where(total > 0, total, 1)
 
 
-def _softmax_family(fn: Callable) -> Callable:
+def _softmax_family(fn: Callable, negate: bool = False) -> Callable:
+    """softmax/log_softmax (and softmin: ``negate``, softmax of -x/t) with MXNet's attributes."""
     def lower(ctx, p, x, length=None):
-        if p["use_length"] and fn is not jax.nn.softmax:
-            raise AttributeValueError("use_length=True is softmax's only (MXNet's log_softmax takes no length)")
+        if p["use_length"] and (fn is not jax.nn.softmax or negate):
+            raise AttributeValueError("use_length=True is softmax's only (MXNet's log_softmax and softmin "
+                                      "take no length)")
         axis = normalize_axis(p["axis"], x.ndim)
         xf = x.astype(_compute_dtype(x))
+        if negate:
+            xf = -xf
         if p["temperature"] is not None:
             xf = xf / jnp.asarray(p["temperature"], xf.dtype)
         out_dtype = x.dtype if p["dtype"] is None else canonical_dtype(p["dtype"])
@@ -526,9 +530,11 @@ _SOFTMAX_ATTRS = (
     attr("use_length", Optional(Bool()), False, "softmax only: positions at or beyond the length input "
          "(the data's shape without axis) get 0"))
 
-for _name, _fn, _doc in (("softmax", jax.nn.softmax, "exp(x/t) / sum(exp(x/t)) along axis"),
-                         ("log_softmax", jax.nn.log_softmax, "log(softmax(x/t)) along axis")):
-    register(Op(_name, _softmax_family(_fn), aliases=(f"_npx_{_name}",),
+for _name, _fn, _negate, _aliases, _doc in (
+        ("softmax", jax.nn.softmax, False, ("_npx_softmax",), "exp(x/t) / sum(exp(x/t)) along axis"),
+        ("log_softmax", jax.nn.log_softmax, False, ("_npx_log_softmax",), "log(softmax(x/t)) along axis"),
+        ("softmin", jax.nn.softmax, True, (), "exp(-x/t) / sum(exp(-x/t)) along axis")):
+    register(Op(_name, _softmax_family(_fn, _negate), aliases=_aliases,
                 inputs=("data", optional_input("length", lambda p: bool(p["use_length"]))),
                 attrs=_SOFTMAX_ATTRS, infer_inputs=_softmax_infer, family="nn", doc=_doc + "."))
 
