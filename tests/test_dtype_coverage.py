@@ -28,6 +28,8 @@ TOL = {"float16": (1e-2, 1e-2), "bfloat16": (5e-2, 5e-2)}
 EXEMPT = {"constant": "_constant has no inputs: its dtype is the stored value's (checked in test_passes)",
           "random": "samplers draw different values per dtype by design: their tests check distributions",
           "amp": "amp_cast/amp_multicast change dtypes by design (checked in test_amp_remat)",
+          "quantization": "quantize/dequantize convert between float32 and int8/uint8 with float32 ranges by "
+                          "definition (checked in test_ops_quantization)",
           "custom": "Custom runs the user's Python on the host: its dtypes are what the user's CustomOpProp.infer_type "
                     "says (float16 propagation checked in test_custom_op)"}
 
@@ -63,7 +65,24 @@ def _labels(n):
     return lambda shape: RNG.integers(0, n, shape)
 
 
+def _corner_boxes(shape):
+    """Boxes (..., 4) as x1, y1, x2, y2 with positive width and height."""
+    lo = RNG.uniform(0, 4, shape[:-1] + (2,))
+    return np.concatenate([lo, lo + RNG.uniform(0.5, 3, shape[:-1] + (2,))], axis=-1)
+
+
 GRAPHS = [
+    Entry("vision", "grid_sampler_resize_adaptive_pool",
+          lambda: mx.sym.contrib.AdaptiveAvgPooling2D(mx.sym.contrib.BilinearResize2D(
+              mx.sym.BilinearSampler(V("x"), mx.sym.GridGenerator(V("theta"), transform_type="affine",
+                                                                  target_shape=(5, 6))),
+              height=7, width=9), output_size=(3, 2)) + mx.sym.contrib.ROIAlign(V("x"), V("rois"), pooled_size=(3, 2),
+                                                                        spatial_scale=1.0),
+          {"x": (1, 2, 6, 7), "theta": (1, 6), "rois": (1, 5)},
+          values={"theta": lambda shape: np.array([[0.9, 0.1, 0.0, -0.1, 0.8, 0.05]]),
+                  "rois": lambda shape: np.array([[0, 0.5, 1.0, 4.5, 5.0]])}, keep_float32=("rois",), scale=2),
+    Entry("detection", "box_iou_decode", lambda: mx.sym.contrib.box_iou(V("a"), V("b"), format="corner"),
+          {"a": (2, 3, 4), "b": (5, 4)}, values={"a": _corner_boxes, "b": _corner_boxes}),
     Entry("elemwise", "unary_binary_scalar",
           lambda: mx.sym.exp(V("x") * 0.5) * mx.sym.sigmoid(V("y")) + mx.sym.sqrt(mx.sym.abs(V("x")) + 1)
           - mx.sym.tanh(V("y")) / 2, {"x": (3, 4), "y": (3, 4)}),
