@@ -424,3 +424,14 @@ def test_fixture_case_forward_and_backward(name):
             np.testing.assert_allclose(ex.grad_dict[k[5:]].asnumpy(), data[k], *tol[k], err_msg=k)
         elif k.startswith("train_aux:"):
             np.testing.assert_allclose(ex.aux_dict[k[10:]].asnumpy(), data[k], *tol[k], err_msg=k)
+
+
+def test_get_optimized_symbol_is_the_graph_after_the_passes():
+    x = mx.sym.var("x")
+    sym = mx.sym.exp(x) + mx.sym.exp(x)             # common subexpression
+    ex = sym.simple_bind(mx.cpu(), x=(2,))
+    opt = ex.get_optimized_symbol()
+    assert opt.list_outputs() == sym.list_outputs() and opt.list_arguments() == ["x"]
+    assert len(opt.get_internals().list_outputs()) < len(sym.get_internals().list_outputs())
+    out = opt.eval(ctx=mx.cpu(), x=mx.nd.array([0.0, 1.0]))[0].asnumpy()
+    np.testing.assert_allclose(out, 2 * np.exp([0.0, 1.0]), rtol=1e-6)

@@ -443,3 +443,15 @@ def test_attribute_numbers_written_as_given():
         {"no_bias": "True", "num_hidden": "3"}
     assert last_node(mx.sym.FullyConnected(x, num_hidden="3", flatten="False"))["attrs"] == \
         {"flatten": "False", "num_hidden": "3"}
+
+
+def test_gen_atomic_symbol_keeps_the_op_and_attributes_on_fresh_inputs():
+    data, p, h0, h1 = (mx.sym.var(n) for n in ("data", "param", "h0", "h1"))
+    rnn = mx.sym.RNN(data, p, h0, h1, state_size=10, num_layers=2, bidirectional=True, state_outputs=True,
+                     mode="lstm", name="rnn")
+    atom = rnn._gen_atomic_symbol()
+    assert atom.list_arguments() == ["rnn_data", "rnn_parameters", "rnn_state", "rnn_state_cell"]
+    assert atom.list_outputs() == rnn.list_outputs()
+    assert atom[0].list_attr() == rnn[0].list_attr()
+    with pytest.raises(mx.SymbolError, match="is a variable"):
+        data._gen_atomic_symbol()

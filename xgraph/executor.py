@@ -229,6 +229,18 @@ class Executor:
             out["infer"] = self._programs.infer_graph
         return out
 
+    def get_optimized_symbol(self) -> Any:
+        """The symbol of the graph the training program runs, after the optimization passes (MXNet's
+        ``Executor.get_optimized_symbol``).
+
+            >>> import xgraph as mx
+            >>> x = mx.sym.var('x')
+            >>> ex = (mx.sym.exp(x) + mx.sym.exp(x)).simple_bind(mx.cpu(), x=(2,))
+            >>> len(ex.get_optimized_symbol().get_internals().list_outputs())   # one exp left of two
+            3
+        """
+        return type(self._symbol)(self._programs.train_graph.outputs)
+
     @property
     def grad_req(self) -> dict[str, str]:
         return dict(self._grad_req)

@@ -127,6 +127,22 @@ class Symbol:
                 inputs.extend(e.node.inputs)
         return Symbol(tuple(inputs)) if inputs else None
 
+    def _gen_atomic_symbol(self) -> "Symbol":
+        """The head node's operator with the same attributes on fresh variables (MXNet's atomic symbol).
+
+            >>> import xgraph as mx
+            >>> fc = mx.sym.FullyConnected(mx.sym.var('data') * 2, num_hidden=2, name='fc')
+            >>> fc._gen_atomic_symbol().list_arguments()
+            ['fc_data', 'fc_weight', 'fc_bias']
+        """
+        node = self._entries[0].node
+        if node.is_variable:
+            raise SymbolError(f"_gen_atomic_symbol: {node.name!r} is a variable, not an operator")
+        names = node.op.input_names(node.params)
+        fresh = tuple(Entry(Node(None, f"{node.name}_{n}"), 0) for n in names)
+        atom = node.replace(inputs=fresh)
+        return Symbol([Entry(atom, i) for i in range(atom.num_visible_outputs)])
+
     def _single_node(self, what: str) -> Node:
         if len(self._entries) != 1:
             raise SymbolError(f"{what} needs a single-output symbol; this one has {len(self._entries)} outputs")
