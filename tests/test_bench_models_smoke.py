@@ -1,23 +1,16 @@
 """benchmarks/bench_models.py stays runnable (timings are never asserted), and its MXNet path
 runs its script in a subprocess (here against a stand-in ``mxnet`` module built on xgraph)."""
-import importlib.util
 import os
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "benchmarks" / "bench_models.py"
+from bench_helpers import load_bench, stand_in_mxnet
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_models", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_models"] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    yield mod
+    yield load_bench("bench_models", register=True)  # dataclasses look their module up in sys.modules
     sys.modules.pop("bench_models", None)
 
 
@@ -42,12 +35,7 @@ def test_unknown_network_is_refused(bench, capsys):
 
 
 def test_mxnet_subprocess_path(bench, tmp_path, monkeypatch):
-    fake = tmp_path / "mxnet"
-    fake.mkdir()
-    (fake / "__init__.py").write_text(
-        f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nimport xgraph\n"
-        "from xgraph import model, nd, cpu\n__version__ = 'stand-in'\n")
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(stand_in_mxnet(tmp_path)))
     res, note = bench.run_mxnet(["rnn_lstm"], bench.Settings(0, 1, 1, 1), sys.executable)
     assert note.startswith("mxnet: stand-in"), note
     assert res["rnn_lstm"]["ms"] > 0 and res["rnn_lstm"]["max_abs_err"] < 1e-5

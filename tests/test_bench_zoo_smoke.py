@@ -1,21 +1,15 @@
 """benchmarks/bench_zoo.py stays runnable (timings are never asserted), and its MXNet path runs its
 script in a subprocess (here against a stand-in ``mxnet`` module built on xgraph)."""
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "benchmarks" / "bench_zoo.py"
+from bench_helpers import load_bench, stand_in_mxnet
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_zoo", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("bench_zoo")
 
 
 def test_quick_run_prints_one_row_per_network_and_batch(bench, capsys, monkeypatch):
@@ -38,12 +32,7 @@ def test_unknown_network_is_refused(bench, capsys):
 
 
 def test_mxnet_subprocess_path(bench, tmp_path, monkeypatch):
-    fake = tmp_path / "mxnet"
-    fake.mkdir()
-    (fake / "__init__.py").write_text(
-        f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nimport xgraph\n"
-        "from xgraph import model, nd, cpu\n__version__ = 'stand-in'\n")
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(stand_in_mxnet(tmp_path)))
     prefix, _ = bench.write_checkpoint("cifar_resnet20_v1", str(tmp_path))
     res, note = bench.run_mxnet([["cifar_resnet20_v1", prefix, [[1, 3, 32, 32]]]], 0, 1, sys.executable)
     assert note.startswith("mxnet: stand-in"), note
