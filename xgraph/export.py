@@ -287,9 +287,9 @@ def export(sym: Any, arg_params: Mapping[str, Any] | None = None, aux_params: Ma
     stored.update({f"aux:{n}": aux_params[n] for n in aux_names})
     members = {MODULE: bytes(exported.serialize()), PARAMS: fmt.save_arrays(stored),
                SYMBOL: sym.tojson().encode("utf-8")}
-    module_check.trust(fmt.sha256(members[MODULE]), cache.cache_dir())   # made here: safe to parse
-    art = Artifact(fmt.pack(manifest, members),
-                   {**manifest, "members": {k: fmt.sha256(v) for k, v in sorted(members.items())}})
+    hashes = {k: fmt.sha256(v) for k, v in sorted(members.items())}
+    module_check.trust(hashes[MODULE], cache.cache_dir())   # made here: safe to parse
+    art = Artifact(fmt.pack(manifest, members), {**manifest, "members": hashes})
     if path is not None:
         art.save(path)
     return art
