@@ -435,3 +435,28 @@ def test_get_optimized_symbol_is_the_graph_after_the_passes():
     assert len(opt.get_internals().list_outputs()) < len(sym.get_internals().list_outputs())
     out = opt.eval(ctx=mx.cpu(), x=mx.nd.array([0.0, 1.0]))[0].asnumpy()
     np.testing.assert_allclose(out, 2 * np.exp([0.0, 1.0]), rtol=1e-6)
+
+
+def _internal_count(ex) -> int:
+    return len(ex.get_optimized_symbol().get_internals().list_outputs())
+
+
+@pytest.mark.parametrize("make,saved", [
+    (lambda a, b: (a + b) + (a + b), 1),
+    (lambda a, b: (lambda d: mx.sym.Group([a * d, a * d]))(a + 1), 0),   # the merged output gets a _copy
+    (lambda a, b: (lambda d: mx.sym.Group([a * d + b, a * d + b]))(a + 1), 1),
+    (lambda a, b: mx.sym.Dropout(a, p=0.5) + mx.sym.Dropout(a, p=0.5), 0),   # random ops never merge
+])
+def test_mxnet_eliminate_common_expr_switch(monkeypatch, make, saved):
+    sym = make(mx.sym.var("a"), mx.sym.var("b"))
+    shapes = {n: (2, 3) for n in sym.list_inputs()}
+    monkeypatch.setenv("MXNET_ELIMINATE_COMMON_EXPR", "0")
+    plain = sym.simple_bind(mx.cpu(), **shapes)
+    monkeypatch.setenv("MXNET_ELIMINATE_COMMON_EXPR", "1")
+    merged = sym.simple_bind(mx.cpu(), **shapes)
+    assert _internal_count(plain) == len(sym.get_internals().list_outputs())
+    assert _internal_count(plain) - _internal_count(merged) == saved
+    data = {n: mx.nd.array(np.random.default_rng(0).random((2, 3), dtype=np.float32)) for n in shapes}
+    if saved:
+        for x, y in zip(plain.forward(**data), merged.forward(**data)):
+            np.testing.assert_allclose(x.asnumpy(), y.asnumpy(), rtol=1e-6)

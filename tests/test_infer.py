@@ -267,3 +267,16 @@ def test_where_partial_inference_needs_the_condition_complete():
     w = mx.sym.where(mx.sym.Variable('cond'), mx.sym.Variable('x'), mx.sym.Variable('y'))
     assert w.infer_shape_partial(cond=(0, 2), x=(0, 2), y=(0, 2))[1] == [()]
     assert w.infer_shape_partial(cond=(3, 2), x=(0, 2), y=(0, 0))[1] == [(3, 2)]
+
+
+def test_partial_conv_weight_through_cast_keeps_unknown_channels():
+    # MXNet's partial answer: the weight is (num_filter, 0, *kernel) while the channels are unknown
+    data = mx.sym.var("data", shape=(1, 0, 0, 0))
+    weight = mx.sym.var("weight")
+    conv = mx.sym.Convolution(mx.sym.cast(data, dtype="float16"), mx.sym.cast(weight, dtype="float16"),
+                              kernel=(7, 7), pad=(3, 3), stride=(2, 2), num_filter=64, no_bias=True)
+    args, outs, _ = conv.infer_shape_partial()
+    assert dict(zip(conv.list_arguments(), args)) == {"data": (1, 0, 0, 0), "weight": (64, 0, 7, 7)}
+    assert outs == [(1, 64, 0, 0)]
+    deconv = mx.sym.Deconvolution(data, kernel=(3, 3), num_filter=8, no_bias=True)
+    assert deconv.infer_shape_partial()[0][1] == (0, 8, 3, 3)

@@ -23,6 +23,7 @@ as few XLA calls as possible:
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -32,6 +33,9 @@ from . import dtypes as _dt
 from . import rng
 from .context import Context, as_context
 from .errors import BindError, ShapeError
+from .graph import Entry, Node
+from .ops import registry as _registry
+from .passes import level_pipeline
 from .infer import infer
 from .bound import BoundPrograms, parameter_names
 from .lower import unique_names
@@ -91,6 +95,26 @@ def _to_ndarray(value: Any, device: Any, what: str) -> NDArray:
     return NDArray(arr)
 
 
+def _mxnet_env_passes(opt_level: Any, passes: Sequence[Any] | None) -> Sequence[Any] | None:
+    """The pass list MXNet's ``MXNET_ELIMINATE_COMMON_EXPR=0`` asks for (the level without CSE), else ``passes``."""
+    if passes is None and os.environ.get("MXNET_ELIMINATE_COMMON_EXPR", "1").strip() == "0":
+        return [p for p in level_pipeline(opt_level) if p != "cse"]
+    return passes
+
+
+def _isolated_outputs(outputs: Sequence[Entry]) -> list[Entry]:
+    """Outputs with every repeat of an entry behind a ``_copy``: each output is its own array, as in MXNet."""
+    seen: set = set()
+    result = []
+    for e in outputs:
+        key = (id(e.node), e.index)
+        if key in seen:
+            e = Entry(Node(_registry.get("_copy"), f"{e.node.name}_copy{len(result)}", inputs=(e,)), 0)
+        seen.add(key)
+        result.append(e)
+    return result
+
+
 class Executor:
     """A bound graph: arrays for every argument, gradient and auxiliary state, and its programs.
 
@@ -104,6 +128,7 @@ class Executor:
         self._symbol = symbol
         self._graph = graph = symbol.graph
         self._ctx = as_context(ctx)
+        passes = _mxnet_env_passes(opt_level, passes)
         device = self._ctx.device
         self._arg_names = unique_names(graph.argument_nodes())
         self._aux_names = unique_names(graph.aux_nodes())
@@ -239,7 +264,7 @@ class Executor:
             >>> len(ex.get_optimized_symbol().get_internals().list_outputs())   # one exp left of two
             3
         """
-        return type(self._symbol)(self._programs.train_graph.outputs)
+        return type(self._symbol)(_isolated_outputs(self._programs.train_graph.outputs))
 
     @property
     def grad_req(self) -> dict[str, str]:

@@ -182,8 +182,8 @@ def _conv_infer(p, shapes):
             layout = spatial_layout(p["layout"], len(data))
         except Exception:  # noqa: BLE001 - the lowering reports bad layouts with context
             layout = None
-        if layout is not None and data[layout.index("C")] > 0:
-            out[1] = _conv_weight_shape(p, layout, data[layout.index("C")])
+        if layout is not None:          # channels still unknown: MXNet's partial (F, 0, *kernel)
+            out[1] = _conv_weight_shape(p, layout, max(data[layout.index("C")], 0))
     if len(out) > 2:
         out[2] = (p["num_filter"],)
     return out
@@ -591,8 +591,8 @@ def _deconv_channel_first(p, ndim: int) -> str:
 def _deconv_infer(p, shapes):
     out = list(shapes)
     data = shapes[0]
-    if data is not None and len(data) >= 2 and data[1] > 0:
-        out[1] = (data[1], p["num_filter"] // p["num_group"]) + tuple(p["kernel"])
+    if data is not None and len(data) >= 2:   # channels unknown: (0, F/groups, *kernel) as MXNet
+        out[1] = (max(data[1], 0), p["num_filter"] // p["num_group"]) + tuple(p["kernel"])
     if len(out) > 2:
         out[2] = (p["num_filter"],)
     return out

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import dtypes as _dt
 from .attrs import Axes, Bool, DType, Float, Int, Optional, OptTuple, Shape, Str, attr
-from .common import fail, normalize_axis, same_shape_inputs
+from .common import fail, normalize_axis, outputs_fix_inputs, same_shape_inputs
 from .reduce import at_least_1d
 from .registry import Op, register
 
@@ -441,15 +441,15 @@ def _cast_lower(ctx, p, x):
 
 register(Op(
     "Cast", _cast_lower, aliases=("cast",), attrs=(attr("dtype", DType(), doc="the target dtype"),),
-    infer_dtype=_cast_dtype, family="shape", doc="Convert to dtype: Cast(x, dtype='float16')."))
+    infer_dtype=_cast_dtype, infer_backward=outputs_fix_inputs, family="shape", doc="Convert to dtype: Cast(x, dtype='float16')."))
 
 #: MXNet 1.9.1's zeros_like/ones_like parse no attributes, so a ``dtype`` in a saved graph (GluonCV's
 #: CenterNet has one) is kept and ignored: the output takes the input's dtype
 _IGNORED_LIKE_DTYPE = attr("dtype", Optional(DType()), None, "ignored, as MXNet 1.9.1 ignores it: the output "
                            "takes the input's dtype")
-register(Op("zeros_like", lambda ctx, p, x: jnp.zeros_like(x), family="shape", attrs=(_IGNORED_LIKE_DTYPE,),
+register(Op("zeros_like", lambda ctx, p, x: jnp.zeros_like(x), family="shape", infer_backward=outputs_fix_inputs, attrs=(_IGNORED_LIKE_DTYPE,),
             doc="An array of zeros with the input's shape and dtype."))
-register(Op("ones_like", lambda ctx, p, x: jnp.ones_like(x), family="shape", attrs=(_IGNORED_LIKE_DTYPE,),
+register(Op("ones_like", lambda ctx, p, x: jnp.ones_like(x), family="shape", infer_backward=outputs_fix_inputs, attrs=(_IGNORED_LIKE_DTYPE,),
             doc="An array of ones with the input's shape and dtype."))
 
 
