@@ -13,6 +13,7 @@ from . import broadcast
 from . import constant
 from . import contrib
 from . import custom
+from . import deformable
 from . import detection
 from . import elemwise
 from . import indexing
@@ -20,6 +21,8 @@ from . import linalg
 from . import loss
 from . import nn
 from . import norm
+from . import proposal
+from . import psroi
 from . import quantization
 from . import random
 from . import reduce

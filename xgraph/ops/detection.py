@@ -83,22 +83,35 @@ def convert_format(b, src: str, dst: str):
 
 
 # -- shared machinery ---------------------------------------------------------------
-def greedy_nms(boxes, alive, suppresses: Callable, classes=None):
+def greedy_nms(boxes, alive, suppresses: Callable, classes=None, max_keep: int | None = None):
     """Greedy suppression over boxes (K, 4) sorted by descending score; the alive mask (K,) after it.
 
     Box i, while alive, removes every later alive box j with ``suppresses(boxes[i], boxes)[j]``
     (and, given ``classes`` (K,), only boxes of its own class). ``alive`` must start as a prefix
-    (the candidates first): the ``fori_loop`` stops after the last candidate, so a few valid boxes
-    among many cost a few steps.
+    (the candidates first): the loop stops after the last candidate, so a few valid boxes
+    among many cost a few steps. With ``max_keep`` it also stops once that many boxes are kept
+    (RPN proposals); boxes after the last kept one are then left unexamined, so callers take the
+    first ``max_keep`` alive entries.
     """
     later = jnp.arange(boxes.shape[0])
 
-    def body(i, alive):
+    def step(i, alive):
         hit = suppresses(boxes[i], boxes) & (later > i) & alive[i]
         if classes is not None:
             hit = hit & (classes == classes[i])
         return alive & ~hit
-    return lax.fori_loop(0, jnp.sum(alive, dtype=jnp.int32), body, alive)
+    count = jnp.sum(alive, dtype=jnp.int32)
+    if max_keep is None:
+        return lax.fori_loop(0, count, step, alive)
+
+    def more(state):
+        i, kept, _ = state
+        return (i < count) & (kept < max_keep)
+
+    def body(state):
+        i, kept, alive = state
+        return i + 1, kept + alive[i].astype(jnp.int32), step(i, alive)
+    return lax.while_loop(more, body, (jnp.int32(0), jnp.int32(0), alive))[2]
 
 
 def _descending(score, valid):
