@@ -165,5 +165,7 @@ def test_unsupported_kvstore_and_missing_params_raise():
     with pytest.raises(mx.BindError, match="not presented"):
         mod.init_params(arg_params={"fc1_weight": np.zeros((8, 4), np.float32)})
     mod.init_params()
+    with pytest.raises(mx.errors.UnsupportedFeatureError, match="dist_async"):
+        mod.init_optimizer(kvstore="dist_async")
     with pytest.raises(mx.ConfigError, match="kvstore"):
-        mod.init_optimizer(kvstore="dist_sync")
+        mod.init_optimizer(kvstore="dist_sinc")

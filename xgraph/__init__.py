@@ -30,6 +30,8 @@ from . import train  # noqa: F401
 from . import optimizer, lr_scheduler, metric, initializer  # noqa: F401
 from . import initializer as init  # noqa: F401
 from . import io, callback, mod, module  # noqa: F401  (mx.io iterators, mx.callback, mx.mod.Module)
+from . import kvstore, parallel, distributed  # noqa: F401  (mx.kv, meshes and sharding, multi-process runs)
+from . import kvstore as kv  # noqa: F401
 from . import rnn  # noqa: F401  (mx.rnn: the symbolic RNN cells)
 from . import base, util, test_utils  # noqa: F401  (mx.base, mx.util, mx.test_utils)
 from .util import np_shape, use_np_shape, is_np_shape, set_np_shape  # noqa: F401

@@ -75,10 +75,20 @@ class ConfigError(XGraphError, ValueError):
     an unknown name, a bad hyper-parameter value or an unexpected keyword."""
 
 
+class ParallelError(XGraphError, ValueError):
+    """Data- or model-parallel configuration does not fit: a batch not divisible by the device count,
+    meshes that do not match, a sharding spec naming an unknown mesh axis or splitting a dimension unevenly."""
+
+
+class DistributedError(XGraphError, RuntimeError):
+    """Multi-process training failed: the coordinator is unreachable, settings are missing or
+    inconsistent, or another worker stopped answering."""
+
+
 __all__ = [
     "XGraphError", "GraphFormatError", "UnsupportedOperatorError", "AttributeValueError",
     "SymbolError", "ShapeError", "DTypeError", "BindError", "DeviceError", "ArtifactError", "PassError",
-    "MissingDependencyError", "ConfigError",
+    "MissingDependencyError", "ConfigError", "ParallelError", "DistributedError",
 ]
 
 

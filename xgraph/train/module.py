@@ -37,20 +37,19 @@ import numpy as np
 
 from .. import ndarray as nd
 from ..context import as_context, cpu
-from ..errors import BindError, ConfigError, GraphFormatError
+from ..errors import BindError, ConfigError, GraphFormatError, ParallelError
 from ..executor import Executor
 from ..model import load_checkpoint, save_checkpoint
 from ..ndarray import NDArray
 from . import initializer as _init
 from . import metric as _metric
+from . import kvstore as _kv
 from . import optimizer as _opt
 from .callback import BatchEndParam
 from .data import DataBatch, DataDesc, as_descs
 from .trainer import Trainer
 
 __all__ = ["BaseModule", "Module"]
-
-_KVSTORES = (None, "local", "device")
 
 
 def _as_list(obj: Any) -> list:
@@ -156,8 +155,10 @@ class BaseModule:
             monitor: Any = None, sparse_row_id_fn: Any = None, progress_bar: bool = True) -> None:
         """Train for epochs ``begin_epoch .. num_epoch - 1`` with the fused training step.
 
-        MXNet's arguments and order; ``kvstore`` may be ``'local'``, ``'device'`` or None
-        (one device).  ``progress_bar`` shows a tqdm bar with samples/s and the running metric.
+        MXNet's arguments and order; ``kvstore`` is a name or a KVStore (``mx.kv.create``):
+        ``'local'``/``'device'``/None train on the module's contexts (several: data parallel in one
+        program), ``'dist_sync'``/``'dist_device_sync'`` over every process's devices.
+        ``progress_bar`` shows a tqdm bar with samples/s and the running metric.
         """
         if num_epoch is None:
             raise ConfigError("fit: please specify number of epochs (num_epoch)")
@@ -233,7 +234,11 @@ def _postfix(metric: Any, speed: float) -> dict:
 
 
 class Module(BaseModule):
-    """MXNet's ``Module``: a symbol with its data and label names, bound to one device.
+    """MXNet's ``Module``: a symbol with its data and label names, bound to its contexts.
+
+    Several contexts (``context=[mx.cpu(0), mx.cpu(1)]``) train data-parallel: ``fit`` and
+    ``update`` split each batch over a mesh of those devices in one XLA program (see
+    :class:`~xgraph.train.trainer.Trainer`); ``forward``/``predict`` run on the first context.
 
         >>> import xgraph as mx
         >>> net = mx.sym.SoftmaxOutput(mx.sym.FullyConnected(mx.sym.var('data'), num_hidden=3, name='fc'),
@@ -248,11 +253,20 @@ class Module(BaseModule):
                  work_load_list: Any = None, fixed_param_names: Sequence[str] | None = None,
                  state_names: Sequence[str] | None = None, group2ctxs: Any = None, compression_params: Any = None):
         super().__init__(logger)
-        if isinstance(context, (list, tuple)):
-            if len(context) != 1:
-                raise ConfigError(f"Module: one device is supported, got {len(context)} contexts")
-            context = context[0]
-        self._context = as_context(context) if context is not None else cpu()
+        contexts = list(context) if isinstance(context, (list, tuple)) else [context]
+        if not contexts:
+            raise ConfigError("Module: context is an empty list")
+        self._contexts = [as_context(c) if c is not None else cpu() for c in contexts]
+        self._context = self._contexts[0]
+        if work_load_list is not None:
+            loads = list(work_load_list)
+            if len(loads) != len(self._contexts):
+                raise ParallelError(f"Module: work_load_list has {len(loads)} entries for "
+                                    f"{len(self._contexts)} contexts")
+            if len(set(loads)) > 1:
+                raise ParallelError(f"Module: uneven work_load_list {loads} is not supported: the batch is "
+                                    "split evenly over the mesh")
+        self._kvstore: _kv.KVStore | None = None
         self._symbol = symbol
         self._data_names = list(data_names or [])
         self._label_names = list(label_names or [])
@@ -491,10 +505,16 @@ class Module(BaseModule):
     def _take_to_exec(self) -> Executor:
         if self._owner == "trainer":
             tr = self._trainer
+            dev = self._context.device if tr.mesh is not None else None
+
+            def here(v: Any) -> Any:     # a data-parallel trainer's replicas: one copy on the executor's device
+                if dev is None:
+                    return v
+                return jax.device_put(v.addressable_data(0) if v.is_fully_replicated else v, dev)
             for n, v in {**tr.params, **tr.fixed}.items():
-                self._exec.arg_dict[n]._set(v)
+                self._exec.arg_dict[n]._set(here(v))
             for n, v in tr.aux.items():
-                self._exec.aux_dict[n]._set(v)
+                self._exec.aux_dict[n]._set(here(v))
             self._owner = "exec"
         return self._exec
 
@@ -509,6 +529,7 @@ class Module(BaseModule):
                 tr.fixed[n] = self._exec.arg_dict[n].data
             for n in tr.aux:
                 tr.aux[n] = self._exec.aux_dict[n].data
+            tr.place_state()
             self._owner = "trainer"
         return self._trainer
 
@@ -521,15 +542,19 @@ class Module(BaseModule):
         if self.optimizer_initialized and not force_init:
             self.logger.warning("optimizer already initialized, ignoring...")
             return
-        if kvstore not in _KVSTORES:
-            raise ConfigError(f"kvstore {kvstore!r} is not supported: xgraph trains on one device "
-                              f"(use 'local', 'device' or None)")
+        kv = _kv.resolve(kvstore)
+        self._kvstore = kv
+        if kv is not None and kv.is_distributed and kv.num_workers > 1:
+            devices: Any = "all"      # every process's devices in one mesh: MXNet's dist_sync
+        else:
+            devices = self._contexts if len(self._contexts) > 1 else None
+        workers = kv.num_workers if kv is not None else 1
         self._take_to_exec()
         arg = {n: self._exec.arg_dict[n].data for n in self._param_names}
         aux = {n: self._exec.aux_dict[n].data for n in self._aux_names}
         params = dict(optimizer_params) if not isinstance(optimizer, _opt.Optimizer) else None
         if isinstance(optimizer, _opt.Optimizer):
-            batch = self._data_shapes[0].shape[0]
+            batch = self._data_shapes[0].shape[0] * workers
             if optimizer.rescale_grad != 1.0 / batch:
                 warnings.warn(f"Optimizer created manually outside Module but rescale_grad is not normalized to "
                               f"1.0/batch_size/num_workers ({optimizer.rescale_grad} vs. {1.0 / batch}). "
@@ -537,7 +562,7 @@ class Module(BaseModule):
         fixed = self._fixed_param_names + [n for n in self._param_names if self._exec.grad_req.get(n) == "null"]
         self._trainer = Trainer(self._symbol, optimizer, params, data_shapes=self._data_shapes,
                                 label_shapes=self._label_shapes, context=self._context, arg_params=arg,
-                                aux_params=aux, fixed_param_names=fixed)
+                                aux_params=aux, fixed_param_names=fixed, devices=devices)
         self._optimizer = self._trainer.optimizer
         self._owner = "trainer"
         self.optimizer_initialized = True

@@ -55,8 +55,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import rng as _rng
-from ..context import as_context
-from ..errors import BindError, ConfigError, GraphFormatError, ShapeError
+from ..context import Context, as_context
+from ..errors import BindError, ConfigError, GraphFormatError, ParallelError, ShapeError
 from ..graph import Entry, Graph, Node
 from ..io.atomic import atomic_open
 from ..io.json_text import parse_json
@@ -65,6 +65,7 @@ from ..lower import GraphFunction, RenamedFunction, _cotangents, abstract_inputs
 from ..ndarray import NDArray
 from ..ops.custom import report_failures
 from ..ops.registry import Op
+from ..parallel import DataParallel, use_mesh
 from ..passes import optimize
 from . import initializer as _init
 from . import metric as _metric
@@ -129,10 +130,10 @@ def _masked_graph(graph: Graph, batch_axis0: Sequence[bool]) -> Graph:
     return Graph(outputs)
 
 
-def _owned(value: Any, dtype: Any, device: Any) -> jax.Array:
-    """A fresh device buffer holding ``value``: the step donates its state, so it must never be an
-    array the caller still holds (their array would be deleted under them)."""
-    return jax.device_put(jnp.array(value, dtype=dtype, copy=True), device)
+def _owned(value: Any, dtype: Any, put: Any) -> jax.Array:
+    """A fresh device buffer holding ``value`` (placed by ``put``): the step donates its state, so it
+    must never be an array the caller still holds (their array would be deleted under them)."""
+    return put(jnp.array(value, dtype=dtype, copy=True))
 
 
 # -- metric helpers ---------------------------------------------------------------------
@@ -188,6 +189,16 @@ class Trainer:
     pipeline the step's graph goes through (``amp``, ``remat`` ...); its
     report and result are :attr:`report` and :attr:`step_graph`.
 
+    ``devices`` (a count, a list of Contexts or JAX devices, ``'local'``, ``'all'``
+    or a :class:`~xgraph.parallel.DataParallel`; a ``context`` list of several
+    devices means the same) trains data-parallel: each batch is split over a 1-D
+    mesh (axis ``'data'``), parameters and optimizer state are replicated, and
+    the step stays one XLA program in which XLA all-reduces the gradients.  The
+    batch must divide by the device count (ParallelError otherwise).  Over
+    several processes (``devices='all'`` after ``xgraph.distributed.initialize``)
+    ``data_shapes`` give each process's share, the step trains on all shares
+    at once, and the initial state is rank 0's.
+
         >>> import xgraph as mx
         >>> loss = mx.sym.MakeLoss(mx.sym.sum(mx.sym.square(mx.sym.var('w') - mx.sym.var('data'))))
         >>> tr = Trainer(loss, 'sgd', {'learning_rate': 0.25, 'rescale_grad': 1.0},
@@ -202,14 +213,13 @@ class Trainer:
                  initializer: Any = None, eval_metric: Any = None, fixed_param_names: Sequence[str] | None = None,
                  seed: int | None = None, mask_padding: bool = True, allow_missing: bool = True,
                  opt_level: int | str = 1, passes: Sequence[Any] | None = None,
-                 pass_options: Mapping[str, Any] | None = None):
+                 pass_options: Mapping[str, Any] | None = None, devices: Any = None):
         self.symbol = symbol
         self.opt_level, self.passes, self.pass_options = opt_level, passes, dict(pass_options or {})
         self.report: Any = None          # the pass report of the step's graph (after the first step)
         self.step_graph: Graph | None = None
         self.graph = symbol.graph
-        self.context = as_context(context)
-        self._device = self.context.device
+        self._set_devices(context, devices)
         self.data_descs = as_descs(data_shapes, "data_shapes")
         self.label_descs = as_descs(label_shapes, "label_shapes")
         if not self.data_descs:
@@ -217,7 +227,14 @@ class Trainer:
         self.data_names = [d.name for d in self.data_descs]
         self.label_names = [d.name for d in self.label_descs]
         self.input_names = self.data_names + self.label_names
-        self.batch_size = int(self.data_descs[0].shape[max(0, DataDesc.get_batch_axis(getattr(self.data_descs[0], 'layout', None)))])
+        self._batch_axes = {d.name: DataDesc.get_batch_axis(getattr(d, "layout", None))
+                            for d in self.data_descs + self.label_descs}
+        #: the rows of one batch as the data iterator gives them (this process's share)
+        self.local_batch_size = int(self.data_descs[0].shape[max(0, self._batch_axes[self.data_names[0]])])
+        #: the rows the step trains on (every process's share together)
+        self.batch_size = self.local_batch_size * self._nproc
+        self._local_shapes = {d.name: tuple(d.shape) for d in self.data_descs + self.label_descs}
+        self._check_divisible()
         self.output_names = symbol.list_outputs()
         self._infer_specs()
         fixed = set(fixed_param_names or ())
@@ -235,11 +252,13 @@ class Trainer:
         self._init_values(arg_params or {}, aux_params or {}, initializer, allow_missing)
         self.opt_state = [self.optimizer.init_state(self.params[n]) for n in self.param_names]
         self.num_update = 0
-        self._count = jax.device_put(jnp.int32(0), self._device)
+        self._count = self._put(jnp.int32(0))
         if seed is None:
             seed = int(np.asarray(jax.random.key_data(_rng.next_key())).ravel()[-1] % (2 ** 31 - 1))
         self.seed = int(seed)
-        self._seed_arr = jax.device_put(jnp.uint32(self.seed), self._device)
+        if self._dp is not None and self._dp.multi_process:
+            self._from_rank0()
+        self._seed_arr = self._put(jnp.uint32(self.seed))
         self.mask_padding = bool(mask_padding)
         self.outputs: list[jax.Array] = []
         self._step_fn = None
@@ -251,13 +270,103 @@ class Trainer:
         #: how many times a training step was traced and compiled (for tests and reports)
         self.trace_count = 0
         self._acc = None
-        self._stats_on = jax.device_put(jnp.float32(1.0), self._device)
-        self._stats_off = jax.device_put(jnp.float32(0.0), self._device)
-        self._full_mask = jax.device_put(jnp.ones((self.batch_size,), jnp.float32), self._device)
+        self._stats_on = self._put(jnp.float32(1.0))
+        self._stats_off = self._put(jnp.float32(0.0))
+        self._full_mask = self._put_rows(np.ones((self.local_batch_size,), np.float32))
+
+    # -- devices ---------------------------------------------------------------------------
+    def _set_devices(self, context: Any, devices: Any) -> None:
+        """One device (``context``), or a data-parallel mesh (``devices``, or a context list of several)."""
+        if devices is None and isinstance(context, (list, tuple)) and len(context) > 1:
+            devices = context
+        dp = None
+        if devices is not None:
+            dp = devices if isinstance(devices, DataParallel) else DataParallel(devices)
+            if dp.num_devices == 1 and not dp.multi_process:
+                context, dp = dp.devices[0], None
+        self._dp: DataParallel | None = dp
+        self._nproc = dp.num_processes if dp is not None and dp.multi_process else 1
+        if dp is None:
+            self.context = as_context(context)
+            self._device = self.context.device
+        else:
+            mine = [d for d in dp.devices if d.process_index == jax.process_index()]
+            if not mine:
+                raise ParallelError(f"the mesh's {dp.num_devices} devices include none of process "
+                                    f"{jax.process_index()}'s")
+            self.context = Context.from_device(mine[0])
+            self._device = dp.replicated
+
+    @property
+    def devices(self) -> list[Any]:
+        """The devices the step runs on (one, unless data-parallel)."""
+        return list(self._dp.devices) if self._dp is not None else [self.context.device]
+
+    @property
+    def mesh(self) -> Any:
+        """The data-parallel ``jax.sharding.Mesh``, or None on one device."""
+        return self._dp.mesh if self._dp is not None else None
+
+    def _put(self, x: Any) -> jax.Array:
+        """``x`` on the trainer's device, or replicated over its mesh."""
+        if self._dp is not None:
+            return self._dp.put_replicated(x)
+        return jax.device_put(x, self._device)
+
+    def _put_rows(self, x: Any, name: str | None = None) -> jax.Array:
+        """A batch input (this process's rows) on the device, or split over the mesh."""
+        if self._dp is None:
+            return x
+        return self._dp.put_batch(x, self._batch_axes.get(name, 0) if name is not None else 0)
+
+    def _check_divisible(self) -> None:
+        if self._dp is None:
+            return
+        for d in self.data_descs + self.label_descs:
+            ax = self._batch_axes[d.name]
+            if ax >= 0:
+                if ax >= len(d.shape):
+                    raise ParallelError(f"input {d.name!r}: layout {d.layout!r} puts the batch on axis {ax}, "
+                                        f"its shape {tuple(d.shape)} has {len(d.shape)} axes")
+                self._dp.check_divisible(d.name, d.shape[ax] * self._nproc)
+                if self._nproc > 1:
+                    self._dp.check_divisible(d.name, d.shape[ax], per_process=True)
+
+    def _from_rank0(self) -> None:
+        """Several processes: every process starts from process 0's parameters, states and seed."""
+        from jax.experimental import multihost_utils
+        tree = ({n: np.asarray(v) for n, v in self.params.items()}, {n: np.asarray(v) for n, v in self.fixed.items()},
+                {n: np.asarray(v) for n, v in self.aux.items()}, np.uint32(self.seed))
+        params, fixed, aux, seed = multihost_utils.broadcast_one_to_all(tree)
+        self.params = {n: self._put(v) for n, v in params.items()}
+        self.fixed = {n: self._put(v) for n, v in fixed.items()}
+        self.aux = {n: self._put(v) for n, v in aux.items()}
+        self.opt_state = [self.optimizer.init_state(self.params[n]) for n in self.param_names]
+        self.opt_state = [jax.tree_util.tree_map(lambda a: self._put(np.asarray(a)), st) for st in self.opt_state]
+        self.seed = int(seed)
+
+    def place_state(self) -> None:
+        """Move parameters, optimizer and aux states onto the trainer's devices (replicated over a mesh),
+        after they were set from arrays that live elsewhere (an executor's device)."""
+        if self._dp is None:
+            return
+        want = self._device
+
+        def put(a: Any) -> Any:
+            return a if getattr(a, "sharding", None) == want else self._put(a)
+        self.params = {n: put(v) for n, v in self.params.items()}
+        self.fixed = {n: put(v) for n, v in self.fixed.items()}
+        self.aux = {n: put(v) for n, v in self.aux.items()}
+        self.opt_state = [jax.tree_util.tree_map(put, st) for st in self.opt_state]
 
     # -- set-up ------------------------------------------------------------------------
     def _infer_specs(self) -> None:
-        shapes = {d.name: d.shape for d in self.data_descs + self.label_descs}
+        shapes = {}
+        for d in self.data_descs + self.label_descs:    # several processes: the global batch
+            shape, ax = list(d.shape), self._batch_axes[d.name]
+            if ax >= 0 and ax < len(shape):
+                shape[ax] *= self._nproc
+            shapes[d.name] = tuple(shape)
         dtypes = {d.name: d.dtype for d in self.data_descs if d.dtype is not None}
         gf = GraphFunction(self.graph, is_train=True)
         arg_specs, aux_specs = abstract_inputs(self.graph, shapes, dtypes)
@@ -294,11 +403,11 @@ class Trainer:
                 if tuple(v.shape) != tuple(spec.shape):
                     raise ShapeError(f"{what} {name!r}: given shape {tuple(v.shape)}, the symbol needs "
                                      f"{tuple(spec.shape)}")
-                return _owned(v, spec.dtype, self._device)
+                return _owned(v, spec.dtype, self._put)
             if not allow_missing and given:
                 raise BindError(f"{what} {name!r} is missing from the given parameters (allow_missing=False)")
             desc = _init.InitDesc(name, attrs.get(name, {}))
-            return jax.device_put(init.init_array(desc, spec.shape, spec.dtype), self._device)
+            return self._put(init.init_array(desc, spec.shape, spec.dtype))
 
         self.params = {n: value(n, self.arg_specs[n], arg_params, "argument") for n in self.param_names}
         self.fixed = {n: value(n, self.arg_specs[n], arg_params, "argument") for n in self.fixed_names}
@@ -366,17 +475,27 @@ class Trainer:
             if in_step:
                 st = stats_of(outs, inputs)
                 acc = jax.tree_util.tree_map(lambda a, s: a + (s * stats_on.astype(s.dtype)).astype(a.dtype), acc, st)
-            return tuple(new_p), tuple(new_s), new_aux, n, acc, outs
+            state = (tuple(new_p), tuple(new_s), new_aux, n, acc)
+            if replicated is not None:      # data parallel: the state stays replicated (donation reuses it)
+                state = jax.lax.with_sharding_constraint(state, replicated)
+            return state + (outs,)
+
+        replicated = self._dp.replicated if self._dp is not None else None
+        mesh = self._dp.mesh if self._dp is not None else None
+
+        def traced(*args):
+            with use_mesh(mesh):            # with_sharding nodes shard over the trainer's mesh
+                return step(*args)
 
         if in_step:
             label_specs = [jax.ShapeDtypeStruct(self.arg_specs[n].shape, self.arg_specs[n].dtype)
                            for n in self.input_names]
             st = jax.eval_shape(stats_of, self._out_specs, label_specs)
             self._acc_zero = lambda: jax.tree_util.tree_map(
-                lambda s: jax.device_put(jnp.zeros(s.shape, s.dtype), self._device), st)
+                lambda s: self._put(jnp.zeros(s.shape, s.dtype)), st)
         else:
             self._acc_zero = lambda: ()
-        return report_failures(jax.jit(step, donate_argnums=(0, 1, 2, 3, 4)))  # custom ops' errors as theirs
+        return report_failures(jax.jit(traced, donate_argnums=(0, 1, 2, 3, 4)))  # custom ops' errors as theirs
 
     # -- running -------------------------------------------------------------------------
     def _inputs(self, batch: Any) -> tuple[tuple, int]:
@@ -391,7 +510,7 @@ class Trainer:
         n_rows = None
         for name, x in zip(self.input_names, data + label[:len(self.label_names)]):
             x = x.data if isinstance(x, NDArray) else x
-            want = self.arg_specs[name].shape
+            want = self._local_shapes[name]
             if tuple(x.shape) != tuple(want):
                 if tuple(x.shape[1:]) == tuple(want[1:]) and x.shape[0] < want[0]:
                     short = want[0] - x.shape[0]
@@ -419,28 +538,39 @@ class Trainer:
         self.eval_metric = metric
         self._acc = None
 
-    def step(self, batch: Any) -> None:
-        """One training step (forward, backward, update, metric) on a DataBatch, as one XLA call.
-
-        The outputs are in :attr:`outputs` afterwards (device arrays, not yet synchronised).
-        """
+    def _step_args(self, batch: Any) -> tuple[tuple, tuple, int]:
+        """The step's arguments for ``batch`` (compiling the step first), its inputs and pad count."""
         if self._step_fn is None:
             self._step_fn = self._build_step()
         if self._acc is None:
             self._acc = self._acc_zero()
         inputs, pad = self._inputs(batch)
         if pad:
+            if self._nproc > 1:
+                raise ParallelError(f"a batch with {pad} padded rows in a {self._nproc}-process run: every "
+                                    "process must give full batches (last_batch_handle='discard' or 'roll_over')")
             mask = np.ones(self.batch_size, np.float32)
             mask[self.batch_size - pad:] = 0
-            row_mask, stats_on = jax.device_put(mask, self._device), self._stats_off
+            row_mask = self._put_rows(mask) if self._dp is not None else jax.device_put(mask, self._device)
+            stats_on = self._stats_off
         else:
             row_mask, stats_on = self._full_mask, self._stats_on
+        if self._dp is not None:
+            inputs = tuple(self._put_rows(x, n) for n, x in zip(self.input_names, inputs))
         params = tuple(self.params[n] for n in self.param_names)
         aux = tuple(self.aux[n] for n in self.aux_names)
         fixed = tuple(self.fixed[n] for n in self.fixed_names)
-        new_p, new_s, new_aux, self._count, self._acc, outs = self._step_fn(
-            params, tuple(self.opt_state), aux, self._count, self._acc, fixed, inputs, self._seed_arr,
-            stats_on, row_mask)
+        args = (params, tuple(self.opt_state), aux, self._count, self._acc, fixed, inputs, self._seed_arr,
+                stats_on, row_mask)
+        return args, inputs, pad
+
+    def step(self, batch: Any) -> None:
+        """One training step (forward, backward, update, metric) on a DataBatch, as one XLA call.
+
+        The outputs are in :attr:`outputs` afterwards (device arrays, not yet synchronised).
+        """
+        args, inputs, pad = self._step_args(batch)
+        new_p, new_s, new_aux, self._count, self._acc, outs = self._step_fn(*args)
         self.params = dict(zip(self.param_names, new_p))
         self.opt_state = list(new_s)
         self.aux = dict(zip(self.aux_names, new_aux))
@@ -450,6 +580,15 @@ class Trainer:
         if self.eval_metric is not None and (pad or not self._metric_in_step):
             self._host_metric(inputs, pad)
 
+    def compiled_step_text(self, batch: Any) -> str:
+        """The optimized HLO of the step that :meth:`step` runs for ``batch`` (nothing is run).
+
+        Over several devices it shows the one SPMD program: the batch split, the
+        gradient all-reduce that XLA inserted.
+        """
+        args, _, _ = self._step_args(batch)
+        return self._step_fn.lower(*args).compile().as_text()
+
     @property
     def begin_num_update(self) -> int:
         return self.optimizer.begin_num_update
@@ -458,8 +597,13 @@ class Trainer:
         """Update the metric on the host from the valid rows (all rows when an output is not batch-major)."""
         batch_major = all(o.ndim and o.shape[0] == self.batch_size for o in self.outputs)
         keep = self.batch_size - pad if batch_major else self.batch_size
-        labels = {n: NDArray(jnp.asarray(x)[:keep]) for n, x in zip(self.label_names, inputs[len(self.data_names):])}
-        preds = {n: NDArray(o[:keep]) for n, o in zip(self.output_names, self.outputs)}
+        outputs, labels_in = self.outputs, inputs[len(self.data_names):]
+        if self._nproc > 1:     # this process's rows of the global arrays
+            outputs = [self._dp.local_part(o) if batch_major else np.asarray(o) for o in outputs]
+            labels_in = [self._dp.local_part(x) for x in labels_in]
+            keep = self.local_batch_size if batch_major else keep
+        labels = {n: NDArray(jnp.asarray(x)[:keep]) for n, x in zip(self.label_names, labels_in)}
+        preds = {n: NDArray(jnp.asarray(o)[:keep]) for n, o in zip(self.output_names, outputs)}
         self.eval_metric.update_dict(labels, preds)
 
     def sync_metric(self) -> None:
@@ -497,6 +641,9 @@ class Trainer:
         present = tuple(n in grads and grads[n] is not None for n in self.param_names)
         gs = tuple((grads[n].data if isinstance(grads[n], NDArray) else jnp.asarray(grads[n])) if p
                    else jnp.zeros((), jnp.float32) for n, p in zip(self.param_names, present))
+        if self._dp is not None:
+            gs = tuple(self._put(g) for g in gs)
+            self.place_state()
         new_p, new_s, self._count = self._apply_fn(tuple(self.params[n] for n in self.param_names),
                                                    tuple(self.opt_state), self._count, gs, present)
         self.params = dict(zip(self.param_names, new_p))
@@ -525,7 +672,7 @@ class Trainer:
                 if tuple(v.shape) != tuple(specs[name].shape):
                     raise ShapeError(f"set_params: {what} {name!r} has shape {tuple(v.shape)}, expected "
                                      f"{tuple(specs[name].shape)}")
-                v = _owned(v, specs[name].dtype, self._device)
+                v = _owned(v, specs[name].dtype, self._put)
                 target = table if table is not None else (self.params if name in self.params else self.fixed)
                 target[name] = v
         if not allow_missing:
@@ -592,7 +739,7 @@ class Trainer:
             if arr is None or arr.shape != tuple(like.shape):
                 raise GraphFormatError(f"{fname!r}: state of {where} has shape "
                                        f"{None if arr is None else arr.shape}, expected {tuple(like.shape)}")
-            return jax.device_put(jnp.asarray(arr, like.dtype), self._device)
+            return self._put(jnp.asarray(arr, like.dtype))
         try:
             if len(meta["states"]) != len(self.param_names):
                 raise GraphFormatError(f"{fname!r} holds {len(meta['states'])} optimizer states for "
@@ -604,6 +751,6 @@ class Trainer:
         self.opt_state = states
         self.num_update = num_update
         self.optimizer.num_update = self.begin_num_update + num_update
-        self._count = jax.device_put(jnp.int32(num_update), self._device)
+        self._count = self._put(jnp.int32(num_update))
         self.seed = seed
-        self._seed_arr = jax.device_put(jnp.uint32(seed), self._device)
+        self._seed_arr = self._put(jnp.uint32(seed))
