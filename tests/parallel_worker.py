@@ -117,7 +117,7 @@ def devices_mode(out: str) -> None:
 
 
 def worker_mode(out: str, die: bool = False) -> None:
-    mx.distributed.initialize(timeout=30, heartbeat_timeout=5)
+    mx.distributed.initialize(timeout=30, heartbeat_timeout=3)
     import jax
     rank, n = mx.distributed.rank(), mx.distributed.num_workers()
     # every rank initializes differently: training must start from rank 0's values

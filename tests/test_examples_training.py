@@ -26,3 +26,11 @@ def test_lstm_lm_fast_perplexity_falls():
     assert res.returncode == 0, res.stdout + res.stderr
     ppl = [float(p) for p in re.findall(r"validation perplexity ([0-9.]+)", res.stdout)]
     assert len(ppl) >= 2 and ppl[-1] < ppl[0] and ppl[-1] < 25 / 2
+
+
+def test_train_digits_parallel_fast_matches_one_device():
+    res = _run("train_digits_parallel.py", "--devices", "4")
+    assert res.returncode == 0, res.stdout + res.stderr
+    runs = dict(re.findall(r"(\d+) devices?: .* test accuracy ([0-9.]+)", res.stdout))
+    assert set(runs) == {"1", "4"} and min(float(a) for a in runs.values()) >= 0.85
+    assert "samples/s" in res.stdout and "speed-up" in res.stdout

@@ -91,12 +91,18 @@ def test_two_processes_train_as_one(tmp_path):
         assert info["uneven"][0] == "ParallelError" and "{0: (3,), 1: (4,)}" in info["uneven"][1]
 
 
-def test_a_dead_worker_stops_the_launcher(tmp_path):
+def test_the_launcher_stops_every_worker_when_one_fails():
+    """tools/launch.py: worker 1 fails at once, worker 0 would sleep a minute: the run ends with 1's status."""
+    prog = ("import os, sys, time; r = int(os.environ['DMLC_WORKER_ID']); "
+            "print('worker', r, 'of', os.environ['DMLC_NUM_WORKER'], os.environ['DMLC_PS_ROOT_URI']); "
+            "sys.stdout.flush(); sys.exit(3) if r == 1 else time.sleep(60)")
     t0 = time.monotonic()
-    res = _launch("die", tmp_path)
+    res = subprocess.run([sys.executable, str(ROOT / "tools" / "launch.py"), "-n", "2", sys.executable, "-c", prog],
+                         env=_env(), capture_output=True, text=True, timeout=60)
     assert res.returncode == 3, res.stdout + res.stderr
-    assert "worker 1 exited with status 3" in res.stderr
-    assert time.monotonic() - t0 < 60
+    assert "worker 1 exited with status 3; stopping the other 1 running worker(s)" in res.stderr
+    assert "[worker 0] worker 0 of 2 127.0.0.1" in res.stdout
+    assert time.monotonic() - t0 < 20
 
 
 def test_a_dead_worker_stops_the_others_without_the_launcher(tmp_path):

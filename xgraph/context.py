@@ -37,10 +37,11 @@ class Context:
 
     @property
     def device(self) -> Any:
-        """The JAX device this context names; raises DeviceError if there is none."""
+        """The JAX device this context names (this process's ``device_id``-th device of the platform, as
+        MXNet's contexts are per process); raises DeviceError if there is none."""
         platform = _PLATFORMS[self.device_type]
         try:
-            devs = jax.devices(platform)
+            devs = jax.local_devices(backend=platform)
         except RuntimeError:
             devs = []
         if self.device_id >= len(devs) or self.device_id < 0:
@@ -51,9 +52,13 @@ class Context:
 
     @classmethod
     def from_device(cls, device: Any) -> "Context":
-        """The context naming a JAX device."""
+        """The context naming a JAX device of this process."""
         kind = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu", "rocm": "gpu", "tpu": "tpu"}.get(device.platform, "cpu")
-        idx = [d.id for d in jax.devices(device.platform)].index(device.id)
+        local = [d.id for d in jax.local_devices(backend=device.platform)]
+        if device.id not in local:
+            raise DeviceError(f"{device} belongs to process {device.process_index}, not to this process "
+                              f"({jax.process_index()}): a context names a device of its own process")
+        idx = local.index(device.id)
         return cls(kind, idx)
 
     def __eq__(self, other: object) -> bool:
