@@ -68,6 +68,14 @@ def train(tr: Trainer, rank: int = 0, nproc: int = 1, die_after: int | None = No
     return tr
 
 
+def trainer_step(sym: mx.sym.Symbol, devices) -> None:
+    """One step of ``sym`` (the with_sharding errors appear when the step is traced)."""
+    tr = Trainer(sym, "sgd", data_shapes=[("data", (BATCH, 1, 6, 6))], label_shapes=[("softmax_label", (BATCH,))],
+                 devices=devices)
+    x, y = dataset()
+    tr.step(mx.io.DataBatch([x[:BATCH]], [y[:BATCH]]))
+
+
 def state(tr: Trainer) -> dict[str, np.ndarray]:
     return {**{f"arg:{k}": np.asarray(v) for k, v in tr.params.items()},
             **{f"aux:{k}": np.asarray(v) for k, v in tr.aux.items()}}
@@ -89,6 +97,24 @@ def devices_mode(out: str) -> None:
     hlo = eight.compiled_step_text(mx.io.DataBatch([x[:BATCH]], [y[:BATCH]]))
     res["all_reduce"] = "all-reduce" in hlo
     res["batch_split"] = "f32[2,1,6,6]" in hlo      # each device sees 16 / 8 rows
+    # model parallel: fc's output split over a 'model' axis of a 4 x 2 mesh (and the batch over 'data')
+    from xgraph import parallel
+    mesh = parallel.make_mesh(8, ("data", "model"), (4, 2))
+    mp = {}
+    for devices in (None, mesh):
+        mx.random.seed(2)
+        h = mx.sym.with_sharding(mx.sym.FullyConnected(mx.sym.Flatten(mx.sym.var("data")), num_hidden=8, name="fc1"),
+                                 ("data", "model"))
+        sym = mx.sym.SoftmaxOutput(mx.sym.FullyConnected(mx.sym.relu(h), num_hidden=5, name="fc2"), name="softmax")
+        t = Trainer(sym, "sgd", {"learning_rate": 0.2}, data_shapes=[("data", (BATCH, 1, 6, 6))],
+                    label_shapes=[("softmax_label", (BATCH,))], seed=3, devices=devices)
+        for s in range(2):
+            t.step(mx.io.DataBatch([x[s * BATCH:(s + 1) * BATCH]], [y[s * BATCH:(s + 1) * BATCH]]))
+        mp[devices is None] = {k: np.asarray(v) for k, v in t.params.items()}
+        if devices is not None:
+            res["model_parallel_split"] = "f32[4,4]" in t.compiled_step_text(
+                mx.io.DataBatch([x[:BATCH]], [y[:BATCH]]))     # 16 rows / 4, 8 units / 2 per device
+    res["model_parallel_diff"] = max(float(np.abs(mp[True][k] - mp[False][k]).max()) for k in mp[True])
     mods = {}            # a Module with eight contexts against one
     for ctx in ([mx.cpu()], [mx.cpu(i) for i in range(8)]):
         mx.random.seed(1)
@@ -104,6 +130,7 @@ def devices_mode(out: str) -> None:
     errors = {}
     for what, make in (("batch", lambda: trainer(12, 8)), ("count", lambda: trainer(BATCH, 9)),
                        ("twice", lambda: trainer(BATCH, [mx.cpu(0), mx.cpu(0)])),
+                       ("axis", lambda: trainer_step(mx.sym.with_sharding(net(), ("model",)), 8)),
                        ("work_load", lambda: mx.mod.Module(net(), context=[mx.cpu(0), mx.cpu(1)],
                                                            work_load_list=[1, 2]))):
         try:

@@ -58,6 +58,8 @@ def test_eight_devices_train_as_one(eight_devices):
     assert res["param_replicated"] and res["all_reduce"] and res["batch_split"]
     assert res["metric"][0] == pytest.approx(res["metric"][1])
     assert res["module_diff"] < 1e-5 and res["module_score_1"] == res["module_score_8"]
+    # model parallel: mx.sym.with_sharding splits fc1 over a 4 x 2 ('data', 'model') mesh, same result
+    assert res["model_parallel_split"] and res["model_parallel_diff"] < 1e-5
 
 
 def test_bad_device_configurations_say_what_is_wrong(eight_devices):
@@ -67,6 +69,7 @@ def test_bad_device_configurations_say_what_is_wrong(eight_devices):
     assert "asked for 9 devices" in errors["count"][1] and "has 8" in errors["count"][1]
     assert "listed twice" in errors["twice"][1]
     assert "[1, 2]" in errors["work_load"][1]
+    assert "node 'softmax'" in errors["axis"][1] and "['model']" in errors["axis"][1]
 
 
 def _launch(mode, out, n=2, timeout=120):
@@ -166,6 +169,17 @@ def test_one_device_meshes_and_partition_specs():
     with pytest.raises(mx.ParallelError, match="needs 'data'"):
         parallel.DataParallel(parallel.make_mesh(1, ("model",)))
     assert parallel.partition_spec("('data', None)") == parallel.partition_spec(["data", None])
+    fc = mx.sym.FullyConnected(mx.sym.var("x"), num_hidden=4, name="fc")
+    sharded = mx.sym.with_sharding(fc, (None, "model"))
+    assert sharded.attr("__sharding__") == "(None, 'model')" and fc.attr("__sharding__") is None
+    assert sharded.graph.structural_hash() != fc.graph.structural_hash()     # a different program
+    ex = sharded.simple_bind(mx.cpu(), x=(2, 3))             # no mesh: the constraint is a no-op
+    assert ex.forward()[0].shape == (2, 4)
+    mx.mod.Module(fc, data_names=("x",), label_names=None, group2ctxs={"dev1": mx.cpu(0), "dev2": mx.cpu(0)})   # one device: fine
+    with pytest.raises(UnsupportedFeatureError, match="with_sharding"):
+        mx.mod.Module(fc, data_names=("x",), label_names=None, group2ctxs={"dev1": mx.cpu(0), "dev2": mx.cpu(1)})
+    with pytest.raises(mx.ParallelError, match="a variable is not computed"):
+        mx.sym.with_sharding(mx.sym.var("x"), ("data",))
     with pytest.raises(mx.ParallelError, match="not an axis name"):
         parallel.partition_spec("(data+1, None)")
     mesh = parallel.make_mesh(1, ("data", "model"), (1, 1))

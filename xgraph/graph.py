@@ -102,7 +102,7 @@ class Node:
 
 #: User attributes that change how a node is lowered (so they are part of the structural hash):
 #: rematerialisation segments and convolution strategies.
-LOWERING_ATTRS = ("__remat_segment__", "__conv_strategy__")
+LOWERING_ATTRS = ("__remat_segment__", "__conv_strategy__", "__sharding__")
 
 
 class Entry(NamedTuple):

@@ -43,6 +43,9 @@ TRACE_COUNTS: dict[str, int] = {}
 REMAT_ATTR = "__remat_segment__"
 #: Node user attribute of a Convolution: the strategy :mod:`xgraph.conv_strategy` lowers it with.
 CONV_STRATEGY_ATTR = "__conv_strategy__"
+#: Node user attribute: the PartitionSpec (its string) of the node's first output, lowered with
+#: ``jax.lax.with_sharding_constraint`` under the mesh of :func:`xgraph.parallel.use_mesh`.
+SHARDING_ATTR = "__sharding__"
 
 
 class GraphFunction:
@@ -57,7 +60,9 @@ class GraphFunction:
     run as one function wrapped in ``jax.checkpoint``: only the values the rest
     of the graph reads from the segment are kept for the backward pass, the
     segment's inner activations are recomputed.  A Convolution carrying
-    ``__conv_strategy__`` is lowered by :func:`xgraph.conv_strategy.lower_convolution`.
+    ``__conv_strategy__`` is lowered by :func:`xgraph.conv_strategy.lower_convolution`.  A node
+    carrying ``__sharding__`` (``mx.sym.with_sharding``) has its first output constrained to that
+    PartitionSpec over the current mesh (nothing happens without one).
     """
 
     def __init__(self, graph: Graph, is_train: bool):
@@ -84,6 +89,10 @@ class GraphFunction:
             except XGraphError as exc:
                 raise node_error(node, [i.shape for i in ins], [i.dtype for i in ins], exc) from None
         outs, aux_vals = split_result(node.op, node.params, res)
+        spec = node.user_attrs.get(SHARDING_ATTR) if node.user_attrs else None
+        if spec:
+            from .parallel import constrain
+            outs = [constrain(outs[0], spec, f"node {node.name!r} ({node.op.name})"), *outs[1:]]
         updates = []
         if aux_vals and self.is_train:
             for pos, val in zip(sorted(node.aux_positions()), aux_vals):

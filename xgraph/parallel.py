@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import math
 import os
 import socket
@@ -40,7 +41,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from .errors import DistributedError, ParallelError
 
 __all__ = ["DATA_AXIS", "resolve_devices", "make_mesh", "DataParallel", "partition_spec", "check_spec",
-           "use_mesh", "current_mesh", "constrain", "initialize", "is_initialized", "shutdown", "rank",
+           "spec_text", "with_sharding", "use_mesh", "current_mesh", "constrain", "initialize", "is_initialized", "shutdown", "rank",
            "num_workers", "barrier", "allreduce_host", "settings_from_env"]
 
 #: the mesh axis a batch is split along
@@ -278,6 +279,31 @@ def check_spec(spec: Any, shape: Sequence[int], mesh: Mesh, where: str) -> Parti
             raise ParallelError(f"{where}: dimension {dim} of shape {tuple(shape)} ({shape[dim]}) does not "
                                 f"split evenly over {parts} devices of mesh axes {axes}")
     return spec
+
+
+def with_sharding(sym: Any, spec: Any) -> Any:
+    """A copy of the single-output symbol ``sym`` whose value is constrained to the PartitionSpec ``spec``
+    (``mx.sym.with_sharding``): in a Trainer over a mesh with those axes, XLA splits the layer's
+    computation accordingly; on one device it changes nothing.
+
+        >>> import xgraph as mx
+        >>> fc = with_sharding(mx.sym.FullyConnected(mx.sym.var('x'), num_hidden=8, name='fc'), (None, 'model'))
+        >>> fc.attr('__sharding__')
+        "(None, 'model')"
+    """
+    from .symbol import Symbol
+    if not isinstance(sym, Symbol):
+        raise ParallelError(f"with_sharding needs a Symbol, got {type(sym).__name__}")
+    outs = sym.list_outputs()
+    if len(outs) != 1:
+        raise ParallelError(f"with_sharding needs a symbol of one output, {sym.name!r} has {len(outs)}: {outs}")
+    if sym.get_children() is None:
+        raise ParallelError(f"with_sharding({sym.name!r}): a variable is not computed; constrain the node that "
+                            "produces or uses it")
+    text = spec_text(spec)
+    out = copy.copy(sym)
+    out._set_attr(__sharding__=text)
+    return out
 
 
 _MESH: contextvars.ContextVar[Mesh | None] = contextvars.ContextVar("xgraph_mesh", default=None)
