@@ -76,6 +76,21 @@ def trainer_step(sym: mx.sym.Symbol, devices) -> None:
     tr.step(mx.io.DataBatch([x[:BATCH]], [y[:BATCH]]))
 
 
+def fit_module(kvstore: str, rank: int = 0, nproc: int = 1) -> tuple[dict, float]:
+    """Module.fit of the MLP for 2 epochs, this process feeding its share of every global batch;
+    (the trained arguments, the accuracy on this process's rows)."""
+    x, y = dataset()
+    share = BATCH // nproc
+    rows = np.concatenate([np.arange(s * BATCH + rank * share, s * BATCH + (rank + 1) * share) for s in range(STEPS)])
+    mx.random.seed(1)
+    mod = mx.mod.Module(mlp())
+    it = mx.io.NDArrayIter(x[rows], y[rows], batch_size=share)
+    mod.fit(it, num_epoch=2, kvstore=kvstore, progress_bar=False, optimizer_params={"learning_rate": 0.1},
+            initializer=mx.init.Xavier())
+    acc = dict(mod.score(mx.io.NDArrayIter(x[rows], y[rows], batch_size=share), "acc"))["accuracy"]
+    return {k: v.asnumpy() for k, v in mod.get_params()[0].items()}, acc
+
+
 def state(tr: Trainer) -> dict[str, np.ndarray]:
     return {**{f"arg:{k}": np.asarray(v) for k, v in tr.params.items()},
             **{f"aux:{k}": np.asarray(v) for k, v in tr.aux.items()}}
@@ -151,6 +166,8 @@ def worker_mode(out: str, die: bool = False) -> None:
     tr = trainer(BATCH // n, "all", init_seed=rank)
     train(tr, rank, n, die_after=1 if die and rank == 1 else None)
     np.savez(os.path.join(out, f"rank{rank}.npz"), **state(tr))
+    params, mod_acc = fit_module("dist_sync", rank, n)
+    np.savez(os.path.join(out, f"module{rank}.npz"), **params)
     kv = mx.kv.create("dist_sync")
     kv.init("w", mx.nd.full((3,), float(rank + 10)))           # rank 0's value wins
     kv.push("w", [mx.nd.ones((3,)) * (rank + 1), mx.nd.ones((3,))])   # two devices' values, every worker's
@@ -161,7 +178,8 @@ def worker_mode(out: str, die: bool = False) -> None:
     kv.barrier()
     info = {"rank": rank, "num_workers": n, "kv_rank": kv.rank, "kv_workers": kv.num_workers,
             "devices": jax.device_count(), "local_devices": jax.local_device_count(),
-            "kv_pull": got.asnumpy().tolist(), "metric": tr.eval_metric.get()[1]}
+            "kv_pull": got.asnumpy().tolist(), "metric": tr.eval_metric.get()[1],
+            "module_acc": mod_acc}
     try:
         mx.distributed.allreduce_host(np.ones(3 + rank, np.float32))   # uneven shapes over the workers
         info["uneven"] = None

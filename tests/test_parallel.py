@@ -83,14 +83,17 @@ def test_two_processes_train_as_one(tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     ref = pw.train(pw.trainer(pw.BATCH, None, init_seed=0))     # one process, one device, rank 0's start
     want = pw.state(ref)
+    want_mod, _ = pw.fit_module("local")          # Module.fit(kvstore='dist_sync') over 2 processes vs one
     for rank in (0, 1):
         _close(want, dict(np.load(tmp_path / f"rank{rank}.npz")), f"process {rank} of 2 vs one process")
+        _close(want_mod, dict(np.load(tmp_path / f"module{rank}.npz")), f"Module of process {rank} vs one")
         info = json.loads((tmp_path / f"rank{rank}.json").read_text())
         assert (info["rank"], info["num_workers"], info["kv_rank"], info["kv_workers"]) == (rank, 2, rank, 2)
         assert (info["devices"], info["local_devices"]) == (4, 2)
         # init: rank 0's 10; push: (1+1) + (2+1) = 5; then SGD(lr 0.5) on a gradient of 1 + 1: 5 - 1 = 4
         assert info["kv_pull"] == [4.0, 4.0, 4.0]
         assert info["metric"] == pytest.approx(ref.eval_metric.get()[1])
+        assert 0 <= info["module_acc"] <= 1           # score runs on each process's own device
         assert info["uneven"][0] == "ParallelError" and "{0: (3,), 1: (4,)}" in info["uneven"][1]
 
 
