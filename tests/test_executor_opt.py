@@ -116,3 +116,35 @@ def test_parameter_names_and_simple_bind_opt_level():
     assert ex.pass_reports["train"].records == []
     ex2 = ex.reshape(data=(1, 4), softmax_label=(1,))
     assert ex2._opt["opt_level"] == 0
+
+
+def _conv_bn():
+    net = mx.sym.Convolution(mx.sym.var("data"), kernel=(3, 3), num_filter=4, name="c")
+    return mx.sym.relu(mx.sym.BatchNorm(net, name="bn"))
+
+
+def test_default_bind_is_the_fast_path_and_never_stale():
+    from xgraph.bound import AUTO_FREEZE_CHANGES
+    rng = np.random.default_rng(0)
+    x = rng.random((1, 3, 8, 8), dtype=np.float32)
+    ex = _conv_bn().simple_bind(mx.cpu(), data=(1, 3, 8, 8), grad_req="null")
+    ref = _conv_bn().simple_bind(mx.cpu(), data=(1, 3, 8, 8), grad_req="null", opt_level=0, freeze_params=False)
+    progs = ex._programs
+    for i in range(AUTO_FREEZE_CHANGES + 2):
+        w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+        mean = rng.random(4, dtype=np.float32)
+        for e in (ex, ref):
+            e.arg_dict["c_weight"][:] = w
+            e.aux_dict["bn_moving_mean"][:] = mean
+        got = ex.forward(is_train=False, data=x)[0].asnumpy()
+        np.testing.assert_allclose(got, ref.forward(is_train=False, data=x)[0].asnumpy(), rtol=1e-5, atol=1e-5)
+        if i == 0:   # a predictor: O2 for inference (BatchNorm folded) with frozen weights
+            assert "fold_batchnorm" in [r["name"] for r in progs.infer_report.to_dicts()]
+            assert progs.frozen
+    assert not progs.frozen and progs.value_changes == AUTO_FREEZE_CHANGES + 1   # weights that keep changing
+
+
+def test_default_bind_with_gradients_does_not_freeze():
+    ex = _conv_bn().simple_bind(mx.cpu(), data=(1, 3, 8, 8))
+    ex.forward(is_train=False, data=np.ones((1, 3, 8, 8), np.float32))
+    assert ex._programs.freeze is False and ex._programs.infer_opt_level == 2 and ex._programs.opt_level == 1

@@ -21,7 +21,11 @@ An executor binds the user's symbol; what it runs are optimized graphs:
 With ``freeze_params`` the inference program closes over the parameter
 values as compile-time constants (XLA pre-arranges constant weights, which
 makes convolutions markedly faster on CPU); it is rebuilt and recompiled when
-a frozen parameter changes, by the same buffer-identity check.
+a frozen parameter changes, by the same buffer-identity check.  ``freeze='auto'``
+(what an executor bound without gradients gets) freezes too, but stops
+freezing once frozen values have changed :data:`AUTO_FREEZE_CHANGES` times:
+weights that keep changing are arguments again, and each change costs a host
+re-optimization instead of an XLA compile.
 
 Both graphs are run through :class:`~xgraph.lower.RenamedFunction`, so the
 programs take the user's arguments in the user's order: output names, the
@@ -76,6 +80,10 @@ def parameter_names(graph: Graph, arg_names: Sequence[str], data_names: Iterable
     return {n for n, ok in verdict.items() if ok} & args
 
 
+#: How many times frozen parameter values may change before ``freeze='auto'`` stops freezing.
+AUTO_FREEZE_CHANGES = 2
+
+
 class _InferState:
     __slots__ = ("watch", "call", "graph", "report", "new_params")
 
@@ -91,12 +99,15 @@ class BoundPrograms:
     inference graph, re-optimizing first when a parameter it depends on
     changed.  ``param_names`` are the arguments whose values passes may read
     (and ``freeze`` may bake in); every aux state is a parameter too.
+    ``infer_opt_level`` and ``infer_passes`` make the inference graph's pipeline (default: the training's);
+    ``freeze`` is True, False or ``'auto'`` (see the module docstring).
     """
 
     def __init__(self, graph: Graph, arg_names: Sequence[str], aux_names: Sequence[str],
                  shapes: Mapping[str, Any], dtypes: Mapping[str, Any], opt_level: int | str = 1,
                  passes: Sequence[Any] | None = None, options: Mapping[str, Any] | None = None,
-                 param_names: Iterable[str] = (), freeze: bool = False):
+                 param_names: Iterable[str] = (), freeze: "bool | str" = False,
+                 infer_opt_level: int | str | None = None, infer_passes: Sequence[Any] | None = None):
         from .passes import optimize
         self._optimize = optimize
         self.graph = graph
@@ -104,7 +115,10 @@ class BoundPrograms:
         self.shapes, self.dtypes = dict(shapes), dict(dtypes)
         self.opt_level, self.passes, self.options = opt_level, passes, dict(options or {})
         self.param_names = set(param_names) & set(self.arg_names)
-        self.freeze = bool(freeze)
+        self.infer_opt_level = opt_level if infer_opt_level is None else infer_opt_level
+        self.infer_passes = passes if infer_opt_level is None and infer_passes is None else infer_passes
+        self.freeze = freeze if freeze == "auto" else bool(freeze)
+        self.value_changes = 0  # rebuilds caused by a watched parameter's new value
         opt = optimize(graph, opt_level, for_training=True, shapes=self.shapes, dtypes=self.dtypes,
                        passes=passes, options=self.options)
         self.train_graph, self.train_report = opt.graph, opt.report
@@ -136,19 +150,27 @@ class BoundPrograms:
         """Run ``forward(is_train=False)``; re-optimize first if a watched parameter changed."""
         st = self._infer
         if st is None or (st.watch and any((aux if kind else args)[i] is not ref for kind, i, ref in st.watch)):
+            self.value_changes += st is not None
             st = self._build_infer(args, aux)
         return st.call(args, aux, key)
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the next inference build closes over the parameter values."""
+        if self.freeze == "auto":
+            return self.value_changes < AUTO_FREEZE_CHANGES
+        return self.freeze
 
     def _build_infer(self, args: Sequence[Any], aux: Sequence[Any]) -> _InferState:
         values = {n: a for n, a in zip(self.arg_names, args) if n in self.param_names}
         values.update(zip(self.aux_names, aux))
         host = {k: np.asarray(v) for k, v in values.items()}
-        opt = self._optimize(self.graph, self.opt_level, for_training=False, shapes=self.shapes,
-                             dtypes=self.dtypes, params=host, passes=self.passes, options=self.options)
+        opt = self._optimize(self.graph, self.infer_opt_level, for_training=False, shapes=self.shapes,
+                             dtypes=self.dtypes, params=host, passes=self.infer_passes, options=self.options)
         extra_names = tuple(opt.new_params)
         fn = RenamedFunction(opt.graph, False, self.arg_names, self.aux_names, extra_names)
         watched = set(opt.context.read)
-        if self.freeze:
+        if self.frozen:
             watched |= set(values)
             frozen = {k: host[k] for k in values}
             call = frozen_inference_program(fn, frozen, [opt.new_params[n] for n in extra_names])
@@ -165,4 +187,4 @@ class BoundPrograms:
         return self._infer
 
 
-__all__ = ["BoundPrograms", "parameter_names"]
+__all__ = ["AUTO_FREEZE_CHANGES", "BoundPrograms", "parameter_names"]

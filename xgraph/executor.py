@@ -95,8 +95,12 @@ def _to_ndarray(value: Any, device: Any, what: str) -> NDArray:
     return NDArray(arr)
 
 
-def _mxnet_env_passes(opt_level: Any, passes: Sequence[Any] | None) -> Sequence[Any] | None:
-    """The pass list MXNet's ``MXNET_ELIMINATE_COMMON_EXPR=0`` asks for (the level without CSE), else ``passes``."""
+#: The optimization levels of an executor bound without ``opt_level=`` (training and inference graphs).
+DEFAULT_TRAIN_LEVEL, DEFAULT_INFER_LEVEL = 1, 2
+
+
+def _without_cse_if_asked(opt_level: Any, passes: Sequence[Any] | None) -> Sequence[Any] | None:
+    """The level's pipeline without CSE when MXNet's ``MXNET_ELIMINATE_COMMON_EXPR=0`` asks for it, else ``passes``."""
     if passes is None and os.environ.get("MXNET_ELIMINATE_COMMON_EXPR", "1").strip() == "0":
         return [p for p in level_pipeline(opt_level) if p != "cse"]
     return passes
@@ -122,13 +126,12 @@ class Executor:
     """
 
     def __init__(self, symbol: Any, ctx: Any = None, args: Any = None, args_grad: Any = None,
-                 grad_req: Any = "write", aux_states: Any = None, opt_level: int | str = 1,
+                 grad_req: Any = "write", aux_states: Any = None, opt_level: int | str | None = None,
                  passes: Sequence[Any] | None = None, pass_options: Mapping[str, Any] | None = None,
-                 freeze_params: bool = False, data_names: Sequence[str] | None = None, **_: Any):
+                 freeze_params: bool | None = None, data_names: Sequence[str] | None = None, **_: Any):
         self._symbol = symbol
         self._graph = graph = symbol.graph
         self._ctx = as_context(ctx)
-        passes = _mxnet_env_passes(opt_level, passes)
         device = self._ctx.device
         self._arg_names = unique_names(graph.argument_nodes())
         self._aux_names = unique_names(graph.aux_nodes())
@@ -150,10 +153,17 @@ class Executor:
         self._opt = dict(opt_level=opt_level, passes=passes, pass_options=pass_options,
                          freeze_params=freeze_params, data_names=data_names)
         sigs = {**self.arg_dict, **self.aux_dict}
+        # the defaults are the fast path: O1 for training, O2 for inference, and an executor bound
+        # without gradients (a predictor) freezes its parameters until they keep changing
+        freeze = ("auto" if not self._has_grad else False) if freeze_params is None else freeze_params
+        train_level = DEFAULT_TRAIN_LEVEL if opt_level is None else opt_level
+        infer_level = DEFAULT_INFER_LEVEL if opt_level is None else opt_level
         self._programs = BoundPrograms(
             graph, self._arg_names, self._aux_names, {n: a.shape for n, a in sigs.items()},
-            {n: a.dtype for n, a in sigs.items()}, opt_level=opt_level, passes=passes, options=pass_options,
-            param_names=parameter_names(graph, self._arg_names, data_names), freeze=freeze_params)
+            {n: a.dtype for n, a in sigs.items()}, opt_level=train_level,
+            passes=_without_cse_if_asked(train_level, passes), options=pass_options,
+            param_names=parameter_names(graph, self._arg_names, data_names), freeze=freeze,
+            infer_opt_level=infer_level, infer_passes=_without_cse_if_asked(infer_level, passes))
         self._infer = self._programs.infer
         self._train_fwd = self._programs.train_forward()
         self._grad = self._programs.gradient(self._diff_mask) if self._has_grad else None
@@ -182,8 +192,8 @@ class Executor:
     @classmethod
     def simple_bind(cls, symbol: Any, ctx: Any = None, grad_req: Any = "write",
                     type_dict: Mapping[str, Any] | None = None, shared_exec: "Executor | None" = None,
-                    opt_level: int | str = 1, passes: Sequence[Any] | None = None,
-                    pass_options: Mapping[str, Any] | None = None, freeze_params: bool = False,
+                    opt_level: int | str | None = None, passes: Sequence[Any] | None = None,
+                    pass_options: Mapping[str, Any] | None = None, freeze_params: bool | None = None,
                     data_names: Sequence[str] | None = None, **shapes: Any) -> "Executor":
         """Allocate zero-filled arrays from the given input shapes (and dtypes) and bind.
 
