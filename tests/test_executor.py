@@ -460,3 +460,40 @@ def test_mxnet_eliminate_common_expr_switch(monkeypatch, make, saved):
     if saved:
         for x, y in zip(plain.forward(**data), merged.forward(**data)):
             np.testing.assert_allclose(x.asnumpy(), y.asnumpy(), rtol=1e-6)
+
+
+def test_monitor_callback_sees_every_output_and_input_by_mxnet_name():
+    data = mx.sym.var("data", shape=(2, 3, 6, 6))
+    conv = mx.sym.Convolution(data, kernel=(3, 3), num_filter=2, name="conv")
+    net = mx.sym.relu(mx.sym.BatchNorm(conv, name="bn"), name="r")
+    ex = net.simple_bind(mx.cpu(), grad_req="write")
+    x = np.random.default_rng(1).random((2, 3, 6, 6), dtype=np.float32)
+    seen = {}
+    ex.set_monitor_callback(lambda name, arr: seen.setdefault(name, arr.asnumpy()))
+    out = ex.forward(is_train=True, data=x)[0].asnumpy()
+    assert list(seen) == ["conv_output", "bn_output", "r_output"]
+    np.testing.assert_allclose(seen["r_output"], out, rtol=1e-5, atol=1e-6)
+    ex.backward(mx.nd.ones(out.shape))
+    moving = ex.aux_dict["bn_moving_mean"].asnumpy()   # the monitor's run left the aux states alone
+    ex.set_monitor_callback(None)
+    ex2 = net.simple_bind(mx.cpu(), grad_req="write")
+    ex2.forward(is_train=True, data=x)
+    ex2.backward(mx.nd.ones(out.shape))
+    np.testing.assert_allclose(moving, ex2.aux_dict["bn_moving_mean"].asnumpy(), rtol=1e-6)
+    names = []
+    ex.set_monitor_callback(lambda name, arr: names.append(name), monitor_all=True)
+    ex.forward()
+    assert names[:7] == ["data", "conv_data", "conv_weight", "conv_weight", "conv_bias", "conv_bias", "conv_output"]
+
+
+def test_head_gradient_of_an_integer_output_is_ignored():
+    x = mx.sym.var("x")
+    grad = mx.nd.ones((3, 4))
+    ex = mx.sym.shape_array(x).bind(mx.cpu(), args={"x": mx.nd.ones((3, 4))}, args_grad={"x": grad})
+    ex.forward(is_train=True)
+    ex.backward([mx.nd.ones((7,))])                 # MXNet ignores it: an integer output has no gradient
+    assert ex.outputs[0].asnumpy().tolist() == [3, 4] and not grad.asnumpy().any()
+    fx = (x * 2).simple_bind(mx.cpu(), x=(3,))
+    fx.forward(is_train=True, x=np.ones(3, np.float32))
+    with pytest.raises(mx.base.MXNetError, match="head gradient 0 has shape"):
+        fx.backward([mx.nd.ones((7,))])

@@ -169,6 +169,7 @@ class Executor:
         self._grad = self._programs.gradient(self._diff_mask) if self._has_grad else None
         self.outputs = [NDArray(np.zeros(s, d)) for s, d in self._out_sigs]
         self._pending: tuple | None = None      # (args, aux, key) of a deferred training forward
+        self._monitor: tuple | None = None      # (callback, monitor_all, internals executor, names) once set
         self._pullback: Any = None              # residuals of the last training forward
         self._last_inputs: tuple | None = None   # inputs of the last forward (for a repeated or inference-mode backward)
 
@@ -347,7 +348,54 @@ class Executor:
                 h._set_pending(self._resolve_pending)
             for h in self.aux_dict.values():
                 h._set_pending(self._resolve_pending)
+        if self._monitor is not None:
+            self._report_to_monitor(is_train)
         return self.outputs
+
+    def set_monitor_callback(self, callback: Any, monitor_all: bool = False) -> None:
+        """Call ``callback(name, NDArray)`` after every forward with each operator's outputs (MXNet's monitor).
+
+        Names are MXNet's: ``conv_output``; with ``monitor_all`` also every input,
+        ``conv_data``, ``conv_weight`` (and a variable input by its own name first).
+        The values come from an unoptimized run of every node at the same
+        arguments (random ops draw their own samples), so monitoring costs a
+        second forward and never changes the executor's outputs.
+
+            >>> import xgraph as mx
+            >>> seen = []
+            >>> ex = mx.sym.relu(mx.sym.var('x'), name='r').simple_bind(mx.cpu(), x=(2,), grad_req='null')
+            >>> ex.set_monitor_callback(lambda name, arr: seen.append(name))
+            >>> _ = ex.forward(); seen
+            ['r_output']
+        """
+        if callback is None:
+            self._monitor = None
+            return
+        entries, names = [], []
+        for node in self._graph.topo_order():
+            if node.op is None:
+                continue
+            outs = [Entry(node, i) for i in range(node.num_visible_outputs)]
+            out_names = type(self._symbol)(outs).list_outputs()
+            if monitor_all:
+                for slot, e in zip(node.op.input_names(node.params), node.inputs):
+                    if e.node.op is None:
+                        entries.append(e)
+                        names.append(e.node.name)
+                    entries.append(e)
+                    names.append(f"{node.name}_{slot}")
+            entries += outs
+            names += out_names
+        everything = type(self._symbol)(entries)
+        aux = {n: NDArray(a.data) for n, a in self.aux_dict.items()}   # its aux updates stay its own
+        internals = Executor(everything, self._ctx, args=self.arg_dict, grad_req="null", aux_states=aux,
+                             opt_level=0, freeze_params=False)
+        self._monitor = (callback, bool(monitor_all), internals, names)
+
+    def _report_to_monitor(self, is_train: bool) -> None:
+        callback, _, internals, names = self._monitor
+        for name, value in zip(names, internals.forward(is_train=is_train)):
+            callback(name, value)
 
     def _resolve_pending(self) -> None:
         """Run a deferred training forward on its own, keeping residuals for backward."""
@@ -399,8 +447,8 @@ class Executor:
         if len(out_grads) != len(self.outputs):
             raise BindError(f"backward: {len(out_grads)} head gradients for {len(self.outputs)} outputs")
         heads = []
-        for i, (g, (shape, _)) in enumerate(zip(out_grads, self._out_sigs)):
-            if g is None:
+        for i, (g, (shape, dtype)) in enumerate(zip(out_grads, self._out_sigs)):
+            if g is None or not _dt.is_float(dtype):   # an integer output carries no gradient: MXNet ignores its head
                 heads.append(None)
                 continue
             g = g.data if isinstance(g, NDArray) else g
