@@ -178,3 +178,9 @@ def test_shape_errors_name_the_node():
         mx.sym.squeeze(v, axis=0, name="sq").infer_shape(x=(2, 6))
     with pytest.raises(mx.ShapeError, match=r"wh.*where.*condition"):
         mx.sym.where(v, mx.sym.var("a"), mx.sym.var("b"), name="wh").infer_shape(x=(4,), a=(3, 2), b=(3, 2))
+
+
+def test_tile_with_empty_reps_is_the_identity_and_one_hot_depth_zero_is_empty():
+    x = mx.nd.array(np.arange(6).reshape(2, 3))
+    np.testing.assert_array_equal(mx.nd.tile(x, reps=()).asnumpy(), x.asnumpy())
+    assert mx.nd.one_hot(mx.nd.array([1, 2]), depth=0).shape == (2, 0)

@@ -24,6 +24,7 @@ as few XLA calls as possible:
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -74,8 +75,9 @@ def _grad_req_dict(grad_req: Any, names: Sequence[str]) -> dict[str, str]:
         reqs = dict(zip(names, grad_req))
     elif isinstance(grad_req, Mapping):
         unknown = set(grad_req) - set(names)
-        if unknown:
-            raise BindError(f"grad_req names unknown arguments {sorted(unknown)}; arguments are {list(names)}")
+        if unknown:   # MXNet ignores them (one dict often serves several variants of a net); say so
+            warnings.warn(f"grad_req names unknown arguments {sorted(unknown)}, ignored; arguments are "
+                          f"{list(names)}", stacklevel=4)
         reqs = {n: grad_req.get(n, "null") for n in names}
     else:
         raise BindError(f"grad_req must be a string, list or dict, not {type(grad_req).__name__}")
@@ -433,7 +435,10 @@ class Executor:
             args, aux, key = self._last_inputs
             _, _, grads = self._grad.step(args, aux, key, heads, old)
         else:
-            raise BindError("backward called before any forward")
+            # MXNet allows backward before any forward: the gradients at the arguments bound now
+            args = tuple(self.arg_dict[n].data for n in self._arg_names)
+            aux = tuple(self.aux_dict[n].data for n in self._aux_names)
+            _, _, grads = self._grad.step(args, aux, self._key(), heads, old)
         self._set_grads(grads)
 
     def _head_grads(self, out_grads: Any) -> tuple | None:

@@ -135,7 +135,7 @@ def _one_hot_lower(ctx, p, indices):
 
 register(Op(
     "one_hot", _one_hot_lower, inputs=("indices",), infer_dtype=_one_hot_dtype, differentiable=False,
-    attrs=(attr("depth", Int(min=1), doc="the number of classes"),
+    attrs=(attr("depth", Int(min=0), doc="the number of classes (0 gives an empty last axis, as MXNet)"),
            attr("on_value", Float(), 1.0, "the value at the index"),
            attr("off_value", Float(), 0.0, "the value elsewhere"),
            attr("dtype", DType(), "float32", "the output dtype")),
