@@ -282,7 +282,7 @@ class Trainer:
         dp = None
         if devices is not None:
             dp = devices if isinstance(devices, DataParallel) else DataParallel(devices)
-            if dp.num_devices == 1 and not dp.multi_process:
+            if len(dp.devices) == 1 and not dp.multi_process:
                 context, dp = dp.devices[0], None
         self._dp: DataParallel | None = dp
         self._nproc = dp.num_processes if dp is not None and dp.multi_process else 1
