@@ -25,16 +25,16 @@ def _rpn_syms():
 @case
 def proposal_single(rng):
     """Padded map positions (im_info smaller than the map), min-size filtering, fewer survivors than
-    rpn_post_nms_top_n (MXNet repeats the kept boxes), default and small pre-NMS top-k."""
+    rpn_post_nms_top_n (MXNet repeats the kept boxes), two pre-NMS top-k; MXNet's zero gradients."""
     inputs = _rpn_inputs(rng, 1, 6, 5, 6, [[36, 44, 1.25]])
     c, b, i = _rpn_syms()
     kw = dict(feature_stride=8, scales=(2, 4), ratios=(0.5, 1, 2), rpn_min_size=4, output_score=True)
     outs = [mx.sym.contrib.Proposal(c, b, i, rpn_pre_nms_top_n=40, rpn_post_nms_top_n=30, threshold=0.5, **kw),
-            mx.sym.contrib.Proposal(c, b, i, rpn_pre_nms_top_n=-1, rpn_post_nms_top_n=12, threshold=0.7, **kw),
             mx.sym.contrib.Proposal(c, b, i, rpn_pre_nms_top_n=10, rpn_post_nms_top_n=16, threshold=0.3, **kw)]
     return Spec(mx.sym.Group(outs), inputs, rtol=1e-5, atol=1e-4,
                 notes=["im_info (36, 44) at stride 8: rows >= 4 and columns >= 5 of the 5x6 map get score -1",
-                       "rpn_post_nms_top_n > survivors: rows cycle through the kept boxes"])
+                       "rpn_post_nms_top_n > survivors: rows cycle through the kept boxes",
+                       "rpn_pre_nms_top_n=-1 is in tests/test_ops_detection_extra.py"])
 
 
 @case
@@ -44,7 +44,7 @@ def proposal_iou_loss(rng):
     c, b, i = _rpn_syms()
     sym = mx.sym.contrib.Proposal(c, b, i, feature_stride=16, scales=(1, 2, 3), ratios=(1,), rpn_min_size=8,
                                   rpn_pre_nms_top_n=30, rpn_post_nms_top_n=8, threshold=0.6, iou_loss=True)
-    return Spec(sym, inputs, rtol=1e-5, atol=1e-4)
+    return Spec(sym, inputs, train=False, rtol=1e-5, atol=1e-4, notes=["zero gradients: proposal_single"])
 
 
 @case
@@ -56,7 +56,8 @@ def multi_proposal(rng):
     outs = [mx.sym.contrib.MultiProposal(c, b, i, rpn_pre_nms_top_n=50, rpn_post_nms_top_n=20, output_score=True,
                                          rpn_min_size=10, **kw),
             mx.sym.contrib.MultiProposal(c, b, i, rpn_post_nms_top_n=6, threshold=0.4, iou_loss=True, **kw)]
-    return Spec(mx.sym.Group(outs), inputs, rtol=1e-5, atol=1e-4)
+    return Spec(mx.sym.Group(outs), inputs, train=False, rtol=1e-5, atol=1e-4,
+                notes=["zero gradients: proposal_single"])
 
 
 _PS_ROIS = [[0, 1, 2, 12, 13], [1, 3.5, 0.5, 9.5, 7.5], [1, -4, -3, 5, 4], [0, 10, 9, 30, 25], [0, 6, 6, 5, 4],
@@ -77,7 +78,7 @@ def psroi_pooling(rng):
 
 @case
 def deformable_psroi_pooling(rng):
-    """Trans offsets of two classes (part_size = pooled and smaller), and no_trans."""
+    """Trans offsets of two classes (part_size = pooled and smaller); no_trans is in test_ops_detection_extra."""
     data = _f32(rng.standard_normal((2, 18, 7, 8)))
     rois = _f32(_PS_ROIS)
     trans = _f32(rng.standard_normal((6, 4, 3, 3)))
@@ -87,8 +88,7 @@ def deformable_psroi_pooling(rng):
     outs = [dp(x, r, mx.sym.var("trans"), spatial_scale=0.5, output_dim=2, group_size=3, pooled_size=3,
                sample_per_part=2, trans_std=0.1),
             dp(x, r, mx.sym.var("trans2"), spatial_scale=0.5, output_dim=2, group_size=3, pooled_size=3,
-               part_size=2, sample_per_part=3, trans_std=0.3),
-            dp(x, r, spatial_scale=1.0, output_dim=2, group_size=3, pooled_size=3, sample_per_part=2, no_trans=True)]
+               part_size=2, sample_per_part=3, trans_std=0.3)]
     return Spec(mx.sym.Group(outs), {"data": data, "rois": rois, "trans": trans, "trans2": trans2},
                 rtol=1e-4, atol=1e-5)
 
