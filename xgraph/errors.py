@@ -88,7 +88,8 @@ class DistributedError(XGraphError, RuntimeError):
 __all__ = [
     "XGraphError", "GraphFormatError", "UnsupportedOperatorError", "AttributeValueError",
     "SymbolError", "ShapeError", "DTypeError", "BindError", "DeviceError", "ArtifactError", "PassError",
-    "MissingDependencyError", "ConfigError", "ParallelError", "DistributedError",
+    "MissingDependencyError", "ConfigError", "ParallelError", "DistributedError", "UnsupportedFeatureError",
+    "NotImplementedForSymbol",
 ]
 
 
