@@ -314,3 +314,46 @@ def op_namespaces(invoke: Invoke, array_type: type, imperative: bool = False) ->
             OpNamespace("random", ("_random_", "_sample_"), invoke,
                         random_functions(invoke, array_type, imperative)),
             OpNamespace("_internal", ("",), invoke))
+
+
+def frontend_functions(invoke: Invoke, array_type: type, imperative: bool = False) -> dict[str, Any]:
+    """MXNet's Python-level wrappers over ops: ``split_v2``, ``histogram`` and the ``image`` namespace.
+
+    ``split_v2(ary, indices_or_sections, axis=0, squeeze_axis=False)`` calls
+    ``_split_v2`` with ``sections`` for an int and ``indices=(0,) + tuple`` for a
+    tuple; ``histogram(a, bins=10, range=None)`` calls ``_histogram`` with a bins
+    input (an array) or ``bin_cnt`` and ``range`` (without a range, ``mx.nd``
+    uses numpy's, as MXNet does; ``mx.sym`` refuses it).
+
+        >>> import xgraph as mx
+        >>> [o.shape for o in mx.nd.split_v2(mx.nd.zeros((2, 5)), (1, 3), axis=1)]
+        [(2, 1), (2, 2), (2, 2)]
+    """
+    def split_v2(ary: Any, indices_or_sections: Any, axis: int = 0, squeeze_axis: bool = False, **kwargs: Any) -> Any:
+        """Split an array at the given indices, or into that many (nearly) equal sections."""
+        if isinstance(indices_or_sections, int) and not isinstance(indices_or_sections, bool):
+            indices, sections = [], indices_or_sections
+        elif isinstance(indices_or_sections, tuple):
+            indices, sections = [0] + list(indices_or_sections), 0
+        else:
+            raise SymbolError(f"split_v2: indices_or_sections must be an int or a tuple of ints, got "
+                              f"{type(indices_or_sections).__name__}")
+        return invoke("_split_v2", [ary], {"indices": tuple(indices), "axis": axis, "squeeze_axis": squeeze_axis,
+                                           "sections": sections, **kwargs})
+
+    def histogram(a: Any, bins: Any = 10, range: Any = None, **kwargs: Any) -> Any:  # noqa: A002 (MXNet's name)
+        """Histogram of the flattened ``a``: (counts, bin edges)."""
+        if isinstance(bins, array_type):
+            return invoke("_histogram", [a, bins], kwargs)
+        if isinstance(bins, int) and not isinstance(bins, bool):
+            if range is None:
+                if not imperative:
+                    raise SymbolError("histogram: a symbol needs range=(low, high) with an integer bins")
+                import numpy as np
+                counts, edges = np.histogram(a.asnumpy(), bins=bins)
+                return array_type(counts), array_type(edges.astype(a.dtype))
+            return invoke("_histogram", [a], {"bin_cnt": bins, "range": tuple(range), **kwargs})
+        raise SymbolError(f"histogram: bins must be an int or an array, got {type(bins).__name__}")
+
+    return {"split_v2": split_v2, "histogram": histogram,
+            "image": OpNamespace("image", ("_image_",), invoke)}

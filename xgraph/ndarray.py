@@ -554,3 +554,5 @@ linalg, contrib, random, _internal = _op_namespaces(invoke, NDArray, imperative=
 from .namespaces import binary_functions as _binary_functions  # noqa: E402
 globals().update(_binary_functions(invoke, NDArray))
 true_divide = divide  # noqa: F821  (MXNet's alias)
+from .namespaces import frontend_functions as _frontend_functions  # noqa: E402
+globals().update(_frontend_functions(invoke, NDArray, imperative=True))   # split_v2, histogram, mx.nd.image

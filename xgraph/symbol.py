@@ -735,4 +735,6 @@ globals().update(_creation_functions(invoke))
 from .namespaces import SYMBOL_BINARY as _SYMBOL_BINARY  # noqa: E402
 globals().update(_binary_functions(invoke, Symbol, _SYMBOL_BINARY))
 pow = power  # noqa: A001,F821  (MXNet's mx.sym.pow)
+from .namespaces import frontend_functions as _frontend_functions  # noqa: E402
+globals().update(_frontend_functions(invoke, Symbol))   # split_v2, histogram, mx.sym.image
 from .parallel import with_sharding  # noqa: E402,F401  (mx.sym.with_sharding: a sharding constraint on a node)

@@ -1,5 +1,6 @@
-"""Matrix products and MXNet's ``la_op`` family: dot, batch_dot, and ``_linalg_*`` (gemm, gemm2, trmm,
-trsm, syrk, potrf, potri, inverse, det, slogdet, sumlogdiag, extractdiag, makediag).
+"""Matrix products and MXNet's ``la_op`` family: dot, batch_dot, diag, and ``_linalg_*`` (gemm, gemm2, trmm,
+trsm, syrk, potrf, potri, inverse, det, slogdet, sumlogdiag, extractdiag, makediag, extracttrian,
+maketrian, gelqf, syevd).
 
 The ``_linalg_*`` ops work on the last two axes with any leading batch axes;
 they are reached as ``mx.sym.linalg.gemm`` etc. (or their aliases
@@ -27,6 +28,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg  # noqa: F401  (cho_solve)
+import numpy as np
 
 from .attrs import Bool, Enum, Float, Int, Optional, attr
 from .common import fail, normalize_axis
@@ -253,3 +255,114 @@ register(Op("_linalg_extractdiag", _extractdiag_lower, inputs=("A",), aliases=("
             attrs=_OFFSET, family="linalg", doc="The diagonal (at offset) of matrices: (..., n, n) -> (..., m)."))
 register(Op("_linalg_makediag", _makediag_lower, inputs=("A",), aliases=("linalg_makediag",),
             attrs=_OFFSET, family="linalg", doc="Diagonal matrices from vectors: (..., n) -> (..., n+|k|, n+|k|)."))
+
+
+# -- triangles, LQ and symmetric eigendecomposition ---------------------------------------------
+def _trian_indices(n: int, k: int, lower: bool) -> tuple[Any, Any]:
+    """(rows, cols) of a triangle of an n x n matrix in MXNet's packing order.
+
+    The lower triangle below diagonal ``k <= 0`` is packed row by row; an upper
+    triangle (``k > 0``, or ``k == 0`` and not ``lower``) is packed as the lower
+    triangle of the transposed matrix, i.e. column by column.
+
+        >>> [r.tolist() for r in _trian_indices(2, 0, False)]
+        [[0, 0, 1], [0, 1, 1]]
+    """
+    m = n - abs(k)
+    r, c = np.tril_indices(m)          # row-major lower triangle of the (n-|k|) square
+    r = r + abs(k)
+    if k > 0 or (k == 0 and not lower):
+        return c, r                    # transposed coordinates
+    return r, c
+
+
+def _check_trian_offset(what: str, n: int, k: int) -> None:
+    if abs(k) >= n:
+        fail(f"{what}: offset {k} is outside a {n}x{n} matrix")
+
+
+def _extracttrian_lower(ctx, p, a):
+    _square(a, "linalg_extracttrian")
+    n, k = a.shape[-1], p["offset"]
+    _check_trian_offset("linalg_extracttrian", n, k)
+    rows, cols = _trian_indices(n, k, p["lower"])
+    return a[..., rows, cols]
+
+
+def _maketrian_lower(ctx, p, a):
+    if a.ndim < 1:
+        fail("linalg_maketrian needs an input with at least one dimension")
+    m = a.shape[-1]
+    side = int(round((math.sqrt(8 * m + 1) - 1) / 2))
+    if side * (side + 1) // 2 != m or m == 0:
+        fail(f"linalg_maketrian: the last axis ({m}) is not a triangular number n*(n+1)/2")
+    k = p["offset"]
+    n = side + abs(k)
+    rows, cols = _trian_indices(n, k, p["lower"])
+    return jnp.zeros(a.shape[:-1] + (n, n), a.dtype).at[..., rows, cols].set(a)
+
+
+_TRIAN = (attr("offset", Int(), 0, "the diagonal bounding the triangle: 0 main, > 0 above, < 0 below"),
+          attr("lower", Bool(), True, "the lower (True) or upper triangle; only used when offset is 0"))
+register(Op("_linalg_extracttrian", _extracttrian_lower, inputs=("A",), aliases=("linalg_extracttrian",),
+            attrs=_TRIAN, family="linalg",
+            doc="A triangle of square matrices packed into a vector: (..., n, n) -> (..., m(m+1)/2), m = n-|offset| "
+                "(lower: row by row; upper: column by column, as MXNet)."))
+register(Op("_linalg_maketrian", _maketrian_lower, inputs=("A",), aliases=("linalg_maketrian",),
+            attrs=_TRIAN, family="linalg",
+            doc="The inverse of extracttrian: packed triangles (..., m(m+1)/2) -> (..., m+|offset|, m+|offset|)."))
+
+
+def _gelqf_lower(ctx, p, a):
+    if a.ndim < 2 or a.shape[-2] > a.shape[-1]:
+        fail(f"linalg_gelqf needs matrices (x, y) with x <= y on the last two axes, got {tuple(a.shape)}")
+    q, r = jnp.linalg.qr(_t(_float32_for(a)), mode="reduced")      # A^T = Q R  ->  A = R^T Q^T
+    return _t(q).astype(a.dtype), _t(r).astype(a.dtype)
+
+
+register(Op("_linalg_gelqf", _gelqf_lower, inputs=("A",), aliases=("linalg_gelqf",), num_outputs=2,
+            family="linalg",
+            doc="LQ factorization A = L Q of (x, y) matrices with x <= y: outputs Q (x, y), row-orthonormal, "
+                "and L (x, x), lower triangular (LAPACK's Householder signs)."))
+
+
+def _syevd_lower(ctx, p, a):
+    _square(a, "linalg_syevd")
+    w, v = jnp.linalg.eigh(_float32_for(a), symmetrize_input=False)
+    u = _t(v)                                                      # rows are eigenvectors
+    big = jnp.argmax(jnp.abs(jax.lax.stop_gradient(u)), axis=-1)
+    sign = jnp.where(jnp.take_along_axis(jax.lax.stop_gradient(u), big[..., None], axis=-1) < 0, -1.0, 1.0)
+    return (u * sign.astype(u.dtype)).astype(a.dtype), w.astype(a.dtype)
+
+
+register(Op("_linalg_syevd", _syevd_lower, inputs=("A",), aliases=("linalg_syevd",), num_outputs=2,
+            family="linalg",
+            doc="Eigendecomposition U A = diag(L) U of symmetric matrices: U's rows are the eigenvectors "
+                "(each with its largest-magnitude entry positive, as MXNet), L ascending."))
+
+
+# -- diag ----------------------------------------------------------------------------------
+def _diag_lower(ctx, p, x):
+    k = p["k"]
+    if x.ndim == 0:
+        fail("diag needs an input with at least one dimension")
+    if x.ndim == 1:
+        n = x.shape[0] + abs(k)
+        idx = jnp.arange(x.shape[0])
+        return jnp.zeros((n, n), x.dtype).at[idx + max(-k, 0), idx + max(k, 0)].set(x)
+    a1 = normalize_axis(p["axis1"], x.ndim, "axis1")
+    a2 = normalize_axis(p["axis2"], x.ndim, "axis2")
+    if a1 == a2:
+        fail(f"diag: axis1 and axis2 both name axis {a1}")
+    h, w = x.shape[a1], x.shape[a2]
+    if min(h + min(k, 0), w - max(k, 0)) < 0:
+        fail(f"diag: diagonal k={k} does not exist in a {h}x{w} matrix (axes {a1}, {a2})")
+    return jnp.diagonal(x, offset=k, axis1=a1, axis2=a2)
+
+
+register(Op("diag", _diag_lower, family="linalg",
+            attrs=(attr("k", Int(), 0, "the diagonal: 0 main, > 0 above, < 0 below"),
+                   attr("axis1", Int(), 0, "the first axis of the matrices (N-D input)"),
+                   attr("axis2", Int(), 1, "the second axis of the matrices (N-D input)")),
+            doc="A 1-D input gives the square matrix with it on diagonal k; an N-D input gives diagonal k of "
+                "the matrices on axes (axis1, axis2), appended as the last axis."))

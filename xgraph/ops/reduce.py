@@ -1,4 +1,4 @@
-"""Reductions: sum, mean, max, min, prod, nansum, nanprod, argmax, argmin, norm.
+"""Reductions: sum, mean, max, min, prod, nansum, nanprod, argmax, argmin, norm, moments, _histogram.
 
 MXNet 1.x conventions kept here:
 
@@ -24,10 +24,11 @@ from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from .attrs import Axes, Bool, Enum, Int, Optional, attr
+from .attrs import Axes, Bool, Enum, FloatTuple, Int, Optional, attr
 from .common import fail, normalize_axes, normalize_axis
-from .registry import Op, register
+from .registry import Op, optional_input, register
 
 
 def reduce_axes(ndim: int, axis: Sequence[int] | None, exclude: bool = False) -> tuple[int, ...]:
@@ -173,3 +174,77 @@ register(Op(
                 "the dtype of the result (default: the input's)"),
            attr("keepdims", Bool(), False, "keep reduced axes with size 1")),
     family="reduce", doc="The L1 or L2 norm over axes; norm(x) of any shape gives shape (1,)."))
+
+
+# -- moments --------------------------------------------------------------------------
+def _moments_lower(ctx, p, x):
+    axes = reduce_axes(x.ndim, p["axes"])
+    xa = x.astype(accum_dtype(x.dtype))
+    mean = jnp.mean(xa, axis=axes, keepdims=True)
+    var = jnp.mean(jnp.square(xa - mean), axis=axes, keepdims=p["keepdims"])
+    if not p["keepdims"]:
+        mean = jnp.squeeze(mean, axes)
+    return at_least_1d(mean.astype(x.dtype)), at_least_1d(var.astype(x.dtype))
+
+
+register(Op(
+    "moments", _moments_lower, num_outputs=2, output_names=lambda p: ["output0", "output1"],
+    attrs=(attr("axes", Optional(Axes()), None, "the axes to reduce; None reduces all"),
+           attr("keepdims", Bool(), False, "keep reduced axes with size 1")),
+    family="reduce", doc="Mean and (biased) variance over axes: two outputs; a full reduction gives (1,)."))
+
+
+# -- histogram ------------------------------------------------------------------------
+#: MXNet's int64 counts (int32 while JAX runs without x64)
+_COUNT_DTYPE = np.dtype(jax.dtypes.canonicalize_dtype(np.int64))
+
+
+def _histogram_dtype(p, dtypes):
+    return dtypes, [_COUNT_DTYPE, dtypes[0]]
+
+
+def _bin_counts(idx: Any, valid: Any, n: int) -> Any:
+    """Counts of ``idx`` in 0 .. n-1 over the ``valid`` entries, as MXNet's int64 counts."""
+    counts = jnp.zeros((n + 1,), jnp.int32).at[jnp.where(valid, idx, n)].add(1)[:n]
+    return jax.lax.stop_gradient(counts.astype(_COUNT_DTYPE))
+
+
+def _histogram_lower(ctx, p, data, bins=None):
+    x = jax.lax.stop_gradient(data).reshape(-1)
+    if p["bin_cnt"] is None:
+        if p["range"] is not None:
+            fail("histogram: give bin_cnt and range together, or a bins input")
+        if bins.ndim != 1 or bins.shape[0] < 2:
+            fail(f"histogram: bins must be a vector of at least 2 edges, got shape {tuple(bins.shape)}")
+        edges = jax.lax.stop_gradient(bins).astype(x.dtype)
+        n = edges.shape[0] - 1
+        idx = jnp.minimum(jnp.searchsorted(edges, x, side="right") - 1, n - 1)
+        valid = (x >= edges[0]) & (x <= edges[-1])
+        return _bin_counts(idx, valid, n), bins
+    n, rng = p["bin_cnt"], p["range"]
+    if rng is None or len(rng) != 2:
+        fail(f"histogram: bin_cnt={n} needs range=(low, high), got {rng}")
+    if n < 1:
+        fail(f"histogram: bin_cnt={n} must be >= 1")
+    lo, hi = float(rng[0]), float(rng[1])
+    if lo > hi:
+        fail(f"histogram: range {tuple(rng)}: the low end is above the high end")
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = jnp.asarray(np.array([(hi * i + (n - i) * lo) / n for i in range(n + 1)]).astype(x.dtype))
+    idx = jnp.minimum(((x - lo) * (n / (hi - lo))).astype(jnp.int32), n - 1)
+    idx = jnp.clip(idx, 0, n - 1)
+    idx = idx - (x < edges[idx]).astype(jnp.int32)
+    idx = idx + ((x >= edges[jnp.clip(idx + 1, 0, n)]) & (idx != n - 1)).astype(jnp.int32)
+    valid = (x >= lo) & (x <= hi)
+    return _bin_counts(jnp.clip(idx, 0, n - 1), valid, n), edges
+
+
+register(Op(
+    "_histogram", _histogram_lower, aliases=("_npi_histogram",), num_outputs=2, differentiable=False,
+    inputs=("data", optional_input("bins", lambda p: p["bin_cnt"] is None, "the bin edges")),
+    attrs=(attr("bin_cnt", Optional(Int()), None, "the number of equal bins over range (else: a bins input)"),
+           attr("range", Optional(FloatTuple()), None, "(low, high) of the equal bins")),
+    infer_dtype=_histogram_dtype, family="reduce",
+    doc="Histogram of the flattened data: (counts int64, bin edges); equal bins over range, or the edges "
+        "given as the bins input (the last bin includes its right edge; values outside are not counted)."))

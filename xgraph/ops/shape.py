@@ -681,3 +681,45 @@ register(Op(
     "size_array", lambda ctx, p, x: jnp.asarray(np.array([math.prod(x.shape)], np.int64), _index_dtype()),
     family="shape", differentiable=False, infer_dtype=lambda p, dts: (dts, [_index_dtype()]),
     doc="The number of elements of data as a 1-element integer array (int64, or int32 without jax_enable_x64)."))
+
+
+# -- _split_v2 ------------------------------------------------------------------------
+def _split_v2_bounds(p: dict, size: int) -> list[int]:
+    """The start of every part (MXNet: ``sections`` parts, the first ``size % sections`` one longer)."""
+    n = p["sections"]
+    if n > 0:
+        base, extra = divmod(size, n)
+        starts = [0]
+        for i in range(n - 1):
+            starts.append(starts[-1] + base + (1 if i < extra else 0))
+        return starts
+    return list(p["indices"])
+
+
+def _split_v2_lower(ctx, p, x):
+    axis = normalize_axis(p["axis"], x.ndim)
+    size = x.shape[axis]
+    starts = _split_v2_bounds(p, size)
+    if not starts:
+        fail("_split_v2 needs indices or sections > 0")
+    ends = starts[1:] + [size]
+    parts = []
+    for i, (b, e) in enumerate(zip(starts, ends)):
+        if not 0 <= b <= e <= size:
+            fail(f"_split_v2: part {i} spans [{b}, {e}) outside axis {axis} of size {size} (indices {starts})")
+        if p["squeeze_axis"] and e - b != 1:
+            fail(f"_split_v2 with squeeze_axis=True needs parts of size 1, part {i} has {e - b}")
+        part = jax.lax.slice_in_dim(x, b, e, axis=axis)
+        parts.append(jnp.squeeze(part, axis) if p["squeeze_axis"] else part)
+    return tuple(parts)
+
+
+register(Op(
+    "_split_v2", _split_v2_lower,
+    attrs=(attr("indices", Shape(), doc="the start of every part (the first is 0)"),
+           attr("axis", Int(), 1, "the axis to split"),
+           attr("squeeze_axis", Bool(), False, "drop the split axis (every part must have size 1)"),
+           attr("sections", Int(min=0), 0, "split into this many parts instead (0: use indices)")),
+    num_outputs=lambda p: p["sections"] if p["sections"] > 0 else len(p["indices"]), family="shape",
+    doc="Split along axis at indices (mx.sym.split_v2(x, (2, 3)) gives x[:2], x[2:3], x[3:]) or into sections "
+        "nearly equal parts."))
