@@ -124,3 +124,26 @@ def test_gelqf_syevd():
     check_grad(mx.sym.linalg.gelqf(V("a")), {"a": a[0]}, rtol=1e-5, atol=1e-7)
     with pytest.raises(mx.XGraphError, match="x <= y"):
         mx.sym.linalg.gelqf(V("a")).infer_shape(a=(5, 3))
+
+
+def test_quadratic():
+    x = RNG.normal(size=(3, 4)).astype(np.float32)
+    sym = mx.sym.contrib.quadratic(V("x"), a=0.5, b=-2.0, c=1.5)
+    np.testing.assert_allclose(run(sym, x=x)[0], 0.5 * x ** 2 - 2 * x + 1.5, rtol=1e-6, atol=1e-6)
+    check_grad(sym, {"x": x})
+    check_low_precision(sym, {"x": x}, "float16")
+
+
+def test_all_finite_and_multi():
+    fin, inf = np.zeros((1, 2), np.float32), np.array([[np.inf, 1]], np.float32)
+    out = run(mx.sym.all_finite(V("d")), d=inf)[0]
+    assert out.dtype == np.float32 and out.tolist() == [0.0]
+    assert run(mx.sym.all_finite(V("d")), d=fin)[0].tolist() == [1.0]
+    assert run(mx.sym.multi_all_finite(V("a"), V("b"), num_arrays=2), a=fin, b=inf)[0].tolist() == [0.0]
+    assert run(mx.sym.multi_all_finite(V("a"), V("b"), num_arrays=2), a=fin, b=fin)[0].tolist() == [1.0]
+    assert run(mx.sym.all_finite(V("d")), d=fin.astype(np.float16))[0].dtype == np.float32
+
+
+def test_random_randint_alias():
+    out = mx.nd.random_randint(low=2, high=5, shape=(50,), dtype="int32").asnumpy()
+    assert out.dtype == np.int32 and out.min() >= 2 and out.max() < 5

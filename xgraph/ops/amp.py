@@ -16,6 +16,7 @@
 """
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -51,3 +52,24 @@ register(Op(
            attr("cast_narrow", Bool(), False, "cast to the narrowest floating type instead of the widest")),
     num_outputs=lambda p: int(p["num_outputs"]), family="amp",
     doc="Cast floating-point inputs to their widest (or narrowest) common float dtype."))
+
+
+def _finite_dtype(p, dtypes):
+    return dtypes, [jnp.dtype(jnp.float32)]
+
+
+def _all_finite_lower(ctx, p, *arrays):
+    ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a.astype(jnp.float32))) for a in arrays]))
+    return jax.lax.stop_gradient(ok.astype(jnp.float32).reshape((1,)))
+
+
+_INIT_OUTPUT = attr("init_output", Bool(), True,
+                    "(MXNet: start the output at 1 instead of its previous value; without a previous value "
+                    "xgraph always starts at 1)")
+register(Op("all_finite", _all_finite_lower, attrs=(_INIT_OUTPUT,), infer_dtype=_finite_dtype,
+            differentiable=False, family="amp",
+            doc="[1.0] (float32, shape (1,)) when every element is finite, else [0.0] (AMP overflow checks)."))
+register(Op("multi_all_finite", _all_finite_lower, variadic="num_arrays", infer_dtype=_finite_dtype,
+            differentiable=False, family="amp",
+            attrs=(attr("num_arrays", Int(min=1), 1, "the number of arrays"), _INIT_OUTPUT),
+            doc="[1.0] when every element of every input is finite, else [0.0]."))

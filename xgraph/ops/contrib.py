@@ -46,3 +46,15 @@ register(Op(
            attr("ctx", Str(), "", "(MXNet: the device; placement follows the executor)"),
            attr("axis", Optional(Int()), None, "take the length of this axis; None: the input's whole shape")),
     doc="start + (i // repeat) * step over the input's shape (or the length of one axis); no gradient."))
+
+
+def _quadratic_lower(ctx, p, x):
+    a, b, c = (jnp.asarray(p[k], x.dtype) for k in ("a", "b", "c"))
+    return (a * x + b) * x + c
+
+
+register(Op("_contrib_quadratic", _quadratic_lower, family="contrib",
+            attrs=(attr("a", Float(), 0.0, "the quadratic coefficient"),
+                   attr("b", Float(), 0.0, "the linear coefficient"),
+                   attr("c", Float(), 0.0, "the constant term")),
+            doc="a * x^2 + b * x + c elementwise; gradient 2 a x + b."))

@@ -158,7 +158,8 @@ def _randint_lower(ctx, p):
 
 
 register(Op(
-    "_random_randint", _randint_lower, inputs=(), random=True, differentiable=False, infer_dtype=_randint_dtype,
+    "_random_randint", _randint_lower, aliases=("random_randint",), inputs=(), random=True, differentiable=False,
+    infer_dtype=_randint_dtype,
     attrs=(attr("low", Int(), doc="the smallest value"), attr("high", Int(), doc="the end, excluded"),
            _SHAPE_ATTR, _CTX_ATTR,
            attr("dtype", Enum(("None", "int32", "int64")), "None", "the output dtype (None: int32)")),
