@@ -147,3 +147,27 @@ def test_all_finite_and_multi():
 def test_random_randint_alias():
     out = mx.nd.random_randint(low=2, high=5, shape=(50,), dtype="int32").asnumpy()
     assert out.dtype == np.int32 and out.min() >= 2 and out.max() < 5
+
+
+def test_ravel_unravel():
+    idx = np.array([[1, 2, 0], [3, 0, 1]], np.float32)
+    flat = run(mx.sym.ravel_multi_index(V("i"), shape=(3, 4)), i=idx)[0]
+    np.testing.assert_array_equal(flat, np.ravel_multi_index(idx.astype(int), (3, 4)))
+    back = run(mx.sym.unravel_index(V("f"), shape=(3, 4)), f=flat)[0]
+    np.testing.assert_array_equal(back, idx)
+    with pytest.raises(mx.XGraphError, match="ravel_multi_index"):
+        mx.sym.ravel_multi_index(V("i"), shape=(3, 4, 5)).infer_shape(i=(2, 3))
+
+
+def test_index_copy_and_index_array():
+    x = np.zeros((5, 3), np.float32)
+    t = np.arange(9, dtype=np.float32).reshape(3, 3) + 1
+    i = np.array([0, 4, 2], np.float32)
+    out = run(mx.sym.contrib.index_copy(V("x"), V("i"), V("t")), x=x, i=i, t=t)[0]
+    ref = x.copy()
+    ref[[0, 4, 2]] = t
+    np.testing.assert_array_equal(out, ref)
+    check_grad(mx.sym.contrib.index_copy(V("x"), V("i"), V("t")), {"x": x, "i": i, "t": t}, null=("i",))
+    d = np.ones((3, 2, 2), np.float32)
+    ia = run(mx.sym.contrib.index_array(V("d"), axes=(1, 0)), d=d)[0]
+    np.testing.assert_array_equal(ia, np.stack(np.indices((3, 2, 2))[[1, 0]], axis=-1))

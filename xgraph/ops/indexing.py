@@ -25,9 +25,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import dtypes as _dt
-from .attrs import Bool, DType, Enum, Float, Int, Optional, Shape, attr
+from .attrs import Axes, Bool, DType, Enum, Float, Int, Optional, Shape, attr
 from .common import fail, normalize_axis
 from .registry import Op, register
 
@@ -255,3 +256,75 @@ register(Op("sort", _sort_lower, attrs=_SORT_ATTRS, family="indexing",
 register(Op("argsort", _argsort_lower, differentiable=False, family="indexing",
             attrs=_SORT_ATTRS + (attr("dtype", _INDEX_DTYPES, "float32", "the dtype of the indices"),),
             doc="The indices that sort an axis (stable), in dtype (float32 by default)."))
+
+
+# -- ravel_multi_index / unravel_index / index_copy / index_array --------------------------------
+def _ravel_shape(p: dict, what: str) -> tuple:
+    shape = tuple(p["shape"])
+    if not shape:
+        fail(f"{what} needs a non-empty shape attribute")
+    return shape
+
+
+def _ravel_lower(ctx, p, data):
+    shape = _ravel_shape(p, "ravel_multi_index")
+    if data.ndim != 2 or data.shape[0] != len(shape):
+        fail(f"ravel_multi_index: data must be ({len(shape)}, N) for shape {shape}, got {tuple(data.shape)}")
+    idx = as_index(data)
+    flat = jnp.zeros(data.shape[1:], jnp.int32)
+    for j, d in enumerate(shape):
+        flat = flat * d + idx[j]
+    return jax.lax.stop_gradient(flat.astype(data.dtype))
+
+
+def _unravel_lower(ctx, p, data):
+    shape = _ravel_shape(p, "unravel_index")
+    if data.ndim != 1:
+        fail(f"unravel_index: data must be a vector of flat indices, got {tuple(data.shape)}")
+    idx = as_index(data)
+    rows = []
+    for d in reversed(shape[1:]):
+        rows.append(idx % d)
+        idx = idx // d
+    rows.append(idx)                     # the first axis is not wrapped (MXNet)
+    return jax.lax.stop_gradient(jnp.stack(rows[::-1]).astype(data.dtype))
+
+
+_RAVEL_SHAPE = (attr("shape", Shape(allow_negative=True), (), "the shape the indices address"),)
+register(Op("_ravel_multi_index", _ravel_lower, aliases=("ravel_multi_index",), attrs=_RAVEL_SHAPE,
+            differentiable=False, family="indexing",
+            doc="Flat indices from (ndim, N) multi-indices into shape, in the data's dtype (no gradient)."))
+register(Op("_unravel_index", _unravel_lower, aliases=("unravel_index",), attrs=_RAVEL_SHAPE,
+            differentiable=False, family="indexing",
+            doc="(ndim, N) multi-indices from N flat indices into shape (the first axis unwrapped; no gradient)."))
+
+
+def _index_copy_lower(ctx, p, old, index, new):
+    if index.ndim != 1 or new.ndim != old.ndim or new.shape[0] != index.shape[0] \
+            or tuple(new.shape[1:]) != tuple(old.shape[1:]) or new.shape[0] > old.shape[0]:
+        fail(f"index_copy: old_tensor {tuple(old.shape)}, index_vector {tuple(index.shape)} and new_tensor "
+             f"{tuple(new.shape)} do not fit (index a vector as long as new_tensor's first axis, the other "
+             f"axes equal)")
+    return old.at[as_index(index)].set(new.astype(old.dtype))
+
+
+register(Op("_contrib_index_copy", _index_copy_lower, inputs=("old_tensor", "index_vector", "new_tensor"),
+            family="indexing",
+            doc="old_tensor with row index[i] replaced by new_tensor[i]; gradients: the head to new_tensor's "
+                "rows, zero at the copied rows of old_tensor."))
+
+
+def _index_array_dtype(p, dtypes):
+    return dtypes, [np.dtype(jax.dtypes.canonicalize_dtype(np.int64))]
+
+
+def _index_array_lower(ctx, p, data):
+    grids = jnp.indices(data.shape, dtype=jax.dtypes.canonicalize_dtype(np.int64))
+    axes = range(data.ndim) if p["axes"] is None else [normalize_axis(a, data.ndim, "axes") for a in p["axes"]]
+    return jnp.stack([grids[a] for a in axes], axis=-1) if data.ndim else jnp.zeros((0,), grids.dtype)
+
+
+register(Op("_contrib_index_array", _index_array_lower, differentiable=False, infer_dtype=_index_array_dtype,
+            attrs=(attr("axes", Optional(Axes()), None, "the axes whose index to list (None: all)"),),
+            family="indexing",
+            doc="The index of every element: shape data.shape + (len(axes),), int64 (int32 without x64)."))
