@@ -227,7 +227,8 @@ def deform_psroi(trans=True, **kw):
 
 
 @pytest.mark.parametrize("kw,trans_shape", [
-    (dict(spatial_scale=0.5, output_dim=2, group_size=3, pooled_size=3, sample_per_part=2, trans_std=0.1), (5, 4, 3, 3)),
+    (dict(spatial_scale=0.5, output_dim=2, group_size=3, pooled_size=3, sample_per_part=2, trans_std=0.1),
+     (5, 4, 3, 3)),
     (dict(spatial_scale=0.5, output_dim=2, group_size=3, pooled_size=3, part_size=2, sample_per_part=3,
           trans_std=0.3), (5, 2, 2, 2)),
     (dict(spatial_scale=1.0, output_dim=2, group_size=3, pooled_size=3, sample_per_part=2), None),
@@ -409,7 +410,8 @@ def test_bad_shapes_name_the_node(build, shapes, message):
 
 
 @pytest.mark.parametrize("make,attr", [
-    (lambda: mx.sym.contrib.PSROIPooling(V("d"), V("r"), spatial_scale=1.5, output_dim=1, pooled_size=2), "spatial_scale"),
+    (lambda: mx.sym.contrib.PSROIPooling(V("d"), V("r"), spatial_scale=1.5, output_dim=1, pooled_size=2),
+     "spatial_scale"),
     (lambda: deform_psroi(spatial_scale=0.5, output_dim=1, group_size=1, pooled_size=2, trans_std=2.0), "trans_std"),
     (lambda: mx.sym.contrib.RROIAlign(V("d"), V("r"), pooled_size=(2, 0), spatial_scale=1.0), "pooled_size"),
     (lambda: deform_conv(kernel=(3, 3), num_filter=0), "num_filter"),

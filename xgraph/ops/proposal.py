@@ -16,7 +16,7 @@ Every input gets a zero gradient, as in MXNet. Greedy suppression is
     >>> import xgraph as mx
     >>> p = mx.sym.contrib.MultiProposal(mx.sym.var('c'), mx.sym.var('b'), mx.sym.var('i'),
     ...                                  rpn_post_nms_top_n=10, scales=(8,), ratios=(1,))
-    >>> p.infer_shape(c=(2, 2, 5, 5))[2]
+    >>> p.infer_shape(c=(2, 2, 5, 5))[1]
     [(20, 5)]
 """
 from __future__ import annotations

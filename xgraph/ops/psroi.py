@@ -162,7 +162,8 @@ def _deform_psroi_lower(ctx, p, data, rois, trans=None):
     ys = hstart[..., None, None] + (steps * sub[:, 1, None])[:, None, None, None, :, None]    # (R, OD|1, P, P, S, 1)
     shape = (r, od, ps, ps, spp, spp)
     xs, ys = jnp.broadcast_to(xs, shape), jnp.broadcast_to(ys, shape)
-    inside = (xs >= -0.5) & (xs <= w - 0.5) & (ys >= -0.5) & (ys <= h - 0.5) & (batch >= 0)[:, None, None, None, None, None]
+    inside = (xs >= -0.5) & (xs <= w - 0.5) & (ys >= -0.5) & (ys <= h - 0.5) \
+        & (batch >= 0)[:, None, None, None, None, None]
     xs, ys = jnp.clip(xs, 0, w - 1), jnp.clip(ys, 0, h - 1)
     chan = ((np.arange(od)[:, None, None] * group + gh[None, :, None]) * group + gw[None, None, :])  # (OD, P, P)
     base = ((jnp.maximum(batch, 0)[:, None, None, None] * c + chan) * (h * w))[..., None, None]
