@@ -497,6 +497,11 @@ def test_head_gradient_of_an_integer_output_is_ignored():
     ex.forward(is_train=True)
     ex.backward([mx.nd.ones((7,))])                 # MXNet ignores it: an integer output has no gradient
     assert ex.outputs[0].asnumpy().tolist() == [3, 4] and not grad.asnumpy().any()
+    hot = mx.sym.one_hot(x, depth=3).bind(mx.cpu(), args={"x": mx.nd.array([0, 2])},
+                                           args_grad={"x": mx.nd.ones((2,))})
+    hot.forward(is_train=True)
+    hot.backward([mx.nd.ones((5, 5))])              # one_hot has zero gradients: its head is ignored too
+    assert not hot.grad_dict["x"].asnumpy().any()
     fx = (x * 2).simple_bind(mx.cpu(), x=(3,))
     fx.forward(is_train=True, x=np.ones(3, np.float32))
     with pytest.raises(mx.base.MXNetError, match="head gradient 0 has shape"):

@@ -452,8 +452,9 @@ class Executor:
         if len(out_grads) != len(self.outputs):
             raise BindError(f"backward: {len(out_grads)} head gradients for {len(self.outputs)} outputs")
         heads = []
-        for i, (g, (shape, dtype)) in enumerate(zip(out_grads, self._out_sigs)):
-            if g is None or not _dt.is_float(dtype):   # an integer output carries no gradient: MXNet ignores its head
+        for i, (g, (shape, dtype), e) in enumerate(zip(out_grads, self._out_sigs, self._graph.outputs)):
+            # an integer output, or one of an op with zero gradients, carries no gradient: MXNet ignores its head
+            if g is None or not _dt.is_float(dtype) or (e.node.op is not None and not e.node.op.differentiable):
                 heads.append(None)
                 continue
             g = g.data if isinstance(g, NDArray) else g
