@@ -171,7 +171,7 @@ class Executor:
         self._grad = self._programs.gradient(self._diff_mask) if self._has_grad else None
         self.outputs = [NDArray(np.zeros(s, d)) for s, d in self._out_sigs]
         self._pending: tuple | None = None      # (args, aux, key) of a deferred training forward
-        self._monitor: tuple | None = None      # (callback, monitor_all, internals executor, names) once set
+        self._monitor: tuple | None = None      # (callback, internals executor, names) once set
         self._pullback: Any = None              # residuals of the last training forward
         self._last_inputs: tuple | None = None   # inputs of the last forward (for a repeated or inference-mode backward)
 
@@ -392,10 +392,10 @@ class Executor:
         aux = {n: NDArray(a.data) for n, a in self.aux_dict.items()}   # its aux updates stay its own
         internals = Executor(everything, self._ctx, args=self.arg_dict, grad_req="null", aux_states=aux,
                              opt_level=0, freeze_params=False)
-        self._monitor = (callback, bool(monitor_all), internals, names)
+        self._monitor = (callback, internals, names)
 
     def _report_to_monitor(self, is_train: bool) -> None:
-        callback, _, internals, names = self._monitor
+        callback, internals, names = self._monitor
         for name, value in zip(names, internals.forward(is_train=is_train)):
             callback(name, value)
 
