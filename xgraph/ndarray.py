@@ -501,6 +501,8 @@ def invoke(op_name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     if missing:
         names = ", ".join(n[len("op_"):] if n.startswith("op_") else n for n in missing)
         raise BindError(f"nd.{op_name}: input(s) {names} not given; an imperative call needs every input")
+    if op.eager is not None:   # output shapes depend on the values: run on the concrete inputs, no graph
+        return _invoke_eager(g, arrays, sources, out)
     training = autograd.is_training()
     prog = train_forward_program(g) if training else inference_program(g)
     # random ops draw from xgraph.rng, so mx.random.seed(n) makes imperative calls reproducible
@@ -521,12 +523,34 @@ def invoke(op_name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     res = [NDArray(o) for o in outs]
     if autograd.is_recording():
         autograd._record_op(run, [sources[n] for n in arg_keys], res)
+    return _deliver(res, out)
+
+
+def _deliver(res: list[NDArray], out: Any) -> Any:
+    """An imperative call's result: written into ``out`` if given, else one NDArray or a list."""
     if out is not None:
         targets = out if isinstance(out, (list, tuple)) else [out]
         for t, r in zip(targets, res):
             t[:] = r
         return out
     return res[0] if len(res) == 1 else res
+
+
+def _invoke_eager(g: Any, arrays: dict[str, Any], sources: dict[str, NDArray], out: Any) -> Any:
+    """Run a one-op graph whose op has an ``eager`` rule on concrete values; recorded for autograd."""
+    from .errors import XGraphError
+    from .infer import node_error
+    node = g.outputs[0].node
+    names = [e.node.name for e in node.inputs]
+    values = [arrays[n] for n in names]
+    try:
+        run = node.op.eager(node.params, *values)
+        res = [NDArray(o) for o in run(*values)]
+    except XGraphError as exc:
+        raise node_error(node, [tuple(v.shape) for v in values], [v.dtype for v in values], exc) from None
+    if autograd.is_recording():
+        autograd._record_op(run, [sources[n] for n in names], res)
+    return _deliver(res, out)
 
 
 __all__ = ["NDArray", "array", "zeros", "ones", "full", "empty", "arange", "concat", "waitall", "invoke",

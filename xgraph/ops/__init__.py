@@ -31,3 +31,8 @@ from . import roi
 from . import sampling
 from . import sequence
 from . import shape
+from . import svm
+from . import image
+from . import patches
+from . import compare
+from . import dynamic

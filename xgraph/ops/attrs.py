@@ -244,9 +244,11 @@ class OptTuple(AttrKind):
 
 @dataclass(frozen=True)
 class FloatTuple(AttrKind):
-    """A tuple of numbers."""
+    """A tuple of numbers; a bare number is a one-value tuple, as MXNet reads ``mean=0.5``."""
 
     def parse(self, value: Any) -> tuple[float, ...]:
+        if isinstance(value, (float, np.floating)):
+            return (float(value),)
         return tuple(float(t) for t in parse_tuple(value))
 
     def format(self, value: Any) -> str:

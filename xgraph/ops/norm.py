@@ -60,8 +60,9 @@ def _bn_dtype(p, dtypes):
     return [data] + [d if d is not None else param for d in dtypes[1:]], [data, param, param]
 
 
-def _bn_lower(ctx, p, x, gamma, beta, moving_mean, moving_var):
-    axis = normalize_axis(p["axis"], x.ndim)
+def _bn_compute(ctx, p, axis, x, gamma, beta, moving_mean, moving_var):
+    """The shared BatchNorm computation: (y, mean, var, invstd) in ``x``'s/the statistics' dtype, new moving stats."""
+    axis = normalize_axis(axis, x.ndim)
     size = x.shape[axis]
     _check_vectors(("gamma", "beta", "moving_mean", "moving_var"), (gamma, beta, moving_mean, moving_var), size)
     acc = _acc_dtype(x.dtype)
@@ -81,31 +82,63 @@ def _bn_lower(ctx, p, x, gamma, beta, moving_mean, moving_var):
     scale = invstd if p["fix_gamma"] else invstd * gamma.astype(acc)
     y = (xf - mean.reshape(bshape)) * scale.reshape(bshape) + beta.astype(acc).reshape(bshape)
     param_dtype = moving_mean.dtype
-    outs = (y.astype(x.dtype), mean.astype(param_dtype), invstd.astype(param_dtype))
-    return outs, (new_mm.astype(moving_mean.dtype), new_mv.astype(moving_var.dtype))
+    stats = tuple(a.astype(param_dtype) for a in (mean, var, invstd))
+    return (y.astype(x.dtype),) + stats, (new_mm.astype(moving_mean.dtype), new_mv.astype(moving_var.dtype))
 
 
-register(Op(
+def _bn_lower(ctx, p, x, gamma, beta, moving_mean, moving_var):
+    (y, mean, _var, invstd), new_aux = _bn_compute(ctx, p, p["axis"], x, gamma, beta, moving_mean, moving_var)
+    return (y, mean, invstd), new_aux
+
+
+def _bn_v1_lower(ctx, p, x, gamma, beta, moving_mean, moving_var):
+    if x.ndim < 2:
+        fail(f"BatchNorm_v1 needs data of at least 2 dimensions (N, C, ...), got {tuple(x.shape)}")
+    (y, mean, var, _invstd), new_aux = _bn_compute(ctx, p, 1, x, gamma, beta, moving_mean, moving_var)
+    return (y, mean, var), new_aux
+
+
+#: the attributes BatchNorm and BatchNorm_v1 share, in MXNet's parameter order
+_BN_ATTRS = (attr("eps", Float(), 1e-3, "added to the variance"),
+             attr("momentum", Float(), 0.9, "moving = momentum * moving + (1 - momentum) * batch"),
+             attr("fix_gamma", Bool(), True, "use gamma = 1 (its gradient is 0)"),
+             attr("use_global_stats", Bool(), False, "normalize with the moving statistics in training too"),
+             attr("output_mean_var", Bool(), False, "also output the mean and the inverse std "
+                                                             "(BatchNorm_v1: the variance)"))
+
+
+def _batchnorm_op(name: str, lower: Any, attrs: tuple, infer_inputs: Any, doc: str, aliases: tuple = ()) -> Op:
+    """A BatchNorm-shaped op: its five inputs, two aux states, three outputs (output, mean, var)."""
+    return Op(
+        name, lower, aliases=aliases,
+        inputs=("data", "gamma", "beta", "moving_mean", "moving_var"), aux=("moving_mean", "moving_var"),
+        attrs=attrs, num_outputs=3, num_visible_outputs=lambda p: 3 if p["output_mean_var"] else 1,
+        output_names=lambda p: ["output", "mean", "var"] if p["output_mean_var"] else ["output"],
+        input_init={"moving_mean": '["zero", {}]', "moving_var": '["one", {}]'},
+        infer_inputs=infer_inputs, infer_dtype=_bn_dtype, family="norm", doc=doc)
+
+
+register(_batchnorm_op(
     "BatchNorm", _bn_lower, aliases=("_npx_batch_norm",),
-    inputs=("data", "gamma", "beta", "moving_mean", "moving_var"), aux=("moving_mean", "moving_var"),
-    attrs=(attr("eps", Float(), 1e-3, "added to the variance"),
-           attr("momentum", Float(), 0.9, "moving = momentum * moving + (1 - momentum) * batch"),
-           attr("fix_gamma", Bool(), True, "use gamma = 1 (its gradient is 0)"),
-           attr("use_global_stats", Bool(), False, "normalize with the moving statistics in training too"),
-           attr("output_mean_var", Bool(), False, "also output the mean and the inverse std"),
-           attr("axis", Int(), 1, "the channel axis"),
-           attr("cudnn_off", Bool(), False, "(MXNet: turn cuDNN off; ignored)"),
-           attr("min_calib_range", Optional(Float()), None, "(MXNet: quantization calibration; ignored)"),
-           attr("max_calib_range", Optional(Float()), None, "(MXNet: quantization calibration; ignored)")),
-    num_outputs=3, num_visible_outputs=lambda p: 3 if p["output_mean_var"] else 1,
-    output_names=lambda p: ["output", "mean", "var"] if p["output_mean_var"] else ["output"],
-    input_init={"moving_mean": '["zero", {}]', "moving_var": '["one", {}]'},
-    infer_inputs=_per_axis_infer, infer_dtype=_bn_dtype, family="norm",
+    attrs=_BN_ATTRS + (
+        attr("axis", Int(), 1, "the channel axis"),
+        attr("cudnn_off", Bool(), False, "(MXNet: turn cuDNN off; ignored)"),
+        attr("min_calib_range", Optional(Float()), None, "(MXNet: quantization calibration; ignored)"),
+        attr("max_calib_range", Optional(Float()), None, "(MXNet: quantization calibration; ignored)")),
+    infer_inputs=_per_axis_infer,
     doc="Batch normalization over every axis but `axis`: batch statistics (biased variance) in "
         "training, which also update the moving statistics; the moving statistics otherwise. "
         "Outputs: the result, the mean and the inverse std (1/sqrt(var + eps)). MXNet also "
         "overwrites the gamma argument with ones in a training forward when fix_gamma=True; "
         "xgraph leaves the argument as it is (the result is the same)."))
+
+register(_batchnorm_op(
+    "BatchNorm_v1", _bn_v1_lower, attrs=_BN_ATTRS,
+    infer_inputs=lambda p, shapes: _per_axis_infer({**p, "axis": 1}, shapes),
+    doc="MXNet's legacy BatchNorm: BatchNorm with the channels on axis 1 (no axis, cudnn_off or "
+        "calibration attributes); hidden outputs: the mean and the variance (not the inverse std). "
+        "MXNet updates the moving statistics in the backward pass; xgraph, as for BatchNorm, in the "
+        "training forward (the same values after a forward and backward)."))
 
 
 # -- LayerNorm -----------------------------------------------------------------------

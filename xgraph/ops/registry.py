@@ -97,6 +97,11 @@ class Op:
     fill attributes (MXNet's generated functions take ``reshape(data, shape,
     reverse, ...)``): by default the order of ``attrs``; set it only for an op
     whose ``attrs`` are declared in another order than MXNet's parameters.
+    ``eager(params, *values)`` is for an op whose output shapes depend on its
+    input values (``boolean_mask``): given concrete input arrays it returns a
+    function of those inputs with every shape fixed (differentiable by JAX),
+    which ``mx.nd`` runs and records for autograd instead of a compiled graph;
+    the op's lowering refuses to be part of a symbol graph.
     """
 
     name: str
@@ -115,6 +120,7 @@ class Op:
     dynamic_inputs: Callable[[Mapping[str, Any]], Sequence[str]] | None = None
     open_attrs: bool = False
     positional: Sequence[str] | None = None
+    eager: Callable[..., Callable[..., tuple]] | None = None
     variadic: str | None = None
     variadic_if: Callable[[Mapping[str, Any]], bool] | None = None
     input_init: Mapping[str, str] | Callable[[Mapping[str, Any]], Mapping[str, str]] = field(default_factory=dict)
