@@ -218,8 +218,14 @@ def _heads_and_vjp(heads: Sequence[Any], variables: Sequence[Any] | None) -> tup
                 env[id(o)] = r
         return tuple(env[id(h)] for h in heads)
 
-    outs, pullback = jax.vjp(replay, *[a.data for a in leaves])
+    outs, pullback = jax.vjp(replay, *[_as_real(a.data) for a in leaves])
     return leaves, list(outs), pullback
+
+
+def _as_real(x: Any) -> Any:
+    """An integer or bool leaf differentiated as float32 (MXNet gives integer arrays real-valued gradients,
+    cast back to the array's dtype); JAX would give them none."""
+    return x if jnp.issubdtype(x.dtype, jnp.inexact) else x.astype(jnp.float32)
 
 
 def _cotangents(outs: Sequence[Any], head_grads: Any) -> tuple:
