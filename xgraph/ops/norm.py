@@ -92,10 +92,21 @@ def _bn_lower(ctx, p, x, gamma, beta, moving_mean, moving_var):
 
 
 def _bn_v1_lower(ctx, p, x, gamma, beta, moving_mean, moving_var):
-    if x.ndim < 2:
-        fail(f"BatchNorm_v1 needs data of at least 2 dimensions (N, C, ...), got {tuple(x.shape)}")
+    _bn_v1_check(x.shape)
     (y, mean, var, _invstd), new_aux = _bn_compute(ctx, p, 1, x, gamma, beta, moving_mean, moving_var)
     return (y, mean, var), new_aux
+
+
+def _bn_v1_check(shape: tuple) -> None:
+    if len(shape) < 2:
+        fail(f"BatchNorm_v1 needs data of at least 2 dimensions (N, C, ...), got {tuple(shape)}")
+
+
+def _bn_v1_infer(p, shapes):
+    """The channels are on axis 1."""
+    if shapes[0] is not None:
+        _bn_v1_check(shapes[0])
+    return _per_axis_infer({**p, "axis": 1}, shapes)
 
 
 #: the attributes BatchNorm and BatchNorm_v1 share, in MXNet's parameter order
@@ -104,7 +115,7 @@ _BN_ATTRS = (attr("eps", Float(), 1e-3, "added to the variance"),
              attr("fix_gamma", Bool(), True, "use gamma = 1 (its gradient is 0)"),
              attr("use_global_stats", Bool(), False, "normalize with the moving statistics in training too"),
              attr("output_mean_var", Bool(), False, "also output the mean and the inverse std "
-                                                             "(BatchNorm_v1: the variance)"))
+                                                          "(BatchNorm_v1: the variance)"))
 
 
 def _batchnorm_op(name: str, lower: Any, attrs: tuple, infer_inputs: Any, doc: str, aliases: tuple = ()) -> Op:
@@ -134,7 +145,7 @@ register(_batchnorm_op(
 
 register(_batchnorm_op(
     "BatchNorm_v1", _bn_v1_lower, attrs=_BN_ATTRS,
-    infer_inputs=lambda p, shapes: _per_axis_infer({**p, "axis": 1}, shapes),
+    infer_inputs=_bn_v1_infer,
     doc="MXNet's legacy BatchNorm: BatchNorm with the channels on axis 1 (no axis, cudnn_off or "
         "calibration attributes); hidden outputs: the mean and the variance (not the inverse std). "
         "MXNet updates the moving statistics in the backward pass; xgraph, as for BatchNorm, in the "
