@@ -40,7 +40,8 @@ def test_svm_output_gradient_is_the_hinge_loss_gradient(linear):
         plus, minus = x64.copy(), x64.copy()
         plus[idx] += eps
         minus[idx] -= eps
-        num[idx] = (_svm_loss(plus, label, margin, coef, linear) - _svm_loss(minus, label, margin, coef, linear)) / (2 * eps)
+        num[idx] = (_svm_loss(plus, label, margin, coef, linear)
+                    - _svm_loss(minus, label, margin, coef, linear)) / (2 * eps)
     np.testing.assert_allclose(got, num, rtol=1e-5, atol=1e-5)
     g = grads(sym, ["L"], [np.ones(x.shape)], X=x, L=label)["L"]
     np.testing.assert_array_equal(g, np.zeros(6))                             # the label gets no gradient

@@ -19,7 +19,6 @@ import math
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 from jax import lax
 
 from .attrs import Shape, attr
@@ -49,6 +48,7 @@ def _out_spatial(size: tuple[int, ...], kernel, stride, dilate, pad) -> tuple[in
 def im2col_array(x: jax.Array, kernel, stride, dilate, pad) -> jax.Array:
     """Patches of ``x`` (N, C, *spatial) as (N, C * prod(kernel), L) columns (exact: no rounding).
 
+        >>> import jax.numpy as jnp
         >>> im2col_array(jnp.arange(4.0).reshape(1, 1, 2, 2), (2, 1), (1, 1), (1, 1), (0, 0)).tolist()
         [[[0.0, 1.0], [2.0, 3.0]]]
     """
