@@ -36,3 +36,5 @@ from . import image
 from . import patches
 from . import compare
 from . import dynamic
+from . import attention
+from . import ctc
