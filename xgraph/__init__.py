@@ -37,6 +37,7 @@ from . import base, util, test_utils  # noqa: F401  (mx.base, mx.util, mx.test_u
 from .util import np_shape, use_np_shape, is_np_shape, set_np_shape  # noqa: F401
 from . import operator  # noqa: F401  (mx.operator: custom operators in Python)
 from . import autograd  # noqa: F401  (mx.autograd: imperative differentiation over jax.vjp)
+from . import contrib  # noqa: F401  (mx.contrib.ndarray / .symbol: the contrib op namespaces)
 
 __version__ = "0.1.0"
 
