@@ -1,4 +1,4 @@
-"""Regression outputs (MXNet's gradients), smooth_l1 and softmax_cross_entropy."""
+"""Loss heads (SoftmaxOutput and the regression outputs, with MXNet's gradients), smooth_l1, softmax_cross_entropy."""
 import numpy as np
 import pytest
 
@@ -91,3 +91,50 @@ def test_errors_name_the_node():
         mx.sym.softmax_cross_entropy(V("x"), V("y"), name="ce").infer_shape(x=(4, 3, 2), y=(4,))
     with pytest.raises(mx.AttributeValueError, match=r"sl.*smooth_l1.*scalar"):
         mx.sym.smooth_l1(V("x"), scalar="big", name="sl")
+
+
+def _np_softmax(x, axis):
+    e = np.exp(x - x.max(axis, keepdims=True))
+    return e / e.sum(axis, keepdims=True)
+
+
+def test_softmax_output_probability_label():
+    """A label of the data's shape is a distribution: gradient (softmax - label) * grad_scale, never normalized."""
+    x = RNG.normal(size=(3, 4)).astype(np.float32)
+    lab = _np_softmax(RNG.normal(size=(3, 4)), 1).astype(np.float32)
+    sym = mx.sym.SoftmaxOutput(V("data"), V("label"), grad_scale=2.0, normalization="batch")
+    out, gdata, _ = _train(sym, x, lab)
+    np.testing.assert_allclose(gdata, (_np_softmax(x, 1) - lab) * 2.0, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("norm", ["null", "batch", "valid"])
+def test_softmax_output_multi_output_normalization(norm):
+    """multi_output: null and batch also divide by the spatial size; labels (N, H, W), (N, H*W) or (N, 1, H, W)."""
+    x = RNG.normal(size=(2, 3, 2, 2)).astype(np.float32)
+    lab = np.array([[[0, 1], [2, 1]], [[1, 1], [0, 2]]], np.float32)
+    onehot = np.eye(3, dtype=np.float32)[lab.astype(int)].transpose(0, 3, 1, 2)
+    valid = (lab != 1)[:, None]
+    want = (_np_softmax(x, 1) - onehot) * valid * 0.5 / {"null": 4, "batch": 4 * 2, "valid": valid.sum()}[norm]
+    for shape in [(2, 2, 2), (2, 4), (2, 1, 2, 2)]:
+        sym = mx.sym.SoftmaxOutput(V("data"), V("label"), grad_scale=0.5, multi_output=True, use_ignore=True,
+                                   ignore_label=1, normalization=norm)
+        np.testing.assert_allclose(_train(sym, x, lab.reshape(shape))[1], want, rtol=1e-5, atol=1e-6)
+
+
+def test_softmax_output_preserve_shape_batch_counts_every_label():
+    """preserve_shape with normalization='batch' divides by the label's element count, as MXNet does."""
+    x = RNG.normal(size=(2, 3, 4)).astype(np.float32)
+    lab = np.array([[0, 3, 1], [2, 2, 0]], np.float32)
+    sym = mx.sym.SoftmaxOutput(V("data"), V("label"), preserve_shape=True, normalization="batch")
+    want = (_np_softmax(x, -1) - np.eye(4, dtype=np.float32)[lab.astype(int)]) / 6
+    np.testing.assert_allclose(_train(sym, x, lab)[1], want, rtol=1e-5, atol=1e-6)
+
+
+def test_softmax_output_out_grad_multiplies_the_head_gradient():
+    x = RNG.normal(size=(3, 4)).astype(np.float32)
+    lab = np.array([0, 3, 1], np.float32)
+    sym = mx.sym.SoftmaxOutput(V("data"), V("label"), out_grad=True)
+    want = (_np_softmax(x, 1) - np.eye(4, dtype=np.float32)[[0, 3, 1]]) * 3.0
+    np.testing.assert_allclose(_train(sym, x, lab, head_scale=3.0)[1], want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(mx.ShapeError, match=r"sm.*SoftmaxOutput.*label has shape \(3, 2\)"):
+        mx.sym.SoftmaxOutput(V("x"), V("y"), name="sm").infer_shape(x=(3, 4), y=(3, 2))

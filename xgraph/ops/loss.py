@@ -4,7 +4,7 @@ smooth_l1, softmax_cross_entropy, MakeLoss, BlockGrad.
 Where MXNet's gradient is not the derivative of the forward output, the op
 says so with a custom VJP: SoftmaxOutput's gradient is
 ``(softmax(x) - one_hot(label)) * grad_scale / norm`` whatever the head
-gradient; MakeLoss passes ``grad_scale / norm`` down; the regression outputs
+gradient (times it with ``out_grad``); MakeLoss passes ``grad_scale / norm`` down; the regression outputs
 pass ``d(out, label) * grad_scale / num_output`` down, where ``num_output`` is
 the label's size per example (MXNet's ``regression_output-inl.h``).
 
@@ -19,6 +19,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .attrs import Bool, Enum, Float, attr
 from .common import fail
@@ -45,52 +46,87 @@ def _softmax_output_infer(p, shapes):
     return out
 
 
+def _multi_output_labels(data_shape: tuple) -> tuple:
+    """The label shapes MXNet takes with multi_output: (N, prod(rest)), (N, *rest), (N, 1, *rest)."""
+    n, rest = data_shape[0], tuple(data_shape[2:])
+    return (n,) + rest, (n, int(np.prod(rest, dtype=np.int64))), (n, 1) + rest
+
+
 def _softmax_output_lower(ctx, p, data, label):
-    axis = 1 if p["multi_output"] else -1
-    if p["multi_output"] or p["preserve_shape"]:
-        x = data
-    else:
-        x = data.reshape(data.shape[0], -1)
-    expected = _softmax_label_shape(p, data.shape)
-    if tuple(label.shape) != tuple(expected) and label.shape != x.shape:
-        fail(f"label has shape {label.shape}, expected {expected}")
-    num_classes = x.shape[axis]
-    grad_scale, ignore_label = p["grad_scale"], p["ignore_label"]
+    """MXNet's ``softmax_output-inl.h``: class labels, or probabilities when the label has the data's shape.
+
+    The gradient is ``(softmax - one_hot(label)) * scale`` (``softmax - label`` for
+    probabilities), times the head gradient only with ``out_grad``.  ``scale`` is
+    ``grad_scale`` divided by the normalization count: 1 (null), the label's element
+    count (batch; with multi_output the batch size) or the count of labels other than
+    ``ignore_label`` (valid); multi_output also divides null and batch by the spatial size.
+    Probability labels are never normalized.
+    """
+    multi, preserve = p["multi_output"], p["preserve_shape"]
+    grad_scale, ignore_label, out_grad = p["grad_scale"], p["ignore_label"], p["out_grad"]
     use_ignore, norm_kind, alpha = p["use_ignore"], p["normalization"], p["smooth_alpha"]
+    probabilities = tuple(label.shape) == tuple(data.shape)
+    if multi:
+        axis, x = 1, data
+    elif preserve:
+        axis, x = -1, data
+    else:
+        axis, x = -1, data.reshape(data.shape[0], -1)
+    if probabilities:
+        lab = label
+    elif multi:
+        accepted = _multi_output_labels(tuple(data.shape))
+        if tuple(label.shape) not in accepted:
+            fail(f"label has shape {tuple(label.shape)}, expected one of {', '.join(map(str, accepted))} "
+                 f"or the data's shape {tuple(data.shape)}")
+        lab = label.reshape(accepted[0])
+    else:
+        expected = _softmax_label_shape(p, tuple(data.shape))
+        if tuple(label.shape) != expected:
+            fail(f"label has shape {tuple(label.shape)}, expected {expected} "
+                 f"or the data's shape {tuple(data.shape)}")
+        lab = label
+    num_classes = x.shape[axis]
+    spatial = int(np.prod(x.shape[2:], dtype=np.int64)) if multi else 1
 
     def forward(x):
         return jax.nn.softmax(x.astype(jnp.float32) if x.dtype in (jnp.float16, jnp.bfloat16) else x,
                               axis=axis).astype(x.dtype)
 
-    @jax.custom_vjp
-    def head(x, label):
-        return forward(x)
-
-    def head_fwd(x, label):
-        out = forward(x)
-        return out, (out, label)
-
-    def head_bwd(res, _ct):
-        out, lab = res
+    def class_grad(out, lab):
         idx = lab.astype(jnp.int32)
         onehot = jax.nn.one_hot(idx, num_classes, axis=axis, dtype=out.dtype)
         if alpha:
             onehot = onehot * (1 - alpha) + (1 - onehot) * (alpha / max(num_classes - 1, 1))
         grad = out - onehot
-        valid = (lab != ignore_label)
+        valid = idx != int(ignore_label)
         if use_ignore:
             grad = grad * jnp.expand_dims(valid, axis).astype(grad.dtype)
         if norm_kind == "batch":
-            norm = jnp.asarray(x.shape[0], grad.dtype)
+            count = jnp.asarray(lab.shape[0] if multi else lab.size, grad.dtype)
         elif norm_kind == "valid":
-            norm = jnp.maximum(jnp.sum(valid).astype(grad.dtype), 1)
+            count = jnp.maximum(jnp.sum(valid).astype(grad.dtype), 1)
         else:
-            norm = jnp.asarray(1, grad.dtype)
-        grad = grad * (grad_scale / norm)
+            count = jnp.asarray(1, grad.dtype)
+        return grad * (grad_scale / (1 if norm_kind == "valid" else spatial) / count)
+
+    @jax.custom_vjp
+    def head(x, lab):
+        return forward(x)
+
+    def head_fwd(x, lab):
+        out = forward(x)
+        return out, (out, lab)
+
+    def head_bwd(res, ct):
+        out, lab = res
+        grad = (out - lab) * jnp.asarray(grad_scale, out.dtype) if probabilities else class_grad(out, lab)
+        if out_grad:
+            grad = grad * ct.astype(grad.dtype)
         return grad, jnp.zeros_like(lab)
 
     head.defvjp(head_fwd, head_bwd)
-    return head(x, label).reshape(data.shape)
+    return head(x, lab.reshape(x.shape) if probabilities else lab).reshape(data.shape)
 
 
 register(Op(
@@ -102,7 +138,7 @@ register(Op(
            attr("preserve_shape", Bool(), False, "softmax over the last axis, keeping the shape"),
            attr("normalization", _NORMALIZATION, "null", "divide the gradient by 1, the batch size, or "
                                                           "the count of valid labels"),
-           attr("out_grad", Bool(), False, "(MXNet: multiply by the head gradient; unused)"),
+           attr("out_grad", Bool(), False, "multiply the gradient by the head gradient"),
            attr("smooth_alpha", Float(), 0.0, "label smoothing")),
     infer_inputs=_softmax_output_infer, family="loss",
     doc="Softmax in the forward pass; MXNet's cross-entropy gradient in the backward pass."))
