@@ -217,6 +217,18 @@ def test_grad_req_add_accumulates_and_write_overwrites():
                                    rtol=1e-5, atol=1e-5)
 
 
+def test_integer_argument_gradient_is_written_zero():
+    """MXNet writes a zero gradient into an integer argument (softmax's length) with grad_req='write'."""
+    sym = mx.sym.softmax(mx.sym.var("data"), mx.sym.var("length"), axis=1, use_length=True)
+    ex = sym.bind(mx.cpu(), {"data": mx.nd.ones((2, 3)), "length": mx.nd.array([2, 3], dtype="int32")},
+                  args_grad={"data": mx.nd.ones((2, 3)), "length": mx.nd.array([7, 7], dtype="int32")})
+    ex.forward(is_train=True)
+    ex.backward([mx.nd.ones((2, 3))])
+    assert ex.grad_dict["length"].dtype == np.int32
+    np.testing.assert_array_equal(ex.grad_dict["length"].asnumpy(), [0, 0])
+    np.testing.assert_allclose(ex.grad_dict["data"].asnumpy(), 0, atol=1e-6)
+
+
 def test_grad_req_null_leaves_no_gradient_and_others_still_work():
     net = mlp_loss()
     ex = net.simple_bind(mx.cpu(), data=(3, 6), grad_req={"fc2_bias": "write"})

@@ -308,6 +308,10 @@ class Executor:
         for n, m in zip(self._arg_names, self._diff_mask):
             if m:
                 self.grad_dict[n]._set(next(it))
+            elif self._grad_req[n] == "write":
+                # an integer argument (softmax's length) is not differentiated: MXNet writes it a zero gradient
+                g = self.grad_dict[n]
+                g._set(jax.numpy.zeros(g.shape, g.dtype))
 
     def _old_grads(self) -> tuple | None:
         if not any(self._grad_req[n] == "add" for n, m in zip(self._arg_names, self._diff_mask) if m):
