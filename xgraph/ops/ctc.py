@@ -18,9 +18,11 @@ shape (batch,), as MXNet 1.9.1 computes it:
 The forward (alpha) recursion runs in log space over time with ``lax.scan`` at
 static shapes (the extended label ``blank l1 blank l2 ... blank`` of length
 2 * label_len + 1 per row); the gradient with respect to ``data`` is JAX's
-derivative of that recursion (softmax minus the label occupancy, times the head
-gradient), labels and lengths get none.  Like MXNet the op has a second, hidden
-output: the gradient of the loss with respect to ``data``.
+derivative of that recursion (softmax minus the label occupancy), labels and
+lengths get none.  Like MXNet the op has a second, hidden output: a training
+forward computes the loss and that gradient together, and backward only scales
+the gradient by the head gradient (an inference forward leaves the hidden output
+zero).
 
     >>> import xgraph as mx
     >>> loss = mx.sym.ctc_loss(mx.sym.var('x'), mx.sym.var('y'), name='ctc')
@@ -33,6 +35,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .attrs import Bool, Enum, attr
 from .common import fail
@@ -131,17 +134,45 @@ def ctc_loss(data: jax.Array, label: jax.Array, data_lengths: jax.Array | None =
     return jnp.where(loglik > NEG / 2, -loglik, 0).astype(data.dtype)
 
 
+def _no_gradient(x: jax.Array) -> Any:
+    """The zero cotangent of an input that gets no gradient (float0 for an integer one)."""
+    if jnp.issubdtype(x.dtype, jnp.inexact):
+        return jnp.zeros_like(x)
+    return np.zeros(x.shape, jax.dtypes.float0)
+
+
 def _ctc_lower(ctx: Any, p: dict, data: jax.Array, label: jax.Array, *lengths: jax.Array) -> tuple:
-    rest = list(lengths)
-    d_len = rest.pop(0) if p["use_data_lengths"] else None
-    l_len = rest.pop(0) if p["use_label_lengths"] else None
+    def split(lens: tuple) -> tuple:
+        rest = list(lens)
+        return (rest.pop(0) if p["use_data_lengths"] else None, rest.pop(0) if p["use_label_lengths"] else None)
+
+    d_len, l_len = split(lengths)
     _check_inputs(p, data, label, {"data_lengths": d_len, "label_lengths": l_len})
+    if not ctx.is_train:   # the hidden gradient output is backward's workspace: inference leaves it empty
+        return ctc_loss(data, label, d_len, l_len, p["blank_label"]), jnp.zeros_like(data)
 
-    def loss_of(d: jax.Array) -> jax.Array:
-        return ctc_loss(d, label, d_len, l_len, p["blank_label"])
+    def loss_and_grad(d: jax.Array, lab: jax.Array, *lens: jax.Array) -> tuple:
+        def total(x: jax.Array) -> tuple:
+            loss = ctc_loss(x, lab, *split(lens), p["blank_label"])
+            return loss.astype(jnp.promote_types(loss.dtype, jnp.float32)).sum(), loss
+        grad, loss = jax.grad(total, has_aux=True)(d)
+        return loss, grad
 
-    loss = loss_of(data)
-    grad = jax.grad(lambda d: loss_of(d).astype(jnp.promote_types(d.dtype, jnp.float32)).sum())(data)
+    # as MXNet: the training forward computes the loss and its gradient together; backward scales the
+    # gradient by the head gradient (the hidden output's head gradient is ignored)
+    ctc = jax.custom_vjp(loss_and_grad)
+
+    def fwd(d: jax.Array, lab: jax.Array, *lens: jax.Array) -> tuple:
+        out = loss_and_grad(d, lab, *lens)
+        return out, (out[1], lab, lens)
+
+    def bwd(res: tuple, cts: tuple) -> tuple:
+        grad, lab, lens = res
+        head = cts[0].astype(grad.dtype)[None, :, None]
+        return (grad * head, _no_gradient(lab), *(_no_gradient(n) for n in lens))
+
+    ctc.defvjp(fwd, bwd)
+    loss, grad = ctc(data, label, *lengths)
     return loss, jax.lax.stop_gradient(grad)
 
 
