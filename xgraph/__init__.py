@@ -13,6 +13,9 @@ type-inferred, lowered to StableHLO through JAX and compiled by XLA.
 from . import errors
 from .errors import *  # noqa: F401,F403
 from .base import MXNetError  # noqa: F401  (MXNet scripts catch mx.MXNetError: the same class as XGraphError)
+from .dtypes import enable_x64_by_default as _enable_x64_by_default
+
+_enable_x64_by_default()   # float64/int64 compute as in MXNet, before any array exists
 from . import ops  # noqa: F401  (registers every operator)
 from . import symbol, ndarray, names as name, rng  # noqa: F401
 from . import symbol as sym  # noqa: F401

@@ -6,10 +6,12 @@
 """
 from __future__ import annotations
 
+import os
 import warnings
 
 from typing import Any
 
+import jax
 import ml_dtypes
 import numpy as np
 
@@ -56,3 +58,22 @@ def to_mx(dtype: Any) -> int:
 def is_float(dtype: Any) -> bool:
     """Whether a dtype is a floating type (float16/32/64, bfloat16): differentiable."""
     return np.issubdtype(canonical(dtype), np.floating) or canonical(dtype) == np.dtype(ml_dtypes.bfloat16)
+
+
+def enable_x64_by_default() -> bool:
+    """Turn on JAX's 64-bit types (``jax_enable_x64``) unless the environment already chose.
+
+    MXNet computes float64 and int64 for real; with JAX's default (x64 off) a float64 array would
+    silently become float32.  xgraph calls this once at import.  Every lowering names its dtypes,
+    so float32 programs stay float32 (tests/test_x64.py scans the StableHLO of every reference
+    case for float64 tensors).  Setting ``JAX_ENABLE_X64`` in the environment (``0`` or ``1``)
+    keeps JAX's own setting instead.  Returns whether it turned the flag on.
+
+        >>> import jax, xgraph
+        >>> jax.config.jax_enable_x64 or 'JAX_ENABLE_X64' in os.environ
+        True
+    """
+    if "JAX_ENABLE_X64" in os.environ:
+        return False
+    jax.config.update("jax_enable_x64", True)
+    return True

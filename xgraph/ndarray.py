@@ -211,7 +211,9 @@ class NDArray:
         o = _unwrap(other)
         if not isinstance(o, (Number, np.number, np.ndarray, jax.Array, np.bool_)):
             return NotImplemented
-        if isinstance(o, (Number, np.number)):
+        if isinstance(o, (Number, np.number, np.ndarray)):
+            # scalars and numpy operands take the NDArray's dtype, as MXNet's scalar ops do
+            # (MXNet refuses numpy arrays; converting them keeps float64 numpy data from promoting)
             o = jnp.asarray(o, dtype=self.data.dtype) if not isinstance(o, bool) else o
         if isinstance(other, NDArray):
             return _traced((lambda x, y: fn(y, x)) if reverse else fn, self, other)

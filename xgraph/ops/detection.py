@@ -471,7 +471,7 @@ def _target_one(anchors, label, cls_pred, p, var):
     loc = jnp.stack([(gx - ax) / aw / var[0], (gy - ay) / ah / var[1],
                      jnp.log(gw / aw) / var[2], jnp.log(gh / ah) / var[3]], axis=-1)
     pos4 = jnp.broadcast_to(positive[:, None], loc.shape)
-    cls = jnp.where(positive, gt[:, 0] + 1, jnp.where(negative, 0, p["ignore_label"]))
+    cls = jnp.where(positive, gt[:, 0] + 1, jnp.where(negative, 0, jnp.asarray(p["ignore_label"], gt.dtype)))
     return jnp.where(pos4, loc, 0).reshape(-1), pos4.astype(loc.dtype).reshape(-1), cls.astype(loc.dtype)
 
 

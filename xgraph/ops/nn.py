@@ -360,7 +360,7 @@ def _dropout_lower(ctx, p, x):
     if rate >= 1:
         mask = jnp.zeros(mask_shape, x.dtype)
     else:
-        keep = jax.random.bernoulli(ctx.rng(), 1.0 - rate, tuple(mask_shape))
+        keep = jax.random.bernoulli(ctx.rng(), jnp.float32(1.0 - rate), tuple(mask_shape))
         mask = keep.astype(x.dtype) / jnp.asarray(1.0 - rate, x.dtype)
     mask = jnp.broadcast_to(mask, x.shape)
     return x * mask, mask

@@ -222,7 +222,7 @@ def _rroi_lower(ctx, p, data, rois):
     wide = jnp.max(grid_w, initial=1)
 
     def sample(k, acc):
-        iy, ix = k // wide, k % wide
+        iy, ix = (k // wide).astype(dt), (k % wide).astype(dt)
         yy = (base_y + exact_div((iy + 0.5) * bin_h, grid_h.astype(dt))[:, None])[:, :, None]   # (R, PH, 1)
         xx = (base_x + exact_div((ix + 0.5) * bin_w, grid_w.astype(dt))[:, None])[:, None, :]   # (R, 1, PW)
         x = xx * cos + yy * sin + cx[:, None, None]

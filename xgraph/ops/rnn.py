@@ -252,7 +252,7 @@ def _rnn_lower(ctx, p, data, params, state, *rest):
         h_out.append(hT)
         c_out.append(cT)
         if ctx.is_train and p["p"] > 0 and layer < geo.layers - 1:
-            keep = jax.random.bernoulli(jax.random.fold_in(ctx.rng(), layer), 1.0 - p["p"], x.shape)
+            keep = jax.random.bernoulli(jax.random.fold_in(ctx.rng(), layer), jnp.float32(1.0 - p["p"]), x.shape)
             x = jnp.where(keep, x / (1.0 - p["p"]), 0).astype(x.dtype)
     outs = [x.astype(out_dtype)]
     if p["state_outputs"]:
