@@ -89,3 +89,35 @@ def test_errors_are_clear():
         ag.mark_variables([x], [mx.nd.zeros((2,))], "sometimes")
     with pytest.raises(mx.errors.UnsupportedFeatureError, match="sparse"):
         x.attach_grad(stype="row_sparse")
+
+
+def test_backward_releases_only_the_history_of_its_heads():
+    """As MXNet: a backward frees its heads' history only; unrelated marked arrays keep their gradients."""
+    x, w = mx.nd.array([1.0, 2.0]), mx.nd.array([3.0, 4.0])
+    x.attach_grad()
+    w.attach_grad()
+    w.grad[:] = 5
+    with ag.record():
+        y = x * 2
+        z = w * 3
+        u = (y * w).sum()
+    y.backward()
+    assert x.grad.asnumpy().tolist() == [2.0, 2.0] and w.grad.asnumpy().tolist() == [5.0, 5.0]
+    z.backward()                      # recorded before y.backward, and independent of it
+    assert w.grad.asnumpy().tolist() == [3.0, 3.0]
+    with pytest.raises(mx.BindError, match="head 0 was released by an earlier backward"):
+        y.backward()
+    with pytest.raises(mx.BindError, match="history of an input was released"):
+        u.backward()                  # depends on y, whose history is gone
+
+
+def test_tape_drops_ops_of_dead_arrays():
+    x = mx.nd.ones((2,))
+    x.attach_grad()
+    with ag.record():
+        for _ in range(300):
+            _ = x * 2                 # each result dies at once
+        y = x * 3
+    assert len(ag._tape().entries) < 200
+    y.backward()
+    assert x.grad.asnumpy().tolist() == [3.0, 3.0]

@@ -4,9 +4,11 @@ Inside ``with autograd.record():`` every ``mx.nd`` call (operators and NDArray
 arithmetic, indexing, reshapes) that touches an array marked with
 :meth:`NDArray.attach_grad` (or computed from one) is appended to a tape as a
 pure JAX function of its input arrays, with the values it saw.  ``backward``
-replays the tape as one function of the marked arrays and differentiates it
-with ``jax.vjp``: gradients are exactly JAX's, written into ``x.grad``
-(``grad_req='write'``) or added to it (``'add'``).
+replays the recorded ops its heads depend on as one function of the marked
+arrays they read and differentiates it with ``jax.vjp``: gradients are exactly
+JAX's, written into ``x.grad`` (``grad_req='write'``) or added to it (``'add'``).
+As in MXNet, a backward releases only its heads' history, and an array's
+recorded ops go when nothing holds the array.
 
     >>> import xgraph as mx
     >>> x = mx.nd.array([1.0, 2.0, 3.0])
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from typing import Any, Callable, Iterator, Sequence
 
 import jax
@@ -36,11 +39,73 @@ def _get(name: str, default: Any) -> Any:
 
 
 class _Tape:
-    """The recorded ops: (fn, input arrays, their values at record time, output arrays)."""
+    """The recorded ops: (fn, input arrays, their values at record time, weak references to the outputs).
+
+    Outputs are held weakly, so the ops of arrays nobody holds any more are dropped
+    (as MXNet frees an array's history with the array); inputs are held strongly, so
+    an op whose output is alive keeps the ops it depends on.  ``backward`` (without
+    ``retain_graph``) releases only the ops its heads depend on, as MXNet does.
+    """
 
     def __init__(self) -> None:
         self.entries: list[tuple[Callable, list, list, list]] = []
-        self.tracked: set[int] = set()   # ids of arrays that are marked or computed from marked ones
+        self.tracked: dict[int, weakref.ref] = {}   # arrays computed from marked ones, by id
+        self.freed: dict[int, weakref.ref] = {}     # arrays whose history a backward released
+        self._compact_at = 64
+
+    @staticmethod
+    def _holds(table: dict, a: Any) -> bool:
+        r = table.get(id(a))
+        return r is not None and r() is a
+
+    def is_tracked(self, a: Any) -> bool:
+        return self._holds(self.tracked, a)
+
+    def was_freed(self, a: Any) -> bool:
+        return self._holds(self.freed, a)
+
+    def add(self, fn: Callable, inputs: Sequence[Any], outputs: Sequence[Any]) -> None:
+        self.entries.append((fn, list(inputs), [a.data for a in inputs], [weakref.ref(o) for o in outputs]))
+        for o in outputs:
+            self.tracked[id(o)] = weakref.ref(o)
+        if len(self.entries) >= self._compact_at:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop the ops none of whose outputs is alive (amortized: when the tape doubles)."""
+        self.entries = [e for e in self.entries if any(r() is not None for r in e[3])]
+        self.tracked = {k: r for k, r in self.tracked.items() if r() is not None}
+        self.freed = {k: r for k, r in self.freed.items() if r() is not None}
+        self._compact_at = max(64, 2 * len(self.entries))
+
+    def ancestry(self, heads: Sequence[Any]) -> list:
+        """The recorded ops ``heads`` depend on, in recording order; refuses a released history."""
+        need = {id(h) for h in heads}
+        keep = []
+        for e in reversed(self.entries):
+            outs = [r() for r in e[3]]
+            if any(o is not None and id(o) in need for o in outs):
+                keep.append(e)
+                need.update(id(a) for a in e[1])
+        keep.reverse()
+        produced = {id(o) for e in keep for o in (r() for r in e[3]) if o is not None}
+        for e in keep:
+            for a in e[1]:
+                if id(a) not in produced and self.was_freed(a):
+                    raise BindError("autograd.backward: the recorded history of an input was released by an "
+                                    "earlier backward; pass retain_graph=True to that backward to reuse it")
+        return keep
+
+    def release(self, entries: Sequence[tuple]) -> None:
+        """Forget ``entries`` (after a backward through them); their outputs become constants."""
+        gone = {id(e) for e in entries}
+        self.entries = [e for e in self.entries if id(e) not in gone]
+        for e in entries:
+            for r in e[3]:
+                o = r()
+                if o is not None:
+                    self.tracked.pop(id(o), None)
+                    self.freed[id(o)] = r
 
 
 def _tape() -> _Tape:
@@ -180,32 +245,35 @@ def _record_op(fn: Callable, inputs: Sequence[Any], outputs: Sequence[Any]) -> N
     if not is_recording():
         return
     tape = _tape()
-    if not any(id(a) in tape.tracked or _is_marked(a) for a in inputs):
+    if not any(tape.is_tracked(a) or _is_marked(a) for a in inputs):
         return
-    tape.entries.append((fn, list(inputs), [a.data for a in inputs], list(outputs)))
-    tape.tracked.update(id(o) for o in outputs)
+    tape.add(fn, inputs, outputs)
 
 
-def _leaves(tape: _Tape) -> list:
-    """The marked arrays that the tape reads, in first-use order."""
+def _leaves(entries: Sequence[tuple]) -> list:
+    """The marked arrays that ``entries`` read, in first-use order."""
     seen: dict[int, Any] = {}
     produced: set[int] = set()
-    for _, ins, _, outs in tape.entries:
+    for _, ins, _, outs in entries:
         for a in ins:
             if id(a) not in produced and _is_marked(a):
                 seen.setdefault(id(a), a)
-        produced.update(id(o) for o in outs)
+        produced.update(id(o) for o in (r() for r in outs) if o is not None)
     return list(seen.values())
 
 
-def _heads_and_vjp(heads: Sequence[Any], variables: Sequence[Any] | None) -> tuple[list, list, Callable]:
+def _heads_and_vjp(heads: Sequence[Any], variables: Sequence[Any] | None) -> tuple[list, list, Callable, list]:
+    """The leaves, the heads' values, the pullback and the recorded ops the heads depend on."""
     tape = _tape()
-    leaves = list(variables) if variables is not None else _leaves(tape)
-    missing = [i for i, h in enumerate(heads) if id(h) not in tape.tracked]
+    missing = [i for i, h in enumerate(heads) if not tape.is_tracked(h)]
     if missing:
+        if tape.was_freed(heads[missing[0]]):
+            raise BindError(f"autograd.backward: the recorded history of head {missing[0]} was released by an "
+                            "earlier backward; pass retain_graph=True to that backward to reuse it")
         raise BindError(f"autograd.backward: head {missing[0]} was not computed inside autograd.record() from "
                         "an array with attach_grad(); nothing to differentiate")
-    entries = list(tape.entries)
+    entries = tape.ancestry(heads)
+    leaves = list(variables) if variables is not None else _leaves(entries)
     leaf_pos = {id(a): i for i, a in enumerate(leaves)}
 
     def replay(*leaf_vals):
@@ -214,12 +282,14 @@ def _heads_and_vjp(heads: Sequence[Any], variables: Sequence[Any] | None) -> tup
             args = [leaf_vals[leaf_pos[id(a)]] if id(a) in leaf_pos and id(a) not in env
                     else env.get(id(a), v) for a, v in zip(ins, vals)]
             res = fn(*args)
-            for o, r in zip(outs, res):
-                env[id(o)] = r
+            for r, v in zip(outs, res):
+                o = r()
+                if o is not None:
+                    env[id(o)] = v
         return tuple(env[id(h)] for h in heads)
 
     outs, pullback = jax.vjp(replay, *[_as_real(a.data) for a in leaves])
-    return leaves, list(outs), pullback
+    return leaves, list(outs), pullback, entries
 
 
 def _as_real(x: Any) -> Any:
@@ -249,11 +319,6 @@ def _is_marked(a: Any) -> bool:
     return getattr(a, "_grad", None) is not None and a._grad_req != "null"
 
 
-def _clear() -> None:
-    """Drop the tape (marked arrays stay marked: they carry their gradient buffers)."""
-    _state.tape = _Tape()
-
-
 def backward(heads: Any, head_grads: Any = None, retain_graph: bool = False, train_mode: bool = True) -> None:
     """Gradients of ``heads`` into the ``.grad`` of every marked array they depend on.
 
@@ -269,7 +334,7 @@ def backward(heads: Any, head_grads: Any = None, retain_graph: bool = False, tra
     """
     from .ndarray import NDArray
     heads = [heads] if isinstance(heads, NDArray) else list(heads)
-    leaves, outs, pullback = _heads_and_vjp(heads, None)
+    leaves, outs, pullback, entries = _heads_and_vjp(heads, None)
     grads = pullback(_cotangents(outs, head_grads))
     for leaf, g in zip(leaves, grads):
         if leaf._grad_req == "add":
@@ -277,7 +342,7 @@ def backward(heads: Any, head_grads: Any = None, retain_graph: bool = False, tra
         else:
             leaf._grad._set(g.astype(leaf._grad.data.dtype))
     if not retain_graph:
-        _clear()
+        _tape().release(entries)
 
 
 def grad(heads: Any, variables: Any, head_grads: Any = None, retain_graph: bool | None = None,
@@ -299,10 +364,10 @@ def grad(heads: Any, variables: Any, head_grads: Any = None, retain_graph: bool 
                           "use jax.grad on a jax function, or xgraph's Symbol graphs")
     heads = [heads] if isinstance(heads, NDArray) else list(heads)
     variables = [variables] if isinstance(variables, NDArray) else list(variables)
-    _, outs, pullback = _heads_and_vjp(heads, variables)
+    _, outs, pullback, entries = _heads_and_vjp(heads, variables)
     grads = pullback(_cotangents(outs, head_grads))
     if not retain_graph:
-        _clear()
+        _tape().release(entries)
     return [NDArray(g) for g in grads]
 
 
