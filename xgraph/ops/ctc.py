@@ -59,26 +59,31 @@ def ctc_log_likelihood(log_probs: jax.Array, labels: jax.Array, label_lengths: j
         0.75
     """
     steps, batch, _ = log_probs.shape
-    width = 2 * labels.shape[1] + 1
-    ext = jnp.full((batch, width), blank, jnp.int32).at[:, 1::2].set(labels)
+    n = labels.shape[1]
+    width = 2 * n + 1
+    blanks = jnp.full_like(labels, blank)
+    ext = jnp.concatenate([jnp.stack([blanks, labels], axis=2).reshape(batch, 2 * n), blanks[:, :1]], axis=1)
     # a label may be reached from the label before it (skipping the blank between) unless they repeat
-    # or it is the blank itself (warp-ctc's rule)
-    skip = jnp.zeros((batch, width), bool).at[:, 3::2].set((labels[:, 1:] != labels[:, :-1]) & (labels[:, 1:] != blank))
+    # or it is the blank itself (warp-ctc's rule); labels sit at the odd positions of ext
+    no_skip = jnp.concatenate([jnp.ones((batch, 1), bool), labels[:, 1:] == labels[:, :-1]], axis=1) | (labels == blank)
+    skip = jnp.concatenate([jnp.stack([jnp.zeros_like(no_skip), ~no_skip], axis=2).reshape(batch, 2 * n),
+                            jnp.zeros((batch, 1), bool)], axis=1)
     emit = jnp.take_along_axis(log_probs, jnp.broadcast_to(ext[None], (steps, batch, width)), axis=2)
     neg = jnp.asarray(NEG, log_probs.dtype)
-    start = jnp.arange(width) < 2
-    alpha0 = jnp.where(start[None], emit[0], neg)
-
-    def shifted(a: jax.Array, by: int) -> jax.Array:
-        return jnp.concatenate([jnp.full((batch, by), neg), a[:, :-by]], axis=1) if width > by else jnp.full_like(a, neg)
+    alpha0 = jnp.where((jnp.arange(width) < 2)[None], emit[0], neg)
+    skip_penalty = jnp.where(skip, 0, neg)
+    live = jnp.arange(1, steps)[:, None] < data_lengths[None, :]
 
     def step(alpha: jax.Array, xs: tuple) -> tuple:
-        t, e = xs
-        paths = jnp.stack([alpha, shifted(alpha, 1), jnp.where(skip, shifted(alpha, 2), neg)])
-        new = jax.nn.logsumexp(paths, axis=0) + e
-        return jnp.where((t < data_lengths)[:, None], new, alpha), None
+        e, ok = xs
+        stay = alpha
+        advance = jnp.pad(alpha, ((0, 0), (1, 0)), constant_values=NEG)[:, :-1]
+        jump = jnp.pad(alpha, ((0, 0), (2, 0)), constant_values=NEG)[:, :-2] + skip_penalty
+        top = jnp.maximum(jnp.maximum(stay, advance), jump)   # every value is finite: no NaN from exp/log
+        new = top + jnp.log(jnp.exp(stay - top) + jnp.exp(advance - top) + jnp.exp(jump - top)) + e
+        return jnp.where(ok[:, None], new, alpha), None
 
-    alpha, _ = jax.lax.scan(step, alpha0, (jnp.arange(1, steps), emit[1:]))
+    alpha, _ = jax.lax.scan(step, alpha0, (emit[1:], live))
     last = 2 * label_lengths
     end = jnp.take_along_axis(alpha, last[:, None], axis=1)[:, 0]
     before = jnp.take_along_axis(alpha, jnp.maximum(last - 1, 0)[:, None], axis=1)[:, 0]
@@ -98,8 +103,8 @@ def label_lengths_from_padding(labels: jax.Array, padding: int) -> jax.Array:
 def _check_inputs(p: dict, data: Any, label: Any, lengths: dict) -> None:
     if data.ndim != 3:
         fail(f"CTCLoss: data must be 3-D (sequence_length, batch, alphabet_size), got shape {tuple(data.shape)}")
-    if label.ndim != 2 or label.shape[0] != data.shape[1]:
-        fail(f"CTCLoss: label must be 2-D (batch, label_length) with the data's batch {data.shape[1]}, "
+    if label.ndim != 2 or label.shape[0] != data.shape[1] or label.shape[1] < 1:
+        fail(f"CTCLoss: label must be 2-D (batch, label_length >= 1) with the data's batch {data.shape[1]}, "
              f"got shape {tuple(label.shape)} for data {tuple(data.shape)}")
     if data.shape[0] < 1 or data.shape[2] < 2:
         fail(f"CTCLoss: data {tuple(data.shape)} needs at least one step and an alphabet of at least 2 "
