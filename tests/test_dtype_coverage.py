@@ -168,6 +168,11 @@ GRAPHS = [
         {"x": (4, 2, 3), "n": (2,)}, keep_float32=("n",), values={"n": lambda s: RNG.integers(1, 5, s)}),
     Entry("contrib", "div_sqrt_dim_arange_like", lambda: mx.sym.broadcast_add(
           mx.sym.contrib.div_sqrt_dim(V("x")), mx.sym.contrib.arange_like(V("x"), axis=1) * 0.1), {"x": (2, 4)}),
+    Entry("attention", "interleaved_selfatt_encdec", lambda: mx.sym.contrib.interleaved_matmul_selfatt_valatt(
+          V("qkv"), mx.sym.softmax(mx.sym.contrib.interleaved_matmul_selfatt_qk(V("qkv"), heads=2), axis=-1), heads=2)
+          + mx.sym.contrib.interleaved_matmul_encdec_valatt(
+              V("kv"), mx.sym.contrib.interleaved_matmul_encdec_qk(V("q"), V("kv"), heads=2), heads=2),
+          {"qkv": (3, 2, 12), "q": (3, 2, 4), "kv": (4, 2, 8)}, scale=2),
     Entry("rnn", "lstm_bidirectional", lambda: mx.sym.RNN(V("data"), state_size=4, num_layers=2, mode="lstm",
                                                           bidirectional=True, state_outputs=True, name="r"),
           {"data": (3, 2, 3)}, scale=2, values={"r_parameters": lambda s: RNG.standard_normal(s) * 0.5}),
