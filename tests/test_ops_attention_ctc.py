@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import xgraph as mx
-from opcheck import grads
 from opcheck_tensor import check_grad, check_low_precision, run
 
 RNG = np.random.default_rng(91)
@@ -127,13 +126,17 @@ def test_interleaved_attention_errors():
 
 
 # -- CTCLoss --------------------------------------------------------------------------
-def _outputs_and_grad(sym, heads, **args):
-    """One executor: a training forward (numpy outputs), then backward with ``heads``: the gradient of x."""
+def _outputs_and_grad(sym, heads, *more_heads, **args):
+    """One executor: a training forward (numpy outputs), then backward with ``heads`` (and each of
+    ``more_heads``): the outputs and the gradient(s) of x."""
     ex = sym.bind(mx.cpu(), args=args, args_grad={"x": np.zeros_like(args["x"])},
                   grad_req={n: "write" if n == "x" else "null" for n in args})
     outs = [o.asnumpy() for o in ex.forward(is_train=True)]
-    ex.backward([mx.nd.array(h) for h in heads])
-    return outs, ex.grad_dict["x"].asnumpy()
+    got = []
+    for h in (heads, *more_heads):
+        ex.backward([mx.nd.array(x) for x in h])
+        got.append(ex.grad_dict["x"].asnumpy())
+    return (outs, *got)
 
 
 def _ctc(label, **kw):
@@ -167,15 +170,14 @@ def test_ctc_loss_matches_alignment_enumeration():
 def test_ctc_loss_matches_mxnet():
     # MXNet 1.9.1 mx.nd.CTCLoss on RandomState(3).randn(4, 2, 5), backward with ones
     x = np.random.RandomState(3).randn(4, 2, 5).astype(np.float32)
-    cases = [(dict(), [[1, 2], [3, 3]], [3.539398, 3.72911]),
-             (dict(blank_label="last"), [[0, 1], [2, -1]], [3.9077244, 6.0652685])]
-    for kw, label, ref in cases:
-        np.testing.assert_allclose(run(_ctc(label, **kw), x=x, l=np.array(label, np.float32))[0], ref, rtol=1e-5)
+    label = np.array([[0, 1], [2, -1]], np.float32)
+    np.testing.assert_allclose(run(_ctc(None, blank_label="last"), x=x, l=label)[0], [3.9077244, 6.0652685], rtol=1e-5)
     sym = _ctc(None, names=("dl", "ll"), use_data_lengths=True, use_label_lengths=True)
     got = run(sym, x=x, l=np.array([[1, 0], [2, 1]], np.float32), dl=np.array([4, 3], np.float32),
               ll=np.array([2, 1], np.float32))[0]
     np.testing.assert_allclose(got, [6.513816, 4.38682], rtol=1e-5)   # label 0 = the blank inside a length
-    g = grads(_ctc(None), ["x"], [np.ones(2, np.float32)], x=x, l=np.array([[1, 2], [3, 3]], np.float32))["x"]
+    (loss,), g = _outputs_and_grad(_ctc(None), [np.ones(2, np.float32)], x=x, l=np.array([[1, 2], [3, 3]], np.float32))
+    np.testing.assert_allclose(loss, [3.539398, 3.72911], rtol=1e-5)
     ref = [[-0.141395, 0.246558, 0.143071, -0.414422, 0.166188], [-0.071969, 0.129872, 0.047724, -0.180131, 0.074503],
            [-0.781091, 0.418181, 0.190596, -0.005482, 0.177796], [0.015477, 0.082733, 0.074854, -0.3557, 0.182636]]
     np.testing.assert_allclose(g[:, 1], ref, atol=2e-6)
@@ -193,10 +195,10 @@ def test_ctc_loss_head_gradient_and_nan_padding():
     x[3:, 0] = np.nan                                   # past sequence 0's length: ignored, no gradient
     label, dl = np.array([[1, 2], [3, 0]], np.float32), np.array([3, 5], np.float32)
     sym = _ctc(None, names=("dl",), use_data_lengths=True)
-    (loss,), g1 = _outputs_and_grad(sym, [np.ones(2, np.float32)], x=x, l=label, dl=dl)
+    (loss,), g1, g2 = _outputs_and_grad(sym, [np.ones(2, np.float32)], [np.array([2.0, -3.0], np.float32)],
+                                        x=x, l=label, dl=dl)
     np.testing.assert_allclose(loss, [np_ctc(x[:3, 0].astype(np.float64), [1, 2], 0),
                                       np_ctc(x[:, 1].astype(np.float64), [3], 0)], rtol=1e-5)
-    g2 = grads(sym, ["x"], [np.array([2.0, -3.0], np.float32)], x=x, l=label, dl=dl)["x"]
     assert np.isfinite(g1).all() and not g1[3:, 0].any()
     np.testing.assert_allclose(g2, g1 * np.array([2.0, -3.0])[None, :, None], rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(g1.sum(axis=2), 0, atol=1e-6)    # softmax minus occupancy sums to 0 per step
@@ -210,6 +212,8 @@ def test_ctc_loss_symbol_facts():
     assert sym.list_arguments() == ["x", "l"] and sym.list_outputs() == ["ctc_output0"]
     assert sym.infer_shape(x=(6, 3, 5), l=(3, 2))[1] == [(3,)]
     assert sym.infer_type(x="float64", l="int32")[1] == [np.float64]
+    ex = sym.simple_bind(mx.cpu(), x=(6, 3, 5), l=(3, 2), type_dict={"l": "int32"})   # int labels, float data
+    assert (ex.arg_dict["x"].dtype, ex.arg_dict["l"].dtype) == (np.float32, np.int32)
     doc = json.loads(sym.tojson())
     assert doc["node_row_ptr"] == [0, 1, 2, 4]              # two outputs, one visible (as MXNet writes it)
     full = mx.sym.contrib.CTCLoss(V("x"), V("l"), use_data_lengths=True, use_label_lengths=True, name="ctc")

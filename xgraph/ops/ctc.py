@@ -187,6 +187,13 @@ def _ctc_infer(p: dict, shapes: list) -> list:
     return [shapes[0], shapes[1]] + [s if s is not None else batch for s in shapes[2:]]
 
 
+def _ctc_dtype(p: dict, dtypes: list) -> tuple:
+    """Labels and lengths take the data's dtype when unknown; an unknown data dtype is not taken from them
+    (integer labels leave float32 data float32)."""
+    data = dtypes[0]
+    return [data] + [d if d is not None else data for d in dtypes[1:]], None
+
+
 register(Op(
     "CTCLoss", _ctc_lower, aliases=("ctc_loss", "_contrib_CTCLoss", "_contrib_ctc_loss"),
     inputs=("data", "label",
@@ -198,6 +205,6 @@ register(Op(
            attr("blank_label", Enum(("first", "last")), "first",
                 "the blank is class 0 (labels padded with 0) or the last class (labels padded with -1)")),
     num_outputs=2, num_visible_outputs=1, output_names=lambda p: ["output0"],
-    infer_inputs=_ctc_infer, family="loss",
+    infer_inputs=_ctc_infer, infer_dtype=_ctc_dtype, family="loss",
     doc="Connectionist temporal classification loss per sequence, (batch,), from activations "
         "(seq, batch, alphabet) and padded labels (batch, label_len); the gradient goes to data only."))
