@@ -1,10 +1,11 @@
-"""RPN proposals (Proposal, MultiProposal), PSROIPooling, DeformablePSROIPooling, DeformableConvolution and
-RROIAlign: numpy references written from MXNet 1.9.1's kernels, finite-difference gradients (float64),
-MXNet's zero gradients and bad input. (The MXNet 1.9.1 references are cases in tests/fixtures/mxnet_ops/,
+"""RPN proposals (Proposal, MultiProposal), PSROIPooling, DeformablePSROIPooling, DeformableConvolution,
+ModulatedDeformableConvolution and RROIAlign: numpy references written from MXNet 1.9.1's kernels,
+finite-difference gradients (float64), MXNet's zero gradients and bad input. (The MXNet 1.9.1 references are cases in tests/fixtures/mxnet_ops/,
 written by tools/mxnet_op_cases/detection_extra.py and run by test_mxnet_op_cases.py.)"""
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from opcheck import check_numeric_gradient, grads, run
 from xgraph.errors import AttributeValueError, ShapeError
 
 RNG = np.random.default_rng(3)
+OPS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "mxnet_ops")
 V = mx.sym.var
 
 
@@ -258,7 +260,10 @@ def test_deformable_psroi_pooling_gradients():
 
 
 # -- DeformableConvolution ------------------------------------------------------------------
-def np_deform_conv(x, off, wgt, bias, kernel, stride=(1, 1), pad=(0, 0), dilate=(1, 1), groups=1, dgroups=1):
+def np_deform_conv(x, off, wgt, bias, kernel, stride=(1, 1), pad=(0, 0), dilate=(1, 1), groups=1, dgroups=1,
+                   mask=None):
+    """DeformableConvolution; with ``mask``, ModulatedDeformableConvolution (DCNv2): points in (-1, H) x (-1, W),
+    corners off the map read 0 (no clamping), each sample times its mask."""
     n, c, h, w = x.shape
     kh, kw = kernel
     ho, wo = off.shape[2:]
@@ -267,6 +272,17 @@ def np_deform_conv(x, off, wgt, bias, kernel, stride=(1, 1), pad=(0, 0), dilate=
         t, g = i * kw + j, ch // (c // dgroups)
         y = oy * stride[0] - pad[0] + i * dilate[0] + off[b, (g * kh * kw + t) * 2, oy, ox]
         xx = ox * stride[1] - pad[1] + j * dilate[1] + off[b, (g * kh * kw + t) * 2 + 1, oy, ox]
+        img = x[b, ch]
+        if mask is not None:
+            if not (-1 < y < h and -1 < xx < w):
+                continue
+            y0, x0 = math.floor(y), math.floor(xx)
+            ly, lx = y - y0, xx - x0
+            px = [[img[a, e] if 0 <= a < h and 0 <= e < w else 0.0 for e in (x0, x0 + 1)] for a in (y0, y0 + 1)]
+            cols[b, ch, t, oy, ox] = mask[b, g * kh * kw + t, oy, ox] * (
+                (1 - ly) * (1 - lx) * px[0][0] + (1 - ly) * lx * px[0][1] + ly * (1 - lx) * px[1][0]
+                + ly * lx * px[1][1])
+            continue
         if not (0 <= y < h and 0 <= xx < w):
             continue
         y0, x0 = math.floor(y), math.floor(xx)
@@ -274,7 +290,6 @@ def np_deform_conv(x, off, wgt, bias, kernel, stride=(1, 1), pad=(0, 0), dilate=
         x1 = x0 + 1 if x0 < w - 1 else x0
         ly = y - y0 if y0 < h - 1 else 0.0
         lx = xx - x0 if x0 < w - 1 else 0.0
-        img = x[b, ch]
         cols[b, ch, t, oy, ox] = ((1 - ly) * (1 - lx) * img[y0, x0] + (1 - ly) * lx * img[y0, x1]
                                   + ly * (1 - lx) * img[y1, x0] + ly * lx * img[y1, x1])
     f = wgt.shape[0]
@@ -325,6 +340,68 @@ def test_deformable_convolution_gradients():
     args = {"data": randn(1, 2, 4, 4), "offset": randn(1, 8, 3, 3) * 0.8,
             "dc_weight": randn(2, 2, 2, 2), "dc_bias": randn(2)}
     check_numeric_gradient(sym, args, ["data", "offset", "dc_weight", "dc_bias"], rtol=1e-4, atol=1e-6)
+
+
+# -- ModulatedDeformableConvolution (DCNv2) ---------------------------------------------------
+def modulated(**kw):
+    return mx.sym.contrib.ModulatedDeformableConvolution(V("data"), V("offset"), V("mask"), name="mdc", **kw)
+
+
+def conv_out(size, k, pad, stride=1, dilate=1):
+    return (size + 2 * pad - dilate * (k - 1) - 1) // stride + 1
+
+
+@pytest.mark.parametrize("kw,shape", [
+    (dict(kernel=(3, 3), pad=(1, 1), num_filter=4, num_group=2, num_deformable_group=2), (2, 4, 5, 6)),
+    (dict(kernel=(3, 2), stride=(2, 2), dilate=(2, 2), pad=(1, 0), num_filter=2, no_bias=True), (1, 3, 8, 7)),
+])
+def test_modulated_deformable_convolution_against_numpy(kw, shape):
+    g, dg = kw.get("num_group", 1), kw.get("num_deformable_group", 1)
+    (kh, kwid), pad = kw["kernel"], kw["pad"]
+    stride, dil = kw.get("stride", (1, 1)), kw.get("dilate", (1, 1))
+    ho, wo = (conv_out(shape[2 + a], kw["kernel"][a], pad[a], stride[a], dil[a]) for a in (0, 1))
+    args = {"data": randn(*shape), "offset": randn(shape[0], dg * kh * kwid * 2, ho, wo) * 1.5,
+            "mask": RNG.uniform(0, 1, (shape[0], dg * kh * kwid, ho, wo)).astype(np.float32),
+            "mdc_weight": randn(kw["num_filter"], shape[1] // g, kh, kwid)}
+    if not kw.get("no_bias"):
+        args["mdc_bias"] = randn(kw["num_filter"])
+    (out,) = run(modulated(**kw), **args)
+    want = np_deform_conv(args["data"], args["offset"], args["mdc_weight"], args.get("mdc_bias"), kw["kernel"],
+                          stride, pad, dil, g, dg, mask=args["mask"])
+    np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-5)
+
+
+def test_modulated_deformable_convolution_unit_mask_zero_offsets_is_convolution():
+    """Zero offsets put the taps on the grid; the padding taps at -1 read 0 (DCNv1 would read them too)."""
+    x, w, b = randn(2, 4, 6, 5), randn(6, 2, 3, 3), randn(6)
+    kw = dict(kernel=(3, 3), pad=(1, 1), stride=(2, 1), num_filter=6, num_group=2)
+    (got,) = run(modulated(**kw), data=x, offset=np.zeros((2, 18, 3, 5), np.float32),
+                 mask=np.ones((2, 9, 3, 5), np.float32), mdc_weight=w, mdc_bias=b)
+    (want,) = run(mx.sym.Convolution(V("data"), name="mdc", **kw), data=x, mdc_weight=w, mdc_bias=b)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_modulated_deformable_convolution_gradients_match_mxnet():
+    """MXNet 1.9.1 has no CPU backward for the op; its gradients of the same function built of
+    BilinearSampler and Convolution (fixture modulated_deformable_convolution_grads, float64)."""
+    with np.load(os.path.join(OPS_DIR, "modulated_deformable_convolution_grads.npz")) as ref:
+        ref = dict(ref)
+    kw = dict(kernel=(2, 2), pad=(1, 1), dilate=(2, 1), num_filter=4, num_group=2, num_deformable_group=2)
+    names = {"data": "data", "offset": "offset", "mask": "mask", "mdc_weight": "weight", "mdc_bias": "bias"}
+    args = {k: ref[f"input:{v}"] for k, v in names.items()}
+    assert args["data"].dtype == np.float64
+    (out,) = run(modulated(**kw), is_train=True, **args)
+    np.testing.assert_allclose(out, ref["train_out:0"], rtol=1e-10, atol=1e-12)
+    got = grads(modulated(**kw), list(names), [ref["head_grad:0"]], **args)
+    for k, v in names.items():
+        np.testing.assert_allclose(got[k], ref[f"grad:{v}"], rtol=1e-9, atol=1e-11, err_msg=k)
+
+
+def test_modulated_deformable_convolution_numeric_gradient():
+    sym = modulated(kernel=(2, 2), num_filter=2, pad=(1, 0), stride=(2, 1), num_deformable_group=2)
+    args = {"data": randn(1, 2, 4, 4), "offset": randn(1, 16, 3, 3) * 0.8,
+            "mask": RNG.uniform(0.1, 1, (1, 8, 3, 3)), "mdc_weight": randn(2, 2, 2, 2), "mdc_bias": randn(2)}
+    check_numeric_gradient(sym, args, list(args), rtol=1e-4, atol=1e-6)
 
 
 # -- RROIAlign --------------------------------------------------------------------------------
@@ -400,6 +477,14 @@ def test_rroi_align_has_no_gradient():
      "num_group=2 must divide"),
     (lambda: mx.sym.contrib.RROIAlign(V("d"), V("r"), pooled_size=(2, 2), spatial_scale=1.0, name="rr"),
      {"d": (1, 2, 5, 5), "r": (3, 5)}, "rois must be (num_rois, 6)"),
+    (lambda: modulated(kernel=(3, 3), num_filter=2, pad=(1, 1)),
+     {"data": (1, 2, 5, 5), "offset": (1, 18, 5, 5), "mask": (1, 18, 5, 5)}, "mask must be (batch"),
+    (lambda: modulated(kernel=(3, 3), num_filter=2),
+     {"data": (1, 2, 5, 5), "offset": (1, 18, 5, 5), "mask": (1, 9, 3, 3)}, "offset must be"),
+    (lambda: modulated(kernel=(1, 1), num_filter=2, im2col_step=2),
+     {"data": (3, 2, 4, 4), "offset": (3, 2, 4, 4), "mask": (3, 1, 4, 4)}, "batch (3) must be at most im2col_step (2)"),
+    (lambda: modulated(kernel=(1, 1), num_filter=3, num_deformable_group=2),
+     {"data": (1, 2, 4, 4), "offset": (1, 4, 4, 4), "mask": (1, 2, 4, 4)}, "num_deformable_group=2 must divide"),
 ])
 def test_bad_shapes_name_the_node(build, shapes, message):
     sym = build()
@@ -415,6 +500,7 @@ def test_bad_shapes_name_the_node(build, shapes, message):
     (lambda: deform_psroi(spatial_scale=0.5, output_dim=1, group_size=1, pooled_size=2, trans_std=2.0), "trans_std"),
     (lambda: mx.sym.contrib.RROIAlign(V("d"), V("r"), pooled_size=(2, 0), spatial_scale=1.0), "pooled_size"),
     (lambda: deform_conv(kernel=(3, 3), num_filter=0), "num_filter"),
+    (lambda: modulated(kernel=(3, 3), num_filter=2, im2col_step=0), "im2col_step"),
     (lambda: proposal(threshold="high"), "threshold"),
 ])
 def test_bad_attribute_values_are_refused(make, attr):

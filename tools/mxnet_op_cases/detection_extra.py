@@ -131,3 +131,98 @@ def rroi_align(rng):
     outs = [mx.sym.contrib.RROIAlign(x, r, pooled_size=(2, 3), spatial_scale=1.0),
             mx.sym.contrib.RROIAlign(x, r, pooled_size=(3, 2), spatial_scale=0.5, sampling_ratio=2)]
     return Spec(mx.sym.Group(outs), {"data": data, "rois": rois}, train=False, rtol=1e-4, atol=1e-5)
+
+
+def _modulated_inputs(rng, n, c, h, w, f, kh, kw, dg, ho, wo, cg, dtype=np.float32):
+    """Offsets up to a few pixels (some taps land in (-1, 0) or off the map), masks in (0, 1)."""
+    inputs = _deform_conv_inputs(rng, n, c, h, w, f, kh, kw, dg, ho, wo, cg)
+    inputs["mask"] = _f32(rng.uniform(0.05, 1.0, (n, dg * kh * kw, ho, wo)))
+    return {k: v.astype(dtype) for k, v in inputs.items()}
+
+
+def _modulated_sym(no_bias=False, **kw):
+    extra = () if no_bias else (mx.sym.var("bias"),)
+    return mx.sym.contrib.ModulatedDeformableConvolution(
+        mx.sym.var("data"), mx.sym.var("offset"), mx.sym.var("mask"), mx.sym.var("weight"), *extra,
+        no_bias=no_bias, **kw)
+
+
+_NO_CPU_BACKWARD = ("MXNet 1.9.1's CPU backward of ModulatedDeformableConvolution is 'only implemented in GPU': "
+                    "gradients are in modulated_deformable_convolution_grads")
+
+
+@case
+def modulated_deformable_convolution(rng):
+    """3x3, pad 1, two deformable groups and two groups, two images at im2col_step 1; masks in (0, 1)."""
+    inputs = _modulated_inputs(rng, 2, 4, 5, 6, 6, 3, 3, 2, 5, 6, 2)
+    sym = _modulated_sym(kernel=(3, 3), pad=(1, 1), num_filter=6, num_group=2, num_deformable_group=2,
+                         im2col_step=1)
+    return Spec(sym, inputs, train=False, rtol=1e-4, atol=1e-5, notes=[_NO_CPU_BACKWARD])
+
+
+@case
+def modulated_deformable_convolution_strided(rng):
+    """Stride 2, dilation 2, a 3x2 kernel, no bias."""
+    inputs = _modulated_inputs(rng, 1, 3, 8, 7, 4, 3, 2, 1, 3, 3, 3)
+    del inputs["bias"]
+    sym = _modulated_sym(no_bias=True, kernel=(3, 2), stride=(2, 2), dilate=(2, 2), pad=(1, 0), num_filter=4)
+    return Spec(sym, inputs, train=False, rtol=1e-4, atol=1e-5, notes=[_NO_CPU_BACKWARD])
+
+
+MODULATED_GRADS = dict(kernel=(2, 2), pad=(1, 1), dilate=(2, 1), num_filter=4, num_group=2, num_deformable_group=2)
+
+
+def modulated_by_bilinear_sampler(data, offset, mask, weight, bias, base, scale, shape, out, kernel, num_filter,
+                                  num_group, num_deformable_group, **_):
+    """DCNv2 written with MXNet ops that have CPU gradients: one BilinearSampler (zero outside the map, as
+    DCNv2's sampler) over every (deformable group, tap) at the moved points, times the mask, then a 1x1
+    grouped Convolution over the (channel, tap) columns. ``base`` (1, 2, taps * out_h, out_w) holds the
+    taps' unmoved (x, y) and ``scale`` (1, 2, 1, 1) the factors to BilinearSampler's [-1, 1] grid."""
+    n, c, h, w = shape
+    t, dg = kernel[0] * kernel[1], num_deformable_group
+    off = mx.sym.reshape(offset, shape=(n, dg, t, 2) + out)
+    off = mx.sym.reverse(mx.sym.transpose(off, axes=(0, 1, 3, 2, 4, 5)), axis=2)     # (dy, dx) -> (dx, dy)
+    grid = mx.sym.broadcast_mul(mx.sym.broadcast_add(mx.sym.reshape(off, shape=(n * dg, 2, t * out[0], out[1])),
+                                                     base), scale) - 1
+    x = mx.sym.reshape(data, shape=(n * dg, c // dg, h, w))
+    cols = mx.sym.reshape(mx.sym.BilinearSampler(x, grid), shape=(n, dg, c // dg, t) + out)
+    cols = mx.sym.broadcast_mul(cols, mx.sym.reshape(mask, shape=(n, dg, 1, t) + out))
+    cols = mx.sym.reshape(cols, shape=(n, c * t) + out)
+    return mx.sym.Convolution(cols, mx.sym.reshape(weight, shape=(num_filter, -1, 1, 1)), bias, kernel=(1, 1),
+                              num_filter=num_filter, num_group=num_group)
+
+
+def modulated_base(kernel, pad, dilate, out, stride=(1, 1)):
+    """Each tap's unmoved (x, y) at every output position, taps along the rows: (1, 2, taps * out_h, out_w)."""
+    oy = np.arange(out[0]) * stride[0] - pad[0]
+    ox = np.arange(out[1]) * stride[1] - pad[1]
+    xs, ys = [], []
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            xs.append(np.broadcast_to((ox + j * dilate[1])[None, :], out))
+            ys.append(np.broadcast_to((oy + i * dilate[0])[:, None], out))
+    return np.stack([np.concatenate(xs), np.concatenate(ys)])[None].astype(np.float64)
+
+
+@case
+def modulated_deformable_convolution_grads(rng):
+    """MXNet's gradients of DCNv2 (its ModulatedDeformableConvolution has no CPU backward), in float64,
+    from the same function built of BilinearSampler, broadcast_mul and Convolution
+    (modulated_by_bilinear_sampler); tests/test_ops_detection_extra.py compares xgraph's
+    ModulatedDeformableConvolution gradients with these."""
+    shape, ho, wo = (1, 4, 5, 6), 5, 7
+    inputs = _modulated_inputs(rng, *shape, 4, 2, 2, 2, ho, wo, 2, dtype=np.float64)
+    inputs["base"] = modulated_base((2, 2), (1, 1), (2, 1), (ho, wo))
+    inputs["scale"] = np.array([2 / (shape[3] - 1), 2 / (shape[2] - 1)]).reshape(1, 2, 1, 1)
+    v = {k: mx.sym.var(k) for k in inputs}
+    sym = modulated_by_bilinear_sampler(v["data"], v["offset"], v["mask"], v["weight"], v["bias"], v["base"],
+                                        v["scale"], shape, (ho, wo), **MODULATED_GRADS)
+    nd = {k: mx.nd.array(a, dtype=a.dtype) for k, a in inputs.items()}
+    native = mx.nd.contrib.ModulatedDeformableConvolution(*(nd[k] for k in ("data", "offset", "mask", "weight",
+                                                                            "bias")), **MODULATED_GRADS)
+    built = sym.bind(mx.cpu(), args=nd).forward()[0]
+    err = float(np.abs(built.asnumpy() - native.asnumpy()).max())
+    assert err < 1e-12, f"the BilinearSampler form differs from MXNet's op by {err}"
+    return Spec(sym, inputs, no_grad=("base", "scale"), rtol=1e-9, atol=1e-10,
+                notes=["ModulatedDeformableConvolution attributes: " + repr(MODULATED_GRADS),
+                       f"forward equals MXNet's ModulatedDeformableConvolution to {err:.1g} (checked when written)"])
