@@ -61,7 +61,11 @@ def merge_heads(x: jax.Array, heads: int) -> jax.Array:
 
 
 def scaled_scores(q: jax.Array, k: jax.Array) -> jax.Array:
-    """``(q / sqrt(head_dim)) @ k^T`` over (batch * heads, seq, head_dim) operands."""
+    """``(q / sqrt(head_dim)) @ k^T`` over (batch * heads, seq, head_dim) operands.
+
+        >>> scaled_scores(jnp.ones((1, 2, 4)), jnp.ones((1, 3, 4))).tolist()
+        [[[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]]]
+    """
     scale = jnp.asarray(1.0 / float(q.shape[-1]) ** 0.5, q.dtype)
     return matmul(q * scale, jnp.swapaxes(k, -1, -2))
 
