@@ -346,6 +346,20 @@ def test_prelu_scalar_gamma_and_shape_inference():
     np.testing.assert_allclose(out, np.where(x > 0, x, 0.5 * x), rtol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(3, 4), (3, 4, 2, 2)])
+def test_prelu_gamma_per_example_and_channel(shape):
+    """MXNet broadcasts an (N, C) gamma over the data's first two axes; its gradient sums the rest."""
+    sym = mx.sym.LeakyReLU(mx.sym.var("data"), mx.sym.var("gamma"), act_type="prelu")
+    x = randn(*shape)
+    x[np.abs(x) < 0.05] = 0.5
+    gamma = RNG.uniform(0.1, 0.5, (3, 4)).astype(np.float32)
+    g4 = gamma.reshape((3, 4) + (1,) * (len(shape) - 2))
+    np.testing.assert_allclose(run(sym, data=x, gamma=gamma)[0], np.where(x > 0, x, g4 * x), rtol=1e-6)
+    check_numeric_gradient(sym, {"data": x, "gamma": gamma}, ["data", "gamma"])
+    with pytest.raises(mx.ShapeError, match=r"gamma has shape \(5,\)"):
+        sym.infer_shape(data=shape, gamma=(5,))
+
+
 @pytest.mark.parametrize("dtype,tol", [("float16", 1e-2), ("bfloat16", 5e-2)])
 def test_leaky_relu_low_precision(dtype, tol):
     for act_type in ("leaky", "elu", "gelu", "selu"):

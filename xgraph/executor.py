@@ -453,8 +453,9 @@ class Executor:
         if isinstance(out_grads, Mapping):
             names = self._symbol.list_outputs()
             out_grads = [out_grads.get(n) for n in names]
-        if len(out_grads) != len(self.outputs):
+        if len(out_grads) < len(self.outputs):
             raise BindError(f"backward: {len(out_grads)} head gradients for {len(self.outputs)} outputs")
+        out_grads = list(out_grads)[:len(self.outputs)]   # MXNet ignores head gradients past the outputs
         heads = []
         for i, (g, (shape, dtype), e) in enumerate(zip(out_grads, self._out_sigs, self._graph.outputs)):
             # an integer output, or one of an op with zero gradients, carries no gradient: MXNet ignores its head

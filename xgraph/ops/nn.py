@@ -423,13 +423,29 @@ def _gelu_erf(x: Any) -> Any:
     return 0.5 * x * (1 + erf(x / math.sqrt(2.0)))
 
 
+def prelu_gamma_shape(gamma_shape: tuple, data_shape: tuple) -> tuple | None:
+    """MXNet's broadcast of prelu's gamma: its dims align from the right with the data's axes 1 and 0.
+
+    A (C,) gamma is one slope per channel, an (N, C) gamma one per example and channel; None if
+    gamma does not fit.
+
+        >>> prelu_gamma_shape((4,), (3, 4, 5, 5)), prelu_gamma_shape((3, 4), (3, 4, 5)), prelu_gamma_shape((1,), (2, 3))
+        ((1, 4, 1, 1), (3, 4, 1), (1, 1))
+    """
+    out, s = [1] * len(data_shape), len(gamma_shape) - 1
+    for i in range(min(len(data_shape), 2) - 1, -1, -1):
+        if s >= 0 and gamma_shape[s] in (data_shape[i], 1):
+            out[i] = gamma_shape[s]
+            s -= 1
+    return tuple(out) if s == -1 else None
+
+
 def _prelu_slope(x: Any, gamma: Any) -> Any:
-    if gamma.size == 1:
-        return gamma.reshape(()).astype(x.dtype)
-    if x.ndim >= 2 and tuple(gamma.shape) == (x.shape[1],):
-        return gamma.astype(x.dtype).reshape(channel_shape(x.ndim, 1))
-    fail(f"gamma has shape {tuple(gamma.shape)}, expected ({x.shape[1] if x.ndim >= 2 else 1},) "
-         f"(one slope per channel on axis 1) or a single value")
+    shape = prelu_gamma_shape(tuple(gamma.shape), tuple(x.shape))
+    if shape is None:
+        fail(f"gamma has shape {tuple(gamma.shape)}, expected ({x.shape[1] if x.ndim >= 2 else 1},) "
+             f"(one slope per channel on axis 1), a single value, or one broadcast to the data's first two axes")
+    return gamma.astype(x.dtype).reshape(shape)
 
 
 def _leaky_lower(ctx, p, x, gamma=None):
