@@ -267,7 +267,24 @@ def test_dropout_always_mode_axes_and_p_one():
     assert np.all(out == out[:, :1, :]), "the mask is shared along the given axes"
     assert set(np.unique(out)) <= {0.0, 2.0}
     (out,) = run(mx.sym.Dropout(mx.sym.var("data"), p=1.0, name="d"), is_train=True, data=x)
-    np.testing.assert_array_equal(out, 0 * x)
+    assert np.isnan(out).all(), "MXNet's p=1 divides the empty mask by 1 - p = 0"
+    np.testing.assert_array_equal(run(mx.sym.Dropout(mx.sym.var("data"), p=1.0, name="d"), data=x)[0], x)
+
+
+@pytest.mark.parametrize("mode", ["training", "always"])
+def test_dropout_backward_follows_the_last_forwards_mode(mode):
+    """As MXNet: after forward(is_train=False) the gradient is the inference graph's (the mask with 'always')."""
+    x = np.ones((20, 30), np.float32)
+    ex = mx.sym.Dropout(mx.sym.var("data"), p=0.5, mode=mode).bind(
+        mx.cpu(), args={"data": x}, args_grad={"data": np.zeros_like(x)})
+    out = ex.forward(is_train=False)[0].asnumpy()
+    ex.backward([mx.nd.ones(x.shape)], is_train=False)
+    np.testing.assert_array_equal(ex.grad_dict["data"].asnumpy(), out)
+    assert (mode == "always") == bool((out == 0).any())
+    train_out = ex.forward(is_train=True)[0].asnumpy()
+    ex.backward([mx.nd.ones(x.shape)])
+    np.testing.assert_array_equal(ex.grad_dict["data"].asnumpy(), train_out)
+    assert (train_out == 0).any()
 
 
 # -- Embedding ----------------------------------------------------------------------------

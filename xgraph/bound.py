@@ -123,6 +123,7 @@ class BoundPrograms:
                        passes=passes, options=self.options)
         self.train_graph, self.train_report = opt.graph, opt.report
         self.train_fn = RenamedFunction(opt.graph, True, self.arg_names, self.aux_names)
+        self._infer_mode_fn: RenamedFunction | None = None
         self._infer: _InferState | None = None
         self.rebuilds = 0  # how many times the inference graph was optimized (for tests and reports)
 
@@ -134,6 +135,12 @@ class BoundPrograms:
     def gradient(self, diff_mask: Sequence[bool]) -> Any:
         """The :class:`~xgraph.lower.GradientPrograms` of the training graph (mask over the user's args)."""
         return gradient_programs(self.train_graph, diff_mask, self.train_fn)
+
+    def inference_gradient(self, diff_mask: Sequence[bool]) -> Any:
+        """The same for the training graph run in inference mode (a backward after ``forward(is_train=False)``)."""
+        if self._infer_mode_fn is None:
+            self._infer_mode_fn = RenamedFunction(self.train_graph, False, self.arg_names, self.aux_names)
+        return gradient_programs(self.train_graph, diff_mask, self._infer_mode_fn)
 
     # -- inference ----------------------------------------------------------------
     @property

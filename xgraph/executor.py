@@ -174,6 +174,7 @@ class Executor:
         self._monitor: tuple | None = None      # (callback, internals executor, names) once set
         self._pullback: Any = None              # residuals of the last training forward
         self._last_inputs: tuple | None = None   # inputs of the last forward (for a repeated or inference-mode backward)
+        self._last_train = True                  # the mode of the last forward (a later backward follows it)
 
     # -- construction helpers ----------------------------------------------
     def _check_signature(self) -> None:
@@ -340,6 +341,7 @@ class Executor:
         aux = tuple([self.aux_dict[n].data for n in self._aux_names]) if self._aux_names else ()
         key = self._key()
         self._pullback = None
+        self._last_train = bool(is_train)
         if not is_train:
             self._set_outputs(self._infer(args, aux, key))
             self._last_inputs = (args, aux, key)
@@ -435,9 +437,11 @@ class Executor:
             grads = self._grad.backward(pullback, outs, heads, old)
         elif self._last_inputs is not None:
             # a second backward after a fused step, or (as MXNet allows) a backward after forward(is_train=False):
-            # recompute the gradients at the last forward's inputs, but leave the outputs and aux states alone
+            # recompute the gradients at the last forward's inputs, but leave the outputs and aux states alone;
+            # as in MXNet the last forward's mode decides (Dropout passes gradients through after inference)
             args, aux, key = self._last_inputs
-            _, _, grads = self._grad.step(args, aux, key, heads, old)
+            prog = self._grad if self._last_train else self._programs.inference_gradient(self._diff_mask)
+            _, _, grads = prog.step(args, aux, key, heads, old)
         else:
             # MXNet allows backward before any forward: the gradients at the arguments bound now
             args = tuple(self.arg_dict[n].data for n in self._arg_names)

@@ -357,8 +357,8 @@ def _dropout_lower(ctx, p, x):
     mask_shape = list(x.shape)
     for a in p["axes"]:
         mask_shape[normalize_axis(a, x.ndim, "dropout axis")] = 1
-    if rate >= 1:
-        mask = jnp.zeros(mask_shape, x.dtype)
+    if rate >= 1:   # MXNet keeps nothing and divides by 1 - p = 0: NaN outputs and gradients
+        mask = jnp.full(mask_shape, jnp.nan, x.dtype)
     else:
         keep = jax.random.bernoulli(ctx.rng(), jnp.float32(1.0 - rate), tuple(mask_shape))
         mask = keep.astype(x.dtype) / jnp.asarray(1.0 - rate, x.dtype)
