@@ -70,3 +70,17 @@ def test_errors_name_the_node():
         mx.sym.batch_dot(a, b, name="bd2").infer_shape(a=(3, 4), b=(4, 5))
     with pytest.raises(mx.ShapeError, match=r"bd3.*cannot multiply"):
         mx.sym.batch_dot(a, b, transpose_a=True, name="bd3").infer_shape(a=(2, 3, 4), b=(2, 4, 5))
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_potrf_potri_lower_attribute(lower):
+    """MXNet's lower=False factor is upper triangular U with A = U^T U; potri inverts from either."""
+    m = RNG.normal(size=(2, 3, 3))
+    a = (m @ m.transpose(0, 2, 1) + 3 * np.eye(3)).astype(np.float32)
+    (f,) = run(mx.sym.linalg.potrf(mx.sym.var("a"), lower=lower), a=a)
+    tri = np.tril if lower else np.triu
+    np.testing.assert_allclose(f, tri(f), atol=0)
+    rebuilt = f @ f.transpose(0, 2, 1) if lower else f.transpose(0, 2, 1) @ f
+    np.testing.assert_allclose(rebuilt, a, rtol=1e-4, atol=1e-4)
+    (inv,) = run(mx.sym.linalg.potri(mx.sym.var("f"), lower=lower), f=f)
+    np.testing.assert_allclose(inv, np.linalg.inv(a), rtol=1e-3, atol=1e-4)

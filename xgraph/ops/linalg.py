@@ -202,29 +202,41 @@ def _float32_for(a: Any) -> Any:
     return a.astype(jnp.float32) if a.dtype in (jnp.float16, jnp.bfloat16) else a
 
 
-def _square_unary(name: str, fn: Any, doc: str, alias: bool = True, scalar_out: bool = False) -> None:
+def _square_unary(name: str, fn: Any, doc: str, alias: bool = True, scalar_out: bool = False,
+                  attrs: tuple = ()) -> None:
+    """Register an op of one batch of square matrices; ``fn(a, **attributes)``."""
     def lower(ctx, p, a):
         _square(a, name[1:])
-        out = fn(_float32_for(a))
+        out = fn(_float32_for(a), **{at.name: p[at.name] for at in attrs})
         if isinstance(out, tuple):
             return tuple(at_least_1d(o.astype(a.dtype)) if scalar_out else o.astype(a.dtype) for o in out)
         return at_least_1d(out.astype(a.dtype)) if scalar_out else out.astype(a.dtype)
     register(Op(name, lower, inputs=("A",), aliases=(name[1:],) if alias else (), family="linalg", doc=doc,
-                num_outputs=2 if name == "_linalg_slogdet" else 1))
+                attrs=attrs, num_outputs=2 if name == "_linalg_slogdet" else 1))
 
 
-def _potri(lower_factor: Any) -> Any:
-    eye = jnp.broadcast_to(jnp.eye(lower_factor.shape[-1], dtype=lower_factor.dtype), lower_factor.shape)
-    return jax.scipy.linalg.cho_solve((jnp.tril(lower_factor), True), eye)
+def _potrf(a: Any, lower: bool) -> Any:
+    factor = jnp.linalg.cholesky(a)
+    return factor if lower else _t(factor)
+
+
+def _potri(factor: Any, lower: bool) -> Any:
+    eye = jnp.broadcast_to(jnp.eye(factor.shape[-1], dtype=factor.dtype), factor.shape)
+    return jax.scipy.linalg.cho_solve((_triangle(factor, lower), lower), eye)
+
+
+_LOWER_FACTOR = (attr("lower", Bool(), True, "the factor is lower (A = L L^T) or upper (A = U^T U) triangular"),)
 
 
 def _sumlogdiag(a: Any) -> Any:
     return jnp.sum(jnp.log(jnp.diagonal(a, axis1=-2, axis2=-1)), axis=-1)
 
 
-_square_unary("_linalg_potrf", lambda a: jnp.linalg.cholesky(a),
-              "Cholesky factor L (lower) of symmetric positive definite matrices: A = L L^T.")
-_square_unary("_linalg_potri", _potri, "The inverse (L L^T)^-1 from a Cholesky factor L.")
+_square_unary("_linalg_potrf", _potrf,
+              "Cholesky factor of symmetric positive definite matrices: L with A = L L^T (or U with A = U^T U).",
+              attrs=_LOWER_FACTOR)
+_square_unary("_linalg_potri", _potri, "The inverse (L L^T)^-1 (or (U^T U)^-1) from a Cholesky factor.",
+              attrs=_LOWER_FACTOR)
 _square_unary("_linalg_inverse", jnp.linalg.inv, "The inverse of square matrices.")
 _square_unary("_linalg_det", jnp.linalg.det, "Determinants; one matrix gives shape (1,).", scalar_out=True)
 _square_unary("_linalg_slogdet", lambda a: tuple(jnp.linalg.slogdet(a)),
