@@ -184,3 +184,18 @@ def test_tile_with_empty_reps_is_the_identity_and_one_hot_depth_zero_is_empty():
     x = mx.nd.array(np.arange(6).reshape(2, 3))
     np.testing.assert_array_equal(mx.nd.tile(x, reps=()).asnumpy(), x.asnumpy())
     assert mx.nd.one_hot(mx.nd.array([1, 2]), depth=0).shape == (2, 0)
+
+
+def test_slice_partial_inference_keeps_unknown_axes_unknown():
+    """A sliced axis of unknown size stays unknown (MXNet), the known ones are sliced; -1 in __shape__ is unknown."""
+    v = mx.sym.var("data", shape=(0, 20))
+    assert mx.sym.slice(v, begin=(None, 3), end=(5, 10)).infer_shape_partial()[1] == [(0, 7)]
+    assert mx.sym.slice(v, begin=(2, 3), end=(None, 10), step=(3, 3)).infer_shape_partial()[1] == [(0, 3)]
+    w = mx.sym.var("data", shape=(10, 0))
+    assert mx.sym.slice_axis(w, axis=1, begin=0, end=5).infer_shape_partial()[1] == [(10, 0)]
+    assert mx.sym.slice_axis(w, axis=0, begin=0, end=5).infer_shape_partial()[1] == [(5, 0)]
+    with mx.np_shape():
+        u = mx.sym.var("data", shape=(-1, 20))
+        assert mx.sym.slice(u, begin=(None, 3), end=(5, 10)).infer_shape_partial()[1] == [(-1, 7)]
+    with pytest.raises(mx.ShapeError, match=r"variable 'bad': __shape__"):
+        mx.sym.var("bad", shape=(-2, 3)).infer_shape_partial()

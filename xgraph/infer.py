@@ -167,10 +167,13 @@ def variable_shape(node: Node) -> Shape | None:
     if s is None:
         return None
     try:
-        shp = ShapeKind().parse(s)
+        shp = ShapeKind(allow_negative=True).parse(s)
+        if any(d < -1 for d in shp):
+            raise ValueError
     except ValueError:
         raise ShapeError(f"variable '{node.name}': __shape__ {s!r} is not a shape") from None
-    return shp if len(shp) else None
+    # -1 is an unknown dimension (MXNet's np_shape semantics; 0 in the legacy ones)
+    return tuple(0 if d == -1 else d for d in shp) if len(shp) else None
 
 
 def variable_dtype(node: Node) -> Any:
@@ -292,9 +295,13 @@ def _forward(node: Node, st: _State) -> None:
             raise node_error(node, in_shapes, eval_dtypes, exc) from None
     elif (st.partial and all(s is not None for s in in_shapes) and all(d is not None for d in eval_dtypes)
           and all(_full(in_shapes[i]) for i in op.partial_needs_full if i < len(in_shapes))):
-        outs = _eval_symbolic_cached(op, tuple(sorted(node.attrs.items())),
-                                     tuple((tuple(int(x) for x in s), np.dtype(d))
-                                           for s, d in zip(in_shapes, eval_dtypes)))
+        shapes = op.partial_shapes(params, [tuple(s) for s in in_shapes]) if op.partial_shapes else None
+        if shapes is not None:
+            outs = tuple((tuple(s), np.dtype(eval_dtypes[0])) for s in shapes)
+        else:
+            outs = _eval_symbolic_cached(op, tuple(sorted(node.attrs.items())),
+                                         tuple((tuple(int(x) for x in s), np.dtype(d))
+                                               for s, d in zip(in_shapes, eval_dtypes)))
     for i in range(n_out):
         key = (id(node), i)
         if outs is not None:

@@ -84,6 +84,10 @@ class Op:
     ``partial_needs_full`` lists inputs whose shape must be complete before
     partial inference says anything about the outputs (MXNet's ``where``: the
     condition decides whether rows or elements are selected).
+    ``partial_shapes(params, in_shapes)`` gives the output shapes (0 for an
+    unknown dimension) when some input dimensions are unknown, for an op whose
+    lowering cannot be traced with symbolic dimensions (``slice``: an end index
+    on an unknown axis); None falls back to the symbolic evaluation.
     ``infer_dtype(params, dtypes)`` returns (input dtypes with the unknown ones
     filled in, output dtypes or None); without it unknown inputs take the dtype
     of the known ones, and outputs come from abstract evaluation.
@@ -117,6 +121,7 @@ class Op:
     infer_dtype: Callable[[Mapping[str, Any], list[Any]], tuple[list[Any], list[Any] | None]] | None = None
     infer_backward: Callable[[Mapping[str, Any], list[Shape], list[Shape]], list[Shape]] | None = None
     partial_needs_full: Sequence[int] = ()
+    partial_shapes: Callable[[Mapping[str, Any], list[Shape]], list[Shape] | None] | None = None
     dynamic_inputs: Callable[[Mapping[str, Any]], Sequence[str]] | None = None
     open_attrs: bool = False
     positional: Sequence[str] | None = None

@@ -354,8 +354,31 @@ def _slice_lower(ctx, p, x):
     return x
 
 
+def _slice_partial(p, shapes):
+    """slice's output shape with unknown (0) input dimensions: a sliced unknown axis stays unknown, as in MXNet."""
+    (shape,) = shapes
+    begin, end, step = p["begin"], p["end"], p["step"]
+    if len(begin) != len(end) or len(begin) > len(shape):
+        return None
+    out = list(shape)
+    for ax in range(len(begin)):
+        if shape[ax]:
+            s = step[ax] if step and step[ax] is not None else 1
+            out[ax] = _slice_range(shape[ax], begin[ax], end[ax], s, f"slice on axis {ax}")[1]
+    return [tuple(out)]
+
+
+def _slice_axis_partial(p, shapes):
+    """slice_axis with unknown (0) input dimensions: an unknown sliced axis stays unknown."""
+    (shape,) = shapes
+    axis = normalize_axis(p["axis"], len(shape))
+    if shape[axis]:
+        return None   # the other axes pass through: symbolic evaluation handles it
+    return [tuple(shape)]
+
+
 register(Op(
-    "slice", _slice_lower, aliases=("crop",),
+    "slice", _slice_lower, aliases=("crop",), partial_shapes=_slice_partial,
     attrs=(attr("begin", OptTuple(), doc="the first index on each axis (None: the start)"),
            attr("end", OptTuple(), doc="the end index on each axis, excluded (None: the end)"),
            attr("step", OptTuple(), (), "the step on each axis (None or empty: 1)")),
@@ -375,7 +398,7 @@ def _slice_axis_lower(ctx, p, x):
 
 
 register(Op(
-    "slice_axis", _slice_axis_lower,
+    "slice_axis", _slice_axis_lower, partial_shapes=_slice_axis_partial,
     attrs=(attr("axis", Int(), doc="the axis to slice (negative counts from the end)"),
            attr("begin", Int(), doc="the first index (negative counts from the end)"),
            attr("end", Optional(Int()), doc="the end index, excluded; None: the axis size")),
