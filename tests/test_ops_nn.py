@@ -473,3 +473,14 @@ def test_bad_geometry_names_the_node(op, kw, shape, pattern):
     sym = getattr(mx.sym, op)(mx.sym.var("data"), name="c1", **kw)
     with pytest.raises(mx.XGraphError, match=pattern):
         sym.infer_shape(data=shape)
+
+
+def test_pooling_reads_the_leading_entries_of_a_longer_pad_or_stride():
+    """MXNet's Pooling takes pad=(0, 0, 0) or stride=(2, 3) for 1-D data and uses the first entries."""
+    x = np.arange(10, dtype=np.float32).reshape(1, 1, 10)
+    pool = lambda **kw: run(mx.sym.Pooling(mx.sym.var("data"), kernel=(2,), **kw), data=x)[0]  # noqa: E731
+    np.testing.assert_allclose(pool(stride=(2,), pad=(1, 2), pool_type="avg"), [[[0, 1.5, 3.5, 5.5, 7.5, 4.5]]])
+    np.testing.assert_allclose(pool(stride=(2, 3), pad=(0, 0, 0), pool_type="max"), [[[1, 3, 5, 7, 9]]])
+    assert pool(stride=(2,), pad=(0, 0, 0), pool_type="max", pooling_convention="same").shape == (1, 1, 5)
+    with pytest.raises(mx.ShapeError, match="pooling_convention='same'"):
+        pool(stride=(2,), pad=(2,), pool_type="max", pooling_convention="same")

@@ -293,8 +293,9 @@ def _pool_lower(ctx, p, x):
             fail(f"kernel {p['kernel']} has {len(p['kernel'])} entries but the data has {n} spatial axes "
                  f"(give kernel, or global_pool=True)")
         kernel, convention = tuple(p["kernel"]), p["pooling_convention"]
-        stride = _fill(p["stride"], n, 1, "stride")
-        pad = _fill(p["pad"], n, 0, "pad")
+        # MXNet's Pooling reads the leading entries of a longer stride or pad (pad=(0, 0, 0) in 1-D)
+        stride = _fill(tuple(p["stride"])[:n], n, 1, "stride")
+        pad = _fill(tuple(p["pad"])[:n], n, 0, "pad")
         if convention == "same" and (n != 1 or any(pad)):
             fail("pooling_convention='same' supports 1-D pooling without pad only (as in MXNet)")
         for size, k, q in zip(sizes, kernel, pad):
