@@ -169,3 +169,12 @@ def test_unsupported_kvstore_and_missing_params_raise():
         mod.init_optimizer(kvstore="dist_async")
     with pytest.raises(mx.ConfigError, match="kvstore"):
         mod.init_optimizer(kvstore="dist_sinc")
+
+
+def test_bind_grad_req_dict_overrides_defaults_by_name():
+    """MXNet's executor group: a dict grad_req overrides the defaults name by name (unknown names ignored)."""
+    net = mx.sym.FullyConnected(mx.sym.var("data"), num_hidden=2, name="fc")
+    mod = mx.mod.Module(net, label_names=None, context=mx.cpu())
+    mod.bind(data_shapes=[("data", (3, 4))], inputs_need_grad=True,
+             grad_req={"data": "add", "fc_weight": "null", "parameters": "null"})
+    assert mod._exec.grad_req == {"data": "add", "fc_weight": "null", "fc_bias": "write"}

@@ -426,15 +426,25 @@ class Module(BaseModule):
         shapes = {d.name: d.shape for d in self._data_shapes + self._label_shapes}
         types = {d.name: d.dtype for d in self._data_shapes + self._label_shapes}
         reqs: dict[str, str] = {}
-        for n in self._symbol.list_arguments():
+        arg_names = self._symbol.list_arguments()
+        # MXNet's executor group: a string applies to the parameters (and the data with inputs_need_grad);
+        # a dict overrides the defaults ('write' for parameters and needed inputs) name by name
+        default = grad_req if isinstance(grad_req, str) else "write"
+        for n in arg_names:
             if n in self._data_names:
-                reqs[n] = grad_req if (inputs_need_grad and isinstance(grad_req, str)) else "null"
+                reqs[n] = default if inputs_need_grad else "null"
             elif n in self._label_names or n in self._state_names or n in self._fixed_param_names:
                 reqs[n] = "null"
-            elif not for_training:
-                reqs[n] = "null"
             else:
-                reqs[n] = grad_req if isinstance(grad_req, str) else dict(grad_req).get(n, "write")
+                reqs[n] = default
+        if isinstance(grad_req, (list, tuple)):
+            if len(grad_req) != len(arg_names):
+                raise BindError(f"bind: {len(grad_req)} grad_reqs for the {len(arg_names)} arguments {arg_names}")
+            reqs = dict(zip(arg_names, grad_req))
+        elif not isinstance(grad_req, str):
+            reqs.update((k, v) for k, v in dict(grad_req).items() if k in reqs)
+        if not for_training:
+            reqs = dict.fromkeys(reqs, "null")
         shared = shared_module._exec if shared_module is not None else None
         self._exec = Executor.simple_bind(self._symbol, self._context, grad_req=reqs, type_dict=types,
                                           shared_exec=shared, **shapes)
