@@ -20,8 +20,15 @@ NAMES = sorted(f[: -len(".meta.json")] for f in os.listdir(ZOO_DIR) if f.endswit
 RELATIVE_TOLERANCE = 2e-4
 
 
+#: networks whose check takes over 30 s on CI's 2 cores (senet_154: 115M parameters, ~40 s, the same
+#: SE blocks as se_resnext50_32x4d); they run with XGRAPH_FULL_ZOO=1
+SLOW = {"senet_154"}
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_exported_network_matches_mxnet(name, tmp_path):
+    if name in SLOW and os.environ.get("XGRAPH_FULL_ZOO") != "1":
+        pytest.skip(f"{name} takes over 30 s here; run with XGRAPH_FULL_ZOO=1")
     prefix, meta = write_checkpoint(name, str(tmp_path))
     sym, arg_params, aux_params = mx.model.load_checkpoint(prefix, 0)
     x = seeded_input(name, meta["input"]["data"])
