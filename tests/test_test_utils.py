@@ -70,3 +70,39 @@ def test_environment_restores_variables():
     with tu.environment("XG_TEST_ENV", "1"):
         assert os.environ["XG_TEST_ENV"] == "1"
     assert "XG_TEST_ENV" not in os.environ
+
+
+def _numeric_both_ways(sym, loc, aux=None, train=True):
+    """The batched (vmapped) and the per-element finite differences of one executor."""
+    exe = sym.bind(mx.cpu(), args={k: mx.nd.array(v) for k, v in loc.items()}, grad_req="null",
+                   aux_states=None if aux is None else {k: mx.nd.array(v) for k, v in aux.items()})
+    loc = {k: np.asarray(v, np.float32) for k, v in loc.items()}
+    batched = tu._batched_numeric_grad(exe, loc, aux, 1e-3, train, np.float32)
+    looped = tu._looped_numeric_grad(exe, loc, aux, 1e-3, train, np.float32)
+    assert batched is not None
+    return batched, looped
+
+
+def test_batched_numeric_grad_equals_the_per_element_loop_on_batchnorm_and_two_outputs():
+    r = np.random.default_rng(0)
+    x = mx.sym.var("x")
+    bn = mx.sym.BatchNorm(x, name="bn", fix_gamma=False)
+    loc = {"x": r.standard_normal((4, 3, 3)), "bn_gamma": r.random(3) + .5, "bn_beta": r.random(3)}
+    aux = {"bn_moving_mean": r.random(3), "bn_moving_var": r.random(3) + 1}
+    batched, looped = _numeric_both_ways(bn * bn, loc, aux)
+    for k in loc:
+        np.testing.assert_array_equal(batched[k], looped[k])
+    assert np.abs(batched["x"]).max() > 0
+    s = mx.sym.SliceChannel(x, num_outputs=2, axis=1)          # two outputs: the first is differentiated
+    batched, looped = _numeric_both_ways(mx.sym.Group([s[0] * s[1], s[0]]), {"x": r.standard_normal((4, 10))})
+    np.testing.assert_array_equal(batched["x"], looped["x"])
+    tu.check_numeric_gradient(mx.sym.sin(s[0]) * s[1], [r.standard_normal((4, 10))], numeric_eps=1e-3,
+                              rtol=1e-2, atol=1e-3)
+
+
+def test_batched_numeric_gradient_still_catches_a_wrong_gradient():
+    x = mx.sym.var("x")
+    with pytest.raises(AssertionError, match="NUMERICAL_x"):
+        tu.check_numeric_gradient(mx.sym.BlockGrad(x) * x, [np.ones((5, 8)) * 0.7],
+                                  numeric_eps=1e-3, rtol=1e-2, atol=1e-3)
+    assert not tu._batchable(mx.sym.Dropout(x, p=0.5).graph)   # random draws: the per-element loop

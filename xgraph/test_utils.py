@@ -603,15 +603,41 @@ def check_symbolic_backward(sym: Any, location: Any, out_grads: Any, expected: A
     return grads
 
 
+_NUMERIC_GRAD_BUDGET = 1 << 23   # elements of inputs + outputs one batched finite-difference chunk may hold
+_NUMERIC_GRAD_MAX_CHUNK = 256     # perturbed copies of the graph per compiled call
+_NUMERIC_GRAD_MIN_BATCH = 32      # smaller inputs: two executor forwards per element beat a compile
+
+
 def numeric_grad(executor: Any, location: dict[str, np.ndarray], aux_states: dict | None = None,
                  eps: float = 1e-4, use_forward_train: bool = True, dtype: Any = np.float32) -> dict[str, np.ndarray]:
     """Central finite differences of ``sum(executor.outputs[0])`` with respect to each input in ``location``.
+
+    Element ``i`` of input ``k`` gets ``(sum(f(v + eps/2 e_i)) - sum(f(v - eps/2 e_i))) / eps``, the
+    sums in float64, every forward seeing ``aux_states`` (when given).  All perturbations of one
+    input run as one compiled program (``jax.vmap`` over the perturbed copies of the graph's pure
+    function, in chunks); a graph that draws random numbers (each of MXNet's forwards draws anew)
+    or runs Custom ops on the host is evaluated one executor forward per perturbation.
 
         >>> import xgraph as mx
         >>> exe = (mx.sym.var('x') ** 2).bind(mx.cpu(), args={'x': mx.nd.array([3.0])}, grad_req='null')
         >>> round(float(numeric_grad(exe, {'x': np.array([3.0])}, eps=1e-2)['x'][0]), 3)
         6.0
     """
+    grads = _batched_numeric_grad(executor, location, aux_states, eps, use_forward_train, dtype)
+    if grads is None:
+        grads = _looped_numeric_grad(executor, location, aux_states, eps, use_forward_train, dtype)
+    return grads
+
+
+def _perturbed(v: np.ndarray, delta: float) -> np.ndarray:
+    """Every element of ``v`` moved by ``delta``, rounded as ``v.flat[i] = v.flat[i] + delta`` rounds."""
+    flat = v.reshape(-1)
+    return (flat + delta).astype(v.dtype)
+
+
+def _looped_numeric_grad(executor: Any, location: Mapping[str, np.ndarray], aux_states: Mapping | None,
+                         eps: float, use_forward_train: bool, dtype: Any) -> dict[str, np.ndarray]:
+    """:func:`numeric_grad` as two executor forwards per element (random draws, host ops)."""
     grads = {k: np.zeros(np.shape(v), dtype=dtype) for k, v in location.items()}
     for k, v in location.items():
         v = np.array(v, dtype=dtype, order="C")
@@ -630,6 +656,81 @@ def numeric_grad(executor: Any, location: dict[str, np.ndarray], aux_states: dic
                 totals.append(executor.outputs[0].asnumpy().astype(np.float64).sum())
             v.flat[i] = orig
             grads[k].flat[i] = (totals[0] - totals[1]) / eps
+        executor.arg_dict[k][:] = v
+    return grads
+
+
+def _batchable(graph: Any) -> bool:
+    """Whether a graph's forwards may run as one vmapped program: no random draws, no host ops."""
+    return not any(n.is_random or n.op.name == "Custom" for n in graph.topo_order() if n.op is not None)
+
+
+def _perturbation_program(graph: Any, is_train: bool, pos: int) -> Callable:
+    """A jitted ``(idx, val, args, aux) -> outputs[0]`` batched over ``idx``/``val``: the graph's first
+    output with element ``idx[b]`` of argument ``pos`` set to ``val[b]``."""
+    import jax
+    from .lower import GraphFunction, cached
+
+    def build():
+        gf = GraphFunction(graph, is_train)
+
+        def one(idx, val, args, aux):
+            a = list(args)
+            base = a[pos]
+            a[pos] = base.reshape(-1).at[idx].set(val).reshape(base.shape)
+            return gf(a, aux, None)[0][0]
+        return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None)))
+    return cached((graph.structural_hash(), bool(is_train), pos, "numeric_grad"), build)
+
+
+def _batched_numeric_grad(executor: Any, location: Mapping[str, np.ndarray], aux_states: Mapping | None,
+                          eps: float, use_forward_train: bool, dtype: Any) -> dict[str, np.ndarray] | None:
+    """:func:`numeric_grad` with each input's perturbations in vmapped chunks; None where the
+    graph cannot be batched (the caller then runs the per-element loop)."""
+    import jax
+    from .lower import GraphFunction
+    graph = executor.symbol.graph
+    if not _batchable(graph):
+        return None
+    gf = GraphFunction(graph, bool(use_forward_train))
+    values = {n: a.data for n, a in executor.arg_dict.items()}
+    aux_values = {n: a.data for n, a in executor.aux_dict.items()}
+    if aux_states is not None:
+        aux_values.update({n: np.asarray(v, dtype=executor.aux_dict[n].dtype) for n, v in aux_states.items()})
+    if any(n not in values for n in gf.arg_names) or any(n not in aux_values for n in gf.aux_names):
+        return None
+    aux = tuple(aux_values[n] for n in gf.aux_names)
+    out_shape = tuple(executor.outputs[0].shape)
+    per_copy = sum(int(np.prod(np.shape(v))) for v in values.values()) + int(np.prod(out_shape))
+    grads = {k: np.zeros(np.shape(v), dtype=dtype) for k, v in location.items()}
+    for k, v in location.items():
+        v = np.array(v, dtype=dtype, order="C")
+        arg_dtype = executor.arg_dict[k].dtype
+        values[k] = v.astype(arg_dtype)
+        if v.dtype.kind != "f" or v.size == 0:
+            continue
+        if k not in gf.arg_names:      # the output does not read it: every difference is zero
+            continue
+        if v.size < _NUMERIC_GRAD_MIN_BATCH:
+            grads[k] = _looped_numeric_grad(executor, {k: v}, aux_states, eps, use_forward_train, dtype)[k]
+            continue
+        n = v.size
+        idx = np.concatenate([np.arange(n), np.arange(n)]).astype(np.int32)
+        vals = np.concatenate([_perturbed(v, eps / 2.0), _perturbed(v, -eps / 2.0)]).astype(arg_dtype)
+        chunk = int(max(1, min(2 * n, _NUMERIC_GRAD_MAX_CHUNK, _NUMERIC_GRAD_BUDGET // max(1, per_copy))))
+        prog = _perturbation_program(graph, bool(use_forward_train), gf.arg_names.index(k))
+        args = tuple(values[a] for a in gf.arg_names)
+        totals = np.empty(2 * n, np.float64)
+        try:
+            for start in range(0, 2 * n, chunk):
+                stop = min(start + chunk, 2 * n)
+                sel = np.arange(start, start + chunk).clip(max=stop - 1)   # the last chunk padded: one compile
+                outs = np.asarray(jax.device_get(prog(idx[sel], vals[sel], args, aux)))
+                for b in range(stop - start):
+                    totals[start + b] = outs[b].astype(np.float64).sum()
+        except Exception:   # an op with no batching rule: the per-element loop gives the result (or the error)
+            return None
+        grads[k].reshape(-1)[:] = (totals[:n] - totals[n:]) / eps
         executor.arg_dict[k][:] = v
     return grads
 
