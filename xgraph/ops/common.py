@@ -6,8 +6,9 @@
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
+import jax
 import jax.numpy as jnp
 
 from ..errors import ShapeError
@@ -58,3 +59,29 @@ def channel_shape(ndim: int, axis: int) -> tuple[int, ...]:
 def as_float(x: Any) -> Any:
     """``x`` as an inexact array (integers become float32), for ops that need it."""
     return x if jnp.issubdtype(x.dtype, jnp.inexact) else x.astype(jnp.float32)
+
+
+def loss_head(forward: Callable[[Any], Any], data_grad: Callable[[Any, Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """A loss output ``head(x, label) = forward(x)`` whose gradient with respect to ``x`` is
+    ``data_grad(out, label, head_grad)`` and with respect to the label zero: how MXNet's loss
+    ops (SoftmaxOutput, the regressions, SVMOutput) define their backward.
+
+        >>> import jax, jax.numpy as jnp
+        >>> head = loss_head(lambda x: x, lambda out, lab, ct: out - lab)
+        >>> jax.grad(lambda x: head(x, jnp.ones(2)).sum())(jnp.array([3.0, 0.0])).tolist()
+        [2.0, -1.0]
+    """
+    @jax.custom_vjp
+    def head(x, lab):
+        return forward(x)
+
+    def head_fwd(x, lab):
+        out = forward(x)
+        return out, (out, lab)
+
+    def head_bwd(res, ct):
+        out, lab = res
+        return data_grad(out, lab, ct), jnp.zeros_like(lab)
+
+    head.defvjp(head_fwd, head_bwd)
+    return head

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .attrs import Bool, Enum, Float, attr
-from .common import fail
+from .common import fail, loss_head
 from .registry import Op, register
 
 _NORMALIZATION = Enum(("null", "batch", "valid"))
@@ -110,22 +110,11 @@ def _softmax_output_lower(ctx, p, data, label):
             count = jnp.asarray(1, grad.dtype)
         return grad * (grad_scale / (1 if norm_kind == "valid" else spatial) / count)
 
-    @jax.custom_vjp
-    def head(x, lab):
-        return forward(x)
-
-    def head_fwd(x, lab):
-        out = forward(x)
-        return out, (out, lab)
-
-    def head_bwd(res, ct):
-        out, lab = res
+    def data_grad(out, lab, ct):
         grad = (out - lab) * jnp.asarray(grad_scale, out.dtype) if probabilities else class_grad(out, lab)
-        if out_grad:
-            grad = grad * ct.astype(grad.dtype)
-        return grad, jnp.zeros_like(lab)
+        return grad * ct.astype(grad.dtype) if out_grad else grad
 
-    head.defvjp(head_fwd, head_bwd)
+    head = loss_head(forward, data_grad)
     return head(x, lab.reshape(x.shape) if probabilities else lab).reshape(data.shape)
 
 
@@ -223,21 +212,11 @@ def _regression_lowering(forward: Any, backward: Any) -> Any:
                  f"(the data's batch size and element count)")
         scale = p["grad_scale"] / (label.size / label.shape[0])
 
-        @jax.custom_vjp
-        def head(x, lab):
-            return forward(x)
-
-        def head_fwd(x, lab):
-            out = forward(x)
-            return out, (out, lab)
-
-        def head_bwd(res, _ct):   # MXNet ignores the head gradient of a loss output
-            out, lab = res
+        def data_grad(out, lab, _ct):   # MXNet ignores the head gradient of a loss output
             grad = backward(out, lab.reshape(out.shape).astype(out.dtype)) * jnp.asarray(scale, out.dtype)
-            return grad.astype(out.dtype), jnp.zeros_like(lab)
+            return grad.astype(out.dtype)
 
-        head.defvjp(head_fwd, head_bwd)
-        return head(data, label)
+        return loss_head(forward, data_grad)(data, label)
     return lower
 
 

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from .attrs import Bool, Float, attr
-from .common import fail
+from .common import fail, loss_head
 from .registry import Op, register
 
 
@@ -57,19 +57,10 @@ def _svm_lower(ctx, p, data, label):
              f"label has shape {tuple(label.shape)}, expected {expected}")
     margin, coef, linear = p["margin"], p["regularization_coefficient"], p["use_linear"]
 
-    @jax.custom_vjp
-    def head(x, lab):
-        return x
+    def data_grad(x, lab, _ct):   # MXNet ignores the head gradient of a loss output
+        return svm_grad(x, lab.reshape(x.shape[:-1]), margin, coef, linear)
 
-    def head_fwd(x, lab):
-        return x, (x, lab)
-
-    def head_bwd(res, _ct):   # MXNet ignores the head gradient of a loss output
-        x, lab = res
-        return svm_grad(x, lab.reshape(x.shape[:-1]), margin, coef, linear), jnp.zeros_like(lab)
-
-    head.defvjp(head_fwd, head_bwd)
-    return head(data, label)
+    return loss_head(lambda x: x, data_grad)(data, label)
 
 
 register(Op(
