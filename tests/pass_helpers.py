@@ -11,17 +11,20 @@ from xgraph.graph import Graph
 from xgraph.lower import GraphFunction
 
 
-def run_graph(graph: Graph, values: Mapping[str, np.ndarray], is_train: bool = False) -> list[np.ndarray]:
-    """The outputs of ``graph`` on ``values`` (by variable name), evaluated op by op."""
+def run_graph(graph: Graph, values: Mapping[str, np.ndarray], is_train: bool = False,
+              jit: bool = False) -> list[np.ndarray]:
+    """The outputs of ``graph`` on ``values`` (by variable name), evaluated op by op (or jitted:
+    op-by-op runs of whole networks take minutes)."""
     gf = GraphFunction(graph, is_train)
     args = [jnp.asarray(values[n]) for n in gf.arg_names]
     aux = [jnp.asarray(values[n]) for n in gf.aux_names]
-    outs, _ = gf(args, aux, jax.random.key(0))
+    outs, _ = (jax.jit(gf) if jit else gf)(args, aux, jax.random.key(0))
     return [np.asarray(o) for o in outs]
 
 
-def grads(graph: Graph, values: Mapping[str, np.ndarray], cotangents: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Gradients of sum(outputs * cotangents) with respect to every float argument."""
+def grads(graph: Graph, values: Mapping[str, np.ndarray], cotangents: list[np.ndarray],
+          jit: bool = False) -> dict[str, np.ndarray]:
+    """Gradients of sum(outputs * cotangents) with respect to every float argument (jitted if asked)."""
     gf = GraphFunction(graph, True)
     names = [n for n in gf.arg_names if np.issubdtype(np.asarray(values[n]).dtype, np.floating)]
     fixed = {n: jnp.asarray(values[n]) for n in gf.arg_names}
@@ -32,7 +35,7 @@ def grads(graph: Graph, values: Mapping[str, np.ndarray], cotangents: list[np.nd
         outs, _ = gf([feed[n] for n in gf.arg_names], aux, jax.random.key(0))
         return sum(jnp.sum(o * c) for o, c in zip(outs, cotangents))
 
-    g = jax.grad(f)([fixed[n] for n in names])
+    g = (jax.jit(jax.grad(f)) if jit else jax.grad(f))([fixed[n] for n in names])
     return {n: np.asarray(v) for n, v in zip(names, g)}
 
 

@@ -6,39 +6,13 @@ import numpy as np
 import pytest
 
 import xgraph as mx
-import jax
-import jax.numpy as jnp
 from mxnet_cases import case_names, load_case
-from xgraph.lower import GraphFunction
+from pass_helpers import grads, run_graph
 from xgraph.passes import optimize
 
 #: net_mobilenet0_25 compiles for ~50 s here (depthwise convolutions in both layouts, with
 #: gradients); the executor tests below and tests/test_executor_opt.py cover that network
 CASES = [c for c in case_names() if c != "net_mobilenet0_25"]
-
-
-def run_graph(graph, values, is_train=False):
-    """The outputs of ``graph`` on ``values``, jitted (eager op-by-op runs of the nets take minutes)."""
-    gf = GraphFunction(graph, is_train)
-    args = [jnp.asarray(values[n]) for n in gf.arg_names]
-    aux = [jnp.asarray(values[n]) for n in gf.aux_names]
-    outs, _ = jax.jit(gf)(args, aux, jax.random.key(0))
-    return [np.asarray(o) for o in outs]
-
-
-def grads(graph, values, cotangents):
-    """Gradients of sum(outputs * cotangents) with respect to every float argument, jitted."""
-    gf = GraphFunction(graph, True)
-    names = [n for n in gf.arg_names if np.issubdtype(np.asarray(values[n]).dtype, np.floating)]
-    fixed = {n: jnp.asarray(values[n]) for n in gf.arg_names}
-    aux = [jnp.asarray(values[n]) for n in gf.aux_names]
-
-    def f(diff):
-        feed = dict(fixed, **dict(zip(names, diff)))
-        outs, _ = gf([feed[n] for n in gf.arg_names], aux, jax.random.key(0))
-        return sum(jnp.sum(o * c) for o, c in zip(outs, cotangents))
-
-    return {n: np.asarray(v) for n, v in zip(names, jax.jit(jax.grad(f))([fixed[n] for n in names]))}
 
 
 def _ops(graph):
@@ -61,13 +35,14 @@ def test_matches_the_nchw_graph_on_every_reference_case(name):
     if not any(n.op is not None and n.op.name == "Convolution" for n in case.symbol.graph.topo_order()):
         assert _ops(res.graph) == _ops(case.symbol.graph)   # nothing to move
         return
-    ref, got = run_graph(case.symbol.graph, values), run_graph(res.graph, values)
+    ref, got = run_graph(case.symbol.graph, values, jit=True), run_graph(res.graph, values, jit=True)
     for r, g in zip(ref, got):
         np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5)
     if case.meta["has_grad"]:   # the gradient runs the training forward (batch statistics...) too
         rng = np.random.default_rng(0)
         cots = [rng.uniform(-1, 1, o.shape).astype(o.dtype) for o in ref]
-        want, have = grads(case.symbol.graph, values, cots), grads(res.graph, values, cots)
+        want = grads(case.symbol.graph, values, cots, jit=True)
+        have = grads(res.graph, values, cots, jit=True)
         for k, v in want.items():
             # whole-array relative error: BatchNorm's batch statistics cancel, so single elements
             # carry float32 noise of ~1e-3 in either layout (measured against float64)
