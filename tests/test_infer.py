@@ -280,3 +280,32 @@ def test_partial_conv_weight_through_cast_keeps_unknown_channels():
     assert outs == [(1, 64, 0, 0)]
     deconv = mx.sym.Deconvolution(data, kernel=(3, 3), num_filter=8, no_bias=True)
     assert deconv.infer_shape_partial()[0][1] == (0, 8, 3, 3)
+
+
+def test_deferred_creation_takes_its_sizes_from_the_consumers():
+    # MXNet's ones(shape=(-1, -1)): the sizes come back through transpose and the sum
+    b = mx.sym.ones(shape=(2, -1)) + mx.sym.transpose(mx.sym.ones(shape=(3, -1), name="o2"))
+    assert b.infer_shape_partial()[1] == [(2, 3)]
+    out = b.bind(mx.cpu(), args={}).forward()[0]
+    np.testing.assert_array_equal(out.asnumpy(), np.full((2, 3), 2, np.float32))
+    full = mx.sym.full(shape=(-1, 4), val=1.5) * mx.sym.var("x")
+    np.testing.assert_array_equal(full.eval(x=mx.nd.ones((3, 4)))[0].asnumpy(), np.full((3, 4), 1.5, np.float32))
+
+
+def test_arange_infer_range_gets_its_length_from_the_consumer():
+    s = mx.sym.arange(start=1.5, step=1.3, repeat=2, infer_range=True, dtype="float64") + mx.sym.var("x")
+    got = s.eval(x=mx.nd.zeros(8, dtype="float64"))[0].asnumpy()
+    np.testing.assert_allclose(got, np.repeat(1.5 + 1.3 * np.arange(4), 2))
+    odd = mx.sym.arange(start=0, repeat=2, infer_range=True) + mx.sym.var("x")
+    with pytest.raises(mx.XGraphError, match="inferred length 5 is not a multiple of repeat=2"):
+        odd.eval(x=mx.nd.zeros(5))
+    with pytest.raises(mx.XGraphError, match="_arange.*nothing the result feeds gives its length"):
+        mx.nd.arange(0, infer_range=True)
+
+
+def test_deferred_creation_left_open_or_malformed_is_refused_by_name():
+    with pytest.raises(mx.XGraphError, match=r"node 'o' \(op _ones\).*\(\?, 3\) has unknown dimensions"):
+        mx.sym.ones(shape=(-1, 3), name="o").bind(mx.cpu(), args={})
+    with pytest.raises(mx.XGraphError, match=r"node 'z' \(op _zeros\).*negative size other than -1"):
+        mx.sym.zeros(shape=(-2, 3), name="z").infer_shape()
+    assert mx.sym.zeros(shape=(0, 3)).eval()[0].shape == (0, 3)   # a real zero size is not deferred

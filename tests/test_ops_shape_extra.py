@@ -110,9 +110,18 @@ def test_errors_name_the_node():
         mx.sym.slice_like(V("x"), V("l"), name="sl").infer_shape(x=(2, 3), l=(3, 3))
     with pytest.raises(mx.ShapeError, match=r"rl.*reshape_like.*sizes differ"):
         mx.sym.reshape_like(V("x"), V("l"), name="rl").infer_shape(x=(2, 3), l=(5,))
-    with pytest.raises(mx.ShapeError, match=r"ar.*_arange.*infer_range"):
-        mx.sym.arange(0, infer_range=True, name="ar").infer_shape()
+    with pytest.raises(mx.ShapeError, match=r"'ar' \(op _arange\).*\(\?,\) has unknown dimensions"):
+        mx.sym.arange(0, infer_range=True, name="ar").bind(mx.cpu(), args={})
     with pytest.raises(mx.ShapeError, match=r"z.*_zeros.*shape must be given"):
         mx.sym.zeros((), name="z").infer_shape()
     with pytest.raises(mx.AttributeValueError, match=r"tl.*tile.*reps"):
         mx.sym.tile(V("x"), name="tl")
+
+
+def test_integer_arange_casts_start_and_step_first_as_mxnet():
+    # MXNet 1.9.1: arange(0.7, 9, 1.6, dtype=int32) is 0..5 (numpy gives 0, 2, 4...); uint8 wraps
+    np.testing.assert_array_equal(mx.nd.arange(0.7, 9, 1.6, dtype="int32").asnumpy(), np.arange(6, dtype=np.int32))
+    np.testing.assert_array_equal(mx.nd.arange(-100, -97, dtype="uint8").asnumpy(), [156, 157, 158])
+    np.testing.assert_allclose(mx.nd.arange(0.7, 9, 1.6).asnumpy(), 0.7 + 1.6 * np.arange(6), rtol=1e-6)
+    with pytest.raises(mx.XGraphError, match="give no values"):
+        mx.nd.arange(0)

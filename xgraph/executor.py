@@ -37,7 +37,7 @@ from .errors import BindError, ShapeError
 from .graph import Entry, Node
 from .ops import registry as _registry
 from .passes import level_pipeline
-from .infer import infer
+from .infer import InferResult, infer, resolve_deferred
 from .bound import BoundPrograms, parameter_names
 from .lower import unique_names
 from .ndarray import NDArray
@@ -147,7 +147,7 @@ class Executor:
         self.grad_dict: dict[str, NDArray | None] = {
             n: (_to_ndarray(grads[n], device, f"gradient {n!r}") if self._grad_req[n] != "null" else None)
             for n in self._arg_names}
-        self._check_signature()
+        self._graph = graph = resolve_deferred(graph, self._check_signature())
         self._diff_mask = tuple(self._grad_req[n] != "null" and _dt.is_float(self.arg_dict[n].dtype)
                                 for n in self._arg_names)
         self._has_grad = any(self._diff_mask)
@@ -177,7 +177,7 @@ class Executor:
         self._last_train = True                  # the mode of the last forward (a later backward follows it)
 
     # -- construction helpers ----------------------------------------------
-    def _check_signature(self) -> None:
+    def _check_signature(self) -> InferResult:
         """Infer every shape from the bound arrays; refuse inconsistent ones."""
         shapes = {n: a.shape for n, a in {**self.arg_dict, **self.aux_dict}.items()}
         dts = {n: a.dtype for n, a in {**self.arg_dict, **self.aux_dict}.items()}
@@ -192,6 +192,7 @@ class Executor:
             if s is None or d is None:
                 raise ShapeError(f"cannot infer the shape of output '{e.node.name}'")
             self._out_sigs.append((tuple(s), d))
+        return res
 
     @classmethod
     def simple_bind(cls, symbol: Any, ctx: Any = None, grad_req: Any = "write",

@@ -286,8 +286,10 @@ def _forward(node: Node, st: _State) -> None:
                                     f"cast one of them with Cast"))
     n_out = node.num_outputs
     eval_dtypes = [d if d is not None else st.default_dtype for d in in_dtypes]
-    outs = None
-    if all(_full(s) for s in in_shapes) and all(d is not None for d in eval_dtypes):
+    outs = _deferred_outputs(node, rule_out)
+    if outs is not None:
+        pass
+    elif all(_full(s) for s in in_shapes) and all(d is not None for d in eval_dtypes):
         try:
             outs = _eval_node(op, tuple(sorted(node.attrs.items())),
                               tuple((tuple(int(x) for x in s), np.dtype(d)) for s, d in zip(in_shapes, eval_dtypes)))
@@ -319,6 +321,67 @@ def _forward(node: Node, st: _State) -> None:
                 ent_dtype[(id(node), i)] = rule_out[i] if i < len(rule_out) else rule_out[-1]
             else:
                 ent_dtype[(id(node), i)] = fallback
+
+
+def _deferred_outputs(node: Node, out_dtypes: list | None) -> tuple | None:
+    """The open output shapes of a deferred creation node (``ones(shape=(-1, 3))``), else None."""
+    op = node.op
+    if node.inputs or op.complete_attrs is None or op.partial_shapes is None:
+        return None
+    try:
+        shapes = op.partial_shapes(node.params, [])
+    except XGraphError as exc:
+        raise node_error(node, [], None, exc) from None
+    if shapes is None or all(_full(s) for s in shapes):
+        return None
+    dts = out_dtypes or [None]
+    return tuple((tuple(s), dts[min(i, len(dts) - 1)]) for i, s in enumerate(shapes))
+
+
+def resolve_deferred(graph: Graph, result: InferResult) -> Graph:
+    """``graph`` with every deferred creation node's attributes completed from ``result``.
+
+    MXNet lets ``ones(shape=(-1, -1))`` or ``arange(infer_range=True)`` take
+    their sizes from where they are used; inference learns those sizes (both
+    ways), and this rewrites the nodes so that they lower to static shapes.
+    A node whose sizes stayed unknown raises a :class:`ShapeError` naming it.
+    An unchanged graph comes back as is.
+
+        >>> import xgraph as mx
+        >>> net = mx.sym.ones(shape=(-1,), name='o') + mx.sym.var('x')
+        >>> g = resolve_deferred(net.graph, infer(net.graph, {'x': (4,)}))
+        >>> [n.params['shape'] for n in g.op_nodes() if n.name == 'o']
+        [(4,)]
+    """
+    mapped: dict[int, Node] = {}
+    changed = False
+    for node in graph.topo_order():
+        new = node
+        if node.op is not None and _deferred_outputs(node, None) is not None:
+            shapes = [result.shapes.get((id(node), i)) for i in range(node.num_outputs)]
+            if not all(_full(s) for s in shapes):
+                raise ShapeError(f"node '{node.name}' (op {node.op.name}): the output shape "
+                                 f"{_open_shape(shapes[0])} has unknown dimensions that nothing it feeds "
+                                 f"determines; give them in the attributes")
+            try:
+                updates = dict(node.op.complete_attrs(node.params, [tuple(s) for s in shapes]))
+            except XGraphError as exc:
+                raise node_error(node, [], None, exc) from None
+            raw = {k: v for k, v in node.raw_attrs.items() if k not in updates}
+            new = node.replace(attrs={**node.attrs, **updates}, raw_attrs=raw)
+        ins = [Entry(mapped.get(id(e.node), e.node), e.index) for e in node.inputs]
+        if any(a.node is not e.node for a, e in zip(ins, node.inputs)):
+            new = new.replace(inputs=ins)
+        if new is not node:
+            mapped[id(node)] = new
+            changed = True
+    if not changed:
+        return graph
+    return Graph([Entry(mapped.get(id(e.node), e.node), e.index) for e in graph.outputs])
+
+
+def _open_shape(shape: Shape | None) -> str:
+    return "?" if shape is None else str(tuple(d if d else "?" for d in shape)).replace("'", "")
 
 
 def _backward(nodes, st: _State) -> bool:

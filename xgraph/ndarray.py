@@ -371,11 +371,14 @@ def empty(shape: Any, ctx: Any = None, dtype: Any = "float32") -> NDArray:
 
 def arange(start: float, stop: float | None = None, step: float = 1.0, repeat: int = 1, ctx: Any = None,
            dtype: Any = "float32", **kwargs: Any) -> NDArray:
-    """Evenly spaced values, each repeated ``repeat`` times, as MXNet's ``arange``."""
-    a = jnp.arange(start, stop, step, dtype=_dt.canonical(dtype))
-    if repeat > 1:
-        a = jnp.repeat(a, repeat)
-    return NDArray(a, ctx=ctx)
+    """Evenly spaced values, each repeated ``repeat`` times, as MXNet's ``arange`` (op ``_arange``).
+
+        >>> arange(0, 3, repeat=2).asnumpy().tolist()
+        [0.0, 0.0, 1.0, 1.0, 2.0, 2.0]
+    """
+    out = invoke("_arange", [], {"start": start, "stop": stop, "step": step, "repeat": repeat,
+                                 "dtype": "float32" if dtype is None else dtype, **kwargs})
+    return out.as_in_context(ctx) if ctx is not None else out
 
 
 def concat(*arrays: NDArray, dim: int = 1, **kwargs: Any) -> NDArray:

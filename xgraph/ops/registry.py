@@ -88,6 +88,12 @@ class Op:
     unknown dimension) when some input dimensions are unknown, for an op whose
     lowering cannot be traced with symbolic dimensions (``slice``: an end index
     on an unknown axis); None falls back to the symbolic evaluation.
+    ``complete_attrs(params, out_shapes)`` is for an op with no inputs whose
+    attributes leave output dimensions open (MXNet's deferred creation:
+    ``ones(shape=(-1, -1))``, ``arange(infer_range=True)``): its
+    ``partial_shapes(params, [])`` gives the open shape, and once inference has
+    learnt the full output shapes from the consumers, ``complete_attrs`` returns
+    the attribute changes that produce them (:func:`xgraph.infer.resolve_deferred`).
     ``infer_dtype(params, dtypes)`` returns (input dtypes with the unknown ones
     filled in, output dtypes or None); without it unknown inputs take the dtype
     of the known ones, and outputs come from abstract evaluation.
@@ -122,6 +128,7 @@ class Op:
     infer_backward: Callable[[Mapping[str, Any], list[Shape], list[Shape]], list[Shape]] | None = None
     partial_needs_full: Sequence[int] = ()
     partial_shapes: Callable[[Mapping[str, Any], list[Shape]], list[Shape] | None] | None = None
+    complete_attrs: Callable[[Mapping[str, Any], list[Shape]], Mapping[str, Any]] | None = None
     dynamic_inputs: Callable[[Mapping[str, Any]], Sequence[str]] | None = None
     open_attrs: bool = False
     positional: Sequence[str] | None = None

@@ -170,9 +170,24 @@ def _transpose_lower(ctx, p, x):
     return jnp.transpose(x, perm)
 
 
+def _transpose_backward(p, in_shapes, out_shapes):
+    """The input's shape from the output's: the inverse permutation (dimensions unknown stay 0)."""
+    out = out_shapes[0]
+    if out is None:
+        return in_shapes
+    axes = tuple(p["axes"]) or tuple(range(len(out) - 1, -1, -1))
+    if len(axes) != len(out) or sorted(a % len(out) for a in axes) != list(range(len(out))):
+        return in_shapes
+    shape = [0] * len(out)
+    for i, a in enumerate(axes):
+        shape[a % len(out)] = out[i]
+    return [tuple(shape)]
+
+
 register(Op(
     "transpose", _transpose_lower,
     attrs=(attr("axes", Shape(allow_negative=True), (), "the permutation; empty reverses the axes"),),
+    infer_backward=_transpose_backward,
     family="shape", doc="Permute axes: transpose(x of (2,3,4), axes=(0,2,1)) is (2,4,3)."))
 
 
@@ -630,29 +645,47 @@ def _creation_dtype(p, dtypes):
     return dtypes, [_dt.canonical(p["dtype"])]
 
 
+def _open_creation_shape(p, _in_shapes=()):
+    """A creation op's output shape with 0 for each -1 (a size taken from the consumers); None if it has none."""
+    shape = tuple(p["shape"])
+    if any(d < -1 for d in shape):
+        fail(f"shape {shape} has a negative size other than -1 (-1: taken from where the result is used)")
+    return [tuple(0 if d == -1 else d for d in shape)] if -1 in shape else None
+
+
+def _complete_creation_shape(p, out_shapes):
+    return {"shape": tuple(out_shapes[0])}
+
+
 def _filled(value_of: Any) -> Any:
     def lower(ctx, p):
         if not p["shape"]:
             fail("the shape must be given (MXNet's deferred shape inference from consumers is not supported)")
+        if _open_creation_shape(p) is not None:
+            fail(f"shape {tuple(p['shape'])}: the -1 sizes were not inferred from where the result is used")
         return jnp.full(tuple(p["shape"]), value_of(p), _dt.canonical(p["dtype"]))
     return lower
 
 
-_CREATION_ATTRS = (attr("shape", Shape(), (), "the output shape"),
+_CREATION_ATTRS = (attr("shape", Shape(allow_negative=True), (), "the output shape; -1: a size inferred from the "
+                        "consumers"),
                    attr("ctx", Str(), "", "(MXNet: the device; placement follows the executor)"),
                    attr("dtype", DType(), "float32", "the output dtype"))
+_DEFERRED = dict(partial_shapes=_open_creation_shape, complete_attrs=_complete_creation_shape)
 
 for _name, _value, _doc in (("_zeros", lambda p: 0, "zeros"), ("_ones", lambda p: 1, "ones")):
     register(Op(_name, _filled(_value), inputs=(), attrs=_CREATION_ATTRS, infer_dtype=_creation_dtype,
-                differentiable=False, family="shape",
+                differentiable=False, family="shape", **_DEFERRED,
                 doc=f"An array of {_doc} (mx.sym.{_doc}(shape, dtype)): a constant inside the graph."))
 register(Op("_full", _filled(lambda p: p["value"]), inputs=(), infer_dtype=_creation_dtype,
-            attrs=_CREATION_ATTRS + (attr("value", Float(), doc="the fill value"),),
+            attrs=_CREATION_ATTRS + (attr("value", Float(), doc="the fill value"),), **_DEFERRED,
             differentiable=False, family="shape", doc="An array filled with value (mx.sym.full(shape, val))."))
 
 
 def arange_values(start: float, stop: float | None, step: float, repeat: int, dtype: Any) -> Any:
     """MXNet's ``arange``: ``ceil((stop - start) / step)`` values, each repeated ``repeat`` times.
+
+    For an integer dtype the values are ``int(start) + i * int(step)``, wrapped into the dtype, as MXNet's.
 
         >>> arange_values(3, None, 1.0, 2, jnp.float32).tolist()
         [0.0, 0.0, 1.0, 1.0, 2.0, 2.0]
@@ -666,23 +699,41 @@ def arange_values(start: float, stop: float | None, step: float, repeat: int, dt
     n = max(int(math.ceil((stop - start) / step)), 0)
     if n == 0:
         fail(f"arange: start={start}, stop={stop}, step={step} give no values")
-    values = np.repeat(start + np.arange(n, dtype=np.float64) * step, repeat)
-    return jnp.asarray(values.astype(dtype))
+    if np.issubdtype(np.dtype(dtype), np.integer):   # MXNet casts start and step first: arange(0.7, 9, 1.6) is 0..5
+        values = int(start) + np.arange(n, dtype=np.int64) * int(step)
+    else:
+        values = start + np.arange(n, dtype=np.float64) * step
+    return jnp.asarray(np.repeat(values, repeat).astype(dtype))
+
+
+def _arange_open_shape(p, _in_shapes=()):
+    return [(0,)] if p["infer_range"] else None
+
+
+def _arange_complete(p, out_shapes):
+    """``infer_range``: the stop that gives the inferred length (half a step early, safe from rounding)."""
+    size, repeat = int(out_shapes[0][0]), int(p["repeat"])
+    if repeat < 1 or size % repeat:
+        fail(f"arange: the inferred length {size} is not a multiple of repeat={repeat}")
+    if p["step"] == 0:
+        fail("arange: step cannot be 0")
+    return {"stop": p["start"] + (size // repeat - 0.5) * p["step"], "infer_range": False}
 
 
 def _arange_lower(ctx, p):
     if p["infer_range"]:
-        fail("arange: infer_range=True (the stop taken from a consumer's shape) is not supported; give stop")
+        fail("arange: infer_range=True, but nothing the result feeds gives its length; give stop")
     return arange_values(p["start"], p["stop"], p["step"], p["repeat"], _dt.canonical(p["dtype"]))
 
 
 register(Op(
     "_arange", _arange_lower, inputs=(), infer_dtype=_creation_dtype, differentiable=False, family="shape",
+    partial_shapes=_arange_open_shape, complete_attrs=_arange_complete,
     attrs=(attr("start", Float(), doc="the first value (the stop when stop is None)"),
            attr("stop", Optional(Float()), None, "the end, excluded; None: [0, start)"),
            attr("step", Float(), 1.0, "the spacing"),
            attr("repeat", Int(), 1, "how many times each value is repeated"),
-           attr("infer_range", Bool(), False, "(unsupported) infer stop from the consumer's shape"),
+           attr("infer_range", Bool(), False, "take the length from where the result is used (stop is ignored)"),
            attr("ctx", Str(), "", "(MXNet: the device; placement follows the executor)"),
            attr("dtype", DType(), "float32", "the output dtype")),
     doc="Evenly spaced values (mx.sym.arange(start, stop, step, repeat)): a constant inside the graph."))
