@@ -104,6 +104,8 @@ def test_errors_name_the_node():
         mx.sym.stack(V("a"), V("b"), name="st").infer_shape(a=(2, 3), b=(3, 2))
     with pytest.raises(mx.ShapeError, match=r"d2s.*depth_to_space.*multiple of block_size"):
         mx.sym.depth_to_space(V("x"), block_size=2, name="d2s").infer_shape(x=(1, 6, 2, 2))
+    with pytest.raises(mx.ShapeError, match=r"space_to_depth.*\(1, 4, 0, 4\) has a zero-size dimension"):
+        mx.nd.space_to_depth(mx.nd.array(np.ones((1, 4, 0, 4), np.float32)), 2)
     with pytest.raises(mx.ShapeError, match=r"s2d.*space_to_depth.*4-D"):
         mx.sym.space_to_depth(V("x"), block_size=2, name="s2d").infer_shape(x=(2, 4))
     with pytest.raises(mx.ShapeError, match=r"sl.*slice_like.*larger"):

@@ -612,6 +612,8 @@ def _block(p: dict, x: Any, what: str) -> int:
         fail(f"{what}: block_size must be >= 1, got {b}")
     if x.ndim != 4:
         fail(f"{what} needs a 4-D (N, C, H, W) input, got {tuple(x.shape)}")
+    if 0 in x.shape:
+        fail(f"{what}: input {tuple(x.shape)} has a zero-size dimension (MXNet refuses them too)")
     return b
 
 
