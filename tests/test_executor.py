@@ -504,6 +504,12 @@ def test_monitor_callback_sees_every_output_and_input_by_mxnet_name():
     ex.set_monitor_callback(lambda name, arr: names.append(name), monitor_all=True)
     ex.forward()
     assert names[:7] == ["data", "conv_data", "conv_weight", "conv_weight", "conv_bias", "conv_bias", "conv_output"]
+    names = []
+    act = mx.sym.Activation(data, act_type="relu", name="act")      # MXNet's Activation names no inputs
+    act_ex = act.simple_bind(mx.cpu(), grad_req="null")
+    act_ex.set_monitor_callback(lambda n, a: names.append(n), monitor_all=True)
+    act_ex.forward()
+    assert names == ["data", "act_input0", "act_output"]
 
 
 def test_head_gradient_of_an_integer_output_is_ignored():

@@ -387,7 +387,7 @@ class Executor:
             outs = [Entry(node, i) for i in range(node.num_visible_outputs)]
             out_names = type(self._symbol)(outs).list_outputs()
             if monitor_all:
-                for slot, e in zip(node.op.input_names(node.params), node.inputs):
+                for slot, e in zip(node.op.monitor_input_names(node.params), node.inputs):
                     if e.node.op is None:
                         entries.append(e)
                         names.append(e.node.name)

@@ -115,7 +115,7 @@ def _act_lower(ctx, p, x):
 
 
 register(Op(
-    "Activation", _act_lower, aliases=("_npx_activation",),
+    "Activation", _act_lower, aliases=("_npx_activation",), unnamed_inputs=True,
     attrs=(attr("act_type", Enum(tuple(ACTIVATIONS)), doc="the activation function"),),
     family="nn", doc="An elementwise activation: relu, sigmoid, tanh, softrelu, softsign, log_sigmoid, mish."))
 
@@ -567,7 +567,7 @@ def _softmax_activation_lower(ctx, p, x):
 
 
 register(Op(
-    "SoftmaxActivation", _softmax_activation_lower,
+    "SoftmaxActivation", _softmax_activation_lower, unnamed_inputs=True,
     attrs=(attr("mode", Enum(("channel", "instance")), "instance",
                 "'instance': softmax over all but the first axis; 'channel': over axis 1"),),
     family="nn", doc="Softmax over each instance (flattened) or over the channel axis."))

@@ -107,6 +107,8 @@ class Op:
     fill attributes (MXNet's generated functions take ``reshape(data, shape,
     reverse, ...)``): by default the order of ``attrs``; set it only for an op
     whose ``attrs`` are declared in another order than MXNet's parameters.
+    ``unnamed_inputs`` marks an op whose MXNet definition names no inputs, so
+    MXNet's monitor calls them ``input0``, ``input1`` (Activation).
     ``eager(params, *values)`` is for an op whose output shapes depend on its
     input values (``boolean_mask``): given concrete input arrays it returns a
     function of those inputs with every shape fixed (differentiable by JAX),
@@ -139,6 +141,7 @@ class Op:
     random: bool | Callable[[Mapping[str, Any]], bool] = False
     stateful: bool = False
     same_dtype: bool = False
+    unnamed_inputs: bool = False
     differentiable: bool = True
     doc: str = ""
     family: str = ""
@@ -177,6 +180,11 @@ class Op:
         if self.is_variadic(params):
             return [f"arg{i}" for i in range(int(params[self.variadic]))]
         return [s.name for s in self.inputs if s.present is None or s.present(params)]
+
+    def monitor_input_names(self, params: Mapping[str, Any]) -> list[str]:
+        """The input names MXNet's monitor shows (``input0``... where MXNet's op names none)."""
+        names = self.input_names(params)
+        return [f"input{i}" for i in range(len(names))] if self.unnamed_inputs else names
 
     def init_hints(self, params: Mapping[str, Any]) -> Mapping[str, str]:
         """``__init__`` strings for inputs created automatically (BatchNorm's moving_var: ones)."""
