@@ -127,3 +127,15 @@ def test_integer_arange_casts_start_and_step_first_as_mxnet():
     np.testing.assert_allclose(mx.nd.arange(0.7, 9, 1.6).asnumpy(), 0.7 + 1.6 * np.arange(6), rtol=1e-6)
     with pytest.raises(mx.XGraphError, match="give no values"):
         mx.nd.arange(0)
+
+
+def test_bound_zero_size_arrays_are_known_shapes():
+    # an executor's arrays are real: a 0 in their shapes is a size, not an unknown (MXNet's np_shape)
+    data = mx.sym.var("data")
+    ex = mx.sym.contrib.index_array(data).bind(mx.cpu(), args={"data": mx.nd.array(np.ones(()))})
+    assert ex.forward()[0].shape == (0,)
+    with mx.np_shape():
+        out = mx.nd.tile(mx.nd.array(np.ones((2, 3, 0, 4), np.float32)), reps=(2, 4, 6))
+    assert out.shape == (2, 6, 0, 24)
+    with pytest.raises(mx.XGraphError, match=r"tile: reps \(1, 0, 3\) has a 0.*mx.np_shape"):
+        mx.nd.tile(mx.nd.ones((4, 4)), reps=(1, 0, 3))

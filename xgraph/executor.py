@@ -181,7 +181,7 @@ class Executor:
         """Infer every shape from the bound arrays; refuse inconsistent ones."""
         shapes = {n: a.shape for n, a in {**self.arg_dict, **self.aux_dict}.items()}
         dts = {n: a.dtype for n, a in {**self.arg_dict, **self.aux_dict}.items()}
-        res = infer(self._graph, shapes, dts, partial=False)
+        res = infer(self._graph, shapes, dts, partial=False, zero_size_known=True)
         for n, g in self.grad_dict.items():
             if g is not None and g.shape != self.arg_dict[n].shape:
                 raise ShapeError(f"gradient array of {n!r} has shape {g.shape}, but the argument has "

@@ -148,6 +148,11 @@ def _full(shape: Shape | None) -> bool:
     return shape is not None and all(int(d) > 0 for d in shape)
 
 
+def _known(shape: Shape | None) -> bool:
+    """A shape of a real array: every size known, 0 included."""
+    return shape is not None and all(int(d) >= 0 for d in shape)
+
+
 def _merge_shape(node: Node, what: str, old: Shape | None, new: Shape | None) -> Shape | None:
     """Combine two partial shapes of the same value, refusing a contradiction."""
     if new is None:
@@ -199,7 +204,7 @@ def _given_shape(name: str, value: Any) -> tuple[int, ...]:
 
 
 def infer(graph: Graph, shapes: Mapping[str, Any] | None = None, dtypes: Mapping[str, Any] | None = None,
-          partial: bool = True, default_dtype: Any = None) -> InferResult:
+          partial: bool = True, default_dtype: Any = None, zero_size_known: bool = False) -> InferResult:
     """Infer the shape and dtype of every entry of ``graph``.
 
     ``shapes`` and ``dtypes`` give known variables by name.  With
@@ -208,6 +213,10 @@ def infer(graph: Graph, shapes: Mapping[str, Any] | None = None, dtypes: Mapping
     :class:`DTypeError` naming the node, the op and its input shapes.
     ``default_dtype`` is assumed for variables with no known dtype when a
     concrete evaluation needs one (shape inference without dtypes).
+    ``zero_size_known`` says the given shapes are those of real arrays, so a 0
+    in them is a zero size, not an unknown (an executor bound to zero-size
+    arrays, MXNet's np_shape semantics); it holds unless the graph has a
+    deferred creation node, whose open sizes are 0 too.
     """
     shapes = dict(shapes or {})
     dtypes = {k: _dt.canonical(v) for k, v in (dtypes or {}).items()}
@@ -232,12 +241,14 @@ def infer(graph: Graph, shapes: Mapping[str, Any] | None = None, dtypes: Mapping
             var_nodes.setdefault(node.name, []).append(node)
 
     ops = [node for node in order if node.op is not None]
-    state = _State(ent_shape, ent_dtype, var_nodes, partial, default_dtype)
+    zero_size_known = zero_size_known and not any(_deferred_outputs(n, None) is not None for n in ops)
+    state = _State(ent_shape, ent_dtype, var_nodes, partial, default_dtype,
+                   _known if zero_size_known else _full)
     for node in ops:
         _forward(node, state)
     # MXNet's inference runs both ways until nothing changes: outputs known from
     # later nodes fix inputs (an elementwise sum's other operand, FullyConnected's batch)
-    while not all(_full(v) for v in ent_shape.values()) and _backward(reversed(ops), state):
+    while not all(state.full(v) for v in ent_shape.values()) and _backward(reversed(ops), state):
         for node in ops:
             _forward(node, state)
 
@@ -256,6 +267,7 @@ class _State:
     var_nodes: dict
     partial: bool
     default_dtype: Any
+    full: Any = None      # the test for a completely known shape (_full, or _known for real arrays)
 
 
 def _forward(node: Node, st: _State) -> None:
@@ -266,7 +278,8 @@ def _forward(node: Node, st: _State) -> None:
     in_shapes = [ent_shape.get(k) for k in keys]
     in_dtypes = [ent_dtype.get(k) for k in keys]
     # parameter shapes and dtypes from the op's own rules
-    if op.infer_inputs is not None and not all(_full(s) for s in in_shapes):
+    full = st.full
+    if op.infer_inputs is not None and not all(full(s) for s in in_shapes):
         try:
             deduced = op.infer_inputs(params, list(in_shapes))
         except XGraphError as exc:
@@ -289,14 +302,14 @@ def _forward(node: Node, st: _State) -> None:
     outs = _deferred_outputs(node, rule_out)
     if outs is not None:
         pass
-    elif all(_full(s) for s in in_shapes) and all(d is not None for d in eval_dtypes):
+    elif all(full(s) for s in in_shapes) and all(d is not None for d in eval_dtypes):
         try:
             outs = _eval_node(op, tuple(sorted(node.attrs.items())),
                               tuple((tuple(int(x) for x in s), np.dtype(d)) for s, d in zip(in_shapes, eval_dtypes)))
         except Exception as exc:  # noqa: BLE001 - reported with the node's context
             raise node_error(node, in_shapes, eval_dtypes, exc) from None
     elif (st.partial and all(s is not None for s in in_shapes) and all(d is not None for d in eval_dtypes)
-          and all(_full(in_shapes[i]) for i in op.partial_needs_full if i < len(in_shapes))):
+          and all(full(in_shapes[i]) for i in op.partial_needs_full if i < len(in_shapes))):
         shapes = op.partial_shapes(params, [tuple(s) for s in in_shapes]) if op.partial_shapes else None
         if shapes is not None:
             outs = tuple((tuple(s), np.dtype(eval_dtypes[0])) for s in shapes)
@@ -395,7 +408,7 @@ def _backward(nodes, st: _State) -> bool:
         if all(s is None for s in out_shapes):
             continue
         in_shapes = [st.shapes.get((id(e.node), e.index)) for e in node.inputs]
-        if all(_full(s) for s in in_shapes):
+        if all(st.full(s) for s in in_shapes):
             continue
         try:
             deduced = rule(node.params, list(in_shapes), out_shapes)

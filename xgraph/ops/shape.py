@@ -26,6 +26,7 @@ from .. import dtypes as _dt
 from .attrs import Axes, Bool, DType, Float, Int, Optional, OptTuple, Shape, Str, attr
 from .common import fail, normalize_axis, outputs_fix_inputs, same_shape_inputs
 from .reduce import at_least_1d
+from ..util import is_np_shape
 from .registry import Op, register
 
 
@@ -495,6 +496,9 @@ register(Op("ones_like", lambda ctx, p, x: jnp.ones_like(x), family="shape", inf
 # -- tile / repeat / reverse / stack ----------------------------------------------------
 def _tile_lower(ctx, p, x):
     reps = tuple(p["reps"])
+    if 0 in reps and not is_np_shape():
+        fail(f"tile: reps {reps} has a 0, which gives a zero-size array: MXNet allows that only under "
+             f"mx.np_shape()")
     return jnp.tile(x, reps) if reps else x   # MXNet: empty reps leave the array as it is
 
 
