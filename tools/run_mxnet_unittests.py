@@ -19,6 +19,7 @@ import argparse
 import collections
 import os
 import subprocess
+import tempfile
 import sys
 import xml.etree.ElementTree as ET
 
@@ -68,9 +69,9 @@ def run_batch(unittest_dir: str, ids: list[str], timeout: int, extra: list[str])
     its verbose output shows finished keep their outcome, the one running is
     recorded as ``crashed`` and the rest are handed back to run in a new process.
     """
-    xml = os.path.join(unittest_dir, ".batch.xml")
-    if os.path.exists(xml):
-        os.remove(xml)
+    fd, xml = tempfile.mkstemp(prefix="mxnet-batch-", suffix=".xml")   # runs side by side keep apart
+    os.close(fd)
+    os.remove(xml)
     cmd = _pytest(unittest_dir) + ["-v", f"--junitxml={xml}", "-o", "junit_family=xunit1"] + ids + extra
     try:
         proc = subprocess.run(cmd, env=_env(unittest_dir), cwd=unittest_dir, timeout=timeout,
