@@ -309,3 +309,12 @@ def test_deferred_creation_left_open_or_malformed_is_refused_by_name():
     with pytest.raises(mx.XGraphError, match=r"node 'z' \(op _zeros\).*negative size other than -1"):
         mx.sym.zeros(shape=(-2, 3), name="z").infer_shape()
     assert mx.sym.zeros(shape=(0, 3)).eval()[0].shape == (0, 3)   # a real zero size is not deferred
+
+
+def test_reshape_infers_one_unknown_input_size_from_its_output():
+    # MXNet's test_reshape: the holdout dimension comes back from the consumer through Reshape
+    net = mx.sym.elemwise_add(mx.sym.var("data").reshape((0, -1)), mx.sym.ones(shape=(2, 75)))
+    args, outs, _ = net.infer_shape(data=(2, 0, 5, 5))
+    assert args == [(2, 3, 5, 5)] and outs == [(2, 75)]
+    args, _, _ = net.infer_shape_partial(data=(0, 0, 5, 5))   # two unknowns: nothing to deduce
+    assert args == [(0, 0, 5, 5)]

@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..errors import ShapeError
 
@@ -35,6 +36,22 @@ def same_shape_inputs(params: Mapping[str, Any], shapes: list) -> list:
 def outputs_fix_inputs(params: Mapping[str, Any], in_shapes: list, out_shapes: list) -> list:
     """Backward rule of shape-preserving ops: every input has the output's shape."""
     return [out_shapes[0] for _ in in_shapes]
+
+
+def size_fixes_one_unknown(params: Mapping[str, Any], in_shapes: list, out_shapes: list) -> list:
+    """Backward rule of size-preserving ops (Reshape): one unknown input size follows from the output's size.
+
+        >>> size_fixes_one_unknown({}, [(0, 3, 5)], [(2, 15)])
+        [(2, 3, 5)]
+    """
+    out, x = out_shapes[0], in_shapes[0]
+    if out is None or x is None or not all(out) or list(x).count(0) != 1:
+        return in_shapes
+    known = int(np.prod([d for d in x if d], dtype=np.int64))
+    total = int(np.prod(out, dtype=np.int64))
+    if not known or total % known:
+        return in_shapes
+    return [tuple(total // known if d == 0 else d for d in x), *in_shapes[1:]]
 
 
 def normalize_axis(axis: int, ndim: int, what: str = "axis") -> int:

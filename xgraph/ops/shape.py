@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import dtypes as _dt
 from .attrs import Axes, Bool, DType, Float, Int, Optional, OptTuple, Shape, Str, attr
-from .common import fail, normalize_axis, outputs_fix_inputs, same_shape_inputs
+from .common import fail, normalize_axis, outputs_fix_inputs, same_shape_inputs, size_fixes_one_unknown
 from .reduce import at_least_1d
 from ..util import is_np_shape
 from .registry import Op, register
@@ -155,6 +155,7 @@ register(Op(
            attr("reverse", Bool(), False, "match the special codes from the right"),
            attr("target_shape", Shape(), (), "(deprecated) the target shape; one 0 is inferred"),
            attr("keep_highest", Bool(), False, "(deprecated) with target_shape, keep the first axis")),
+    infer_backward=size_fixes_one_unknown,
     family="shape", doc="Reshape with MXNet's codes: Reshape(x of (2,3,4), shape=(0,-1)) is (2,12)."))
 
 
