@@ -98,3 +98,23 @@ def test_lrn(nsize):
     p = mx.ops.registry.get("LRN").with_defaults({"nsize": 3})
     assert (p["alpha"], p["beta"], p["knorm"]) == (1e-4, 0.75, 2.0)
     check_numeric_gradient(sym, {"x": x[:1, :4, :2, :2]}, ["x"], rtol=1e-4)
+
+
+def test_sync_batchnorm_is_batchnorm_v1_with_the_variance_output():
+    rng = np.random.default_rng(3)
+    x = mx.nd.array(rng.random((4, 3, 5), dtype=np.float32))
+    gamma, beta = mx.nd.array(rng.random(3, dtype=np.float32)), mx.nd.array(rng.random(3, dtype=np.float32))
+    mm, mv = mx.nd.zeros(3), mx.nd.ones(3)
+    x.attach_grad()
+    with mx.autograd.record():
+        out, mean, var = mx.nd.contrib.SyncBatchNorm(x, gamma, beta, mm, mv, output_mean_var=True, fix_gamma=False,
+                                                     eps=1e-5, key="bn0", ndev=1)
+    out.backward(mx.nd.ones(out.shape))
+    xn = x.asnumpy()
+    np.testing.assert_allclose(mean.asnumpy(), xn.mean(axis=(0, 2)), rtol=1e-5)
+    np.testing.assert_allclose(var.asnumpy(), xn.var(axis=(0, 2)), rtol=1e-4)     # the variance, not 1/std
+    want = (xn - xn.mean(axis=(0, 2), keepdims=True)) / np.sqrt(xn.var(axis=(0, 2), keepdims=True) + 1e-5)
+    np.testing.assert_allclose(out.asnumpy(), want * gamma.asnumpy()[:, None] + beta.asnumpy()[:, None],
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(x.grad.asnumpy(), 0, atol=1e-4)        # a sum of normalized values is constant
+    assert mx.nd.contrib.SyncBatchNorm is mx.nd.contrib.SyncBatchNorm  # MXNet's tests compare the functions

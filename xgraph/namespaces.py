@@ -49,7 +49,9 @@ class OpNamespace:
         for prefix in self._prefixes:
             full = prefix + item
             if registry.exists(full):
-                return _op_function(self._invoke, full, item)
+                fn = _op_function(self._invoke, full, item)
+                setattr(self, item, fn)     # the same function object each time (MXNet scripts compare them)
+                return fn
         raise AttributeError(f"namespace {self._name!r} has no operator {item!r}")
 
     def __dir__(self) -> list[str]:

@@ -20,7 +20,7 @@ import numpy as np
 from jax import lax
 
 from ..dtypes import canonical
-from .attrs import Bool, Enum, Float, Int, Optional, attr
+from .attrs import Bool, Enum, Float, Int, Optional, Str, attr
 from .common import channel_shape, fail, normalize_axis
 from .registry import Op, register
 
@@ -151,6 +151,14 @@ register(_batchnorm_op(
         "MXNet updates the moving statistics in the backward pass; xgraph, as for BatchNorm, in the "
         "training forward (the same values after a forward and backward)."))
 
+register(_batchnorm_op(
+    "_contrib_SyncBatchNorm", _bn_v1_lower,
+    attrs=_BN_ATTRS + (attr("ndev", Int(), 1, "(MXNet: the number of devices to synchronize)"),
+                       attr("key", Str(), "", "(MXNet: the name the devices synchronize under)")),
+    infer_inputs=_bn_v1_infer,
+    doc="MXNet's cross-device BatchNorm (channels on axis 1; hidden outputs: the mean and the "
+        "variance). One XLA program computes over the whole batch even when it is sharded over a "
+        "mesh, so its statistics are always the global batch's, and ndev and key have nothing to do."))
 
 # -- LayerNorm -----------------------------------------------------------------------
 def _ln_lower(ctx, p, x, gamma, beta):
