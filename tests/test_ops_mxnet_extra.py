@@ -171,3 +171,27 @@ def test_index_copy_and_index_array():
     d = np.ones((3, 2, 2), np.float32)
     ia = run(mx.sym.contrib.index_array(V("d"), axes=(1, 0)), d=d)[0]
     np.testing.assert_array_equal(ia, np.stack(np.indices((3, 2, 2))[[1, 0]], axis=-1))
+
+
+def test_syevd_gradient_is_the_symmetric_one():
+    # MXNet's syevd backward returns the gradient for a symmetric A (what a symmetric perturbation sees)
+    rng = np.random.default_rng(7)
+    s = rng.normal(size=(4, 4))
+    s = s + s.T
+    gu, gl = rng.normal(size=(4, 4)), rng.normal(size=4)
+    sym = mx.sym.linalg.syevd(V("s"))
+    ex = sym.bind(mx.cpu(), args={"s": mx.nd.array(s, dtype="float64")},
+                  args_grad={"s": mx.nd.zeros((4, 4), dtype="float64")})
+    ex.forward(is_train=True)
+    ex.backward([mx.nd.array(gu, dtype="float64"), mx.nd.array(gl, dtype="float64")])
+    grad = ex.grad_dict["s"].asnumpy()
+    np.testing.assert_allclose(grad, grad.T, atol=1e-10)
+
+    def loss(a):
+        u, w = (o.asnumpy() for o in sym.eval(s=mx.nd.array(a, dtype="float64")))
+        return float((gu * u).sum() + (gl * w).sum())
+    e = rng.normal(size=(4, 4))
+    e = e + e.T
+    eps = 1e-6
+    numeric = (loss(s + eps * e) - loss(s - eps * e)) / (2 * eps)
+    np.testing.assert_allclose((grad * e).sum(), numeric, rtol=1e-5)

@@ -340,7 +340,7 @@ register(Op("_linalg_gelqf", _gelqf_lower, inputs=("A",), aliases=("linalg_gelqf
 
 def _syevd_lower(ctx, p, a):
     _square(a, "linalg_syevd")
-    w, v = jnp.linalg.eigh(_float32_for(a), symmetrize_input=False)
+    w, v = jnp.linalg.eigh(_float32_for(a), symmetrize_input=True)    # MXNet's gradient is the symmetric one
     u = _t(v)                                                      # rows are eigenvectors
     big = jnp.argmax(jnp.abs(jax.lax.stop_gradient(u)), axis=-1)
     sign = jnp.where(jnp.take_along_axis(jax.lax.stop_gradient(u), big[..., None], axis=-1) < 0, -1.0, 1.0)
