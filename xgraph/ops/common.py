@@ -54,6 +54,19 @@ def size_fixes_one_unknown(params: Mapping[str, Any], in_shapes: list, out_shape
     return [tuple(total // known if d == 0 else d for d in x), *in_shapes[1:]]
 
 
+def spatial_tuple(values: Sequence[int], n: int, default: int, what: str) -> tuple[int, ...]:
+    """MXNet's empty-tuple defaults for stride/pad/dilate: ``()`` means ``default`` on every spatial axis.
+
+        >>> spatial_tuple((), 2, 1, "stride"), spatial_tuple((2, 3), 2, 1, "stride")
+        ((1, 1), (2, 3))
+    """
+    if len(values) == 0:
+        return (default,) * n
+    if len(values) != n:
+        fail(f"{what} {tuple(values)} has {len(values)} entries, expected {n} (one per spatial axis)")
+    return tuple(values)
+
+
 def normalize_axis(axis: int, ndim: int, what: str = "axis") -> int:
     """A non-negative axis, or a ShapeError naming the bad value."""
     if not -ndim <= axis < ndim:

@@ -26,7 +26,7 @@ from ..conv_strategy import grouped_conv_taps, prefers_taps
 from ..dtypes import canonical as canonical_dtype
 from ..errors import AttributeValueError, XGraphError
 from .attrs import Bool, DType, Enum, Float, Int, Optional, Shape, attr
-from .common import channel_shape, fail, normalize_axis
+from .common import channel_shape, fail, normalize_axis, spatial_tuple
 from .registry import Op, optional_input, register
 
 
@@ -144,24 +144,15 @@ def _spatial_axes(layout: str) -> list[int]:
     return [i for i, c in enumerate(layout) if c not in "NC"]
 
 
-def _fill(values: Sequence[int], n: int, default: int, what: str) -> tuple[int, ...]:
-    """MXNet's empty-tuple defaults: ``()`` means ``default`` for every spatial axis."""
-    if len(values) == 0:
-        return (default,) * n
-    if len(values) != n:
-        fail(f"{what} {tuple(values)} has {len(values)} entries, expected {n} (one per spatial axis)")
-    return tuple(values)
-
-
 # -- Convolution -----------------------------------------------------------------
 def _conv_geometry(p, ndim: int):
     layout = spatial_layout(p["layout"], ndim)
     n = len(p["kernel"])
     if n != ndim - 2:
         fail(f"kernel {p['kernel']} has {n} entries but the data has {ndim - 2} spatial axes")
-    stride = _fill(p["stride"], n, 1, "stride")
-    dilate = _fill(p["dilate"], n, 1, "dilate")
-    pad = _fill(p["pad"], n, 0, "pad")
+    stride = spatial_tuple(p["stride"], n, 1, "stride")
+    dilate = spatial_tuple(p["dilate"], n, 1, "dilate")
+    pad = spatial_tuple(p["pad"], n, 0, "pad")
     if any(s < 1 for s in stride) or any(d < 1 for d in dilate) or any(k < 1 for k in p["kernel"]):
         fail(f"kernel {p['kernel']}, stride {stride} and dilate {dilate} must be positive")
     return layout, stride, dilate, pad
@@ -294,8 +285,8 @@ def _pool_lower(ctx, p, x):
                  f"(give kernel, or global_pool=True)")
         kernel, convention = tuple(p["kernel"]), p["pooling_convention"]
         # MXNet's Pooling reads the leading entries of a longer stride or pad (pad=(0, 0, 0) in 1-D)
-        stride = _fill(tuple(p["stride"])[:n], n, 1, "stride")
-        pad = _fill(tuple(p["pad"])[:n], n, 0, "pad")
+        stride = spatial_tuple(tuple(p["stride"])[:n], n, 1, "stride")
+        pad = spatial_tuple(tuple(p["pad"])[:n], n, 0, "pad")
         if convention == "same" and (n != 1 or any(pad)):
             fail("pooling_convention='same' supports 1-D pooling without pad only (as in MXNet)")
         for size, k, q in zip(sizes, kernel, pad):
@@ -579,13 +570,13 @@ def _deconv_geometry(p, in_spatial: Sequence[int]):
     n = len(p["kernel"])
     if n != len(in_spatial):
         fail(f"kernel {p['kernel']} has {n} entries but the data has {len(in_spatial)} spatial axes")
-    stride = _fill(p["stride"], n, 1, "stride")
-    dilate = _fill(p["dilate"], n, 1, "dilate")
+    stride = spatial_tuple(p["stride"], n, 1, "stride")
+    dilate = spatial_tuple(p["dilate"], n, 1, "dilate")
     if any(s < 1 for s in stride) or any(d < 1 for d in dilate) or any(k < 1 for k in p["kernel"]):
         fail(f"kernel {p['kernel']}, stride {stride} and dilate {dilate} must be positive")
     target = tuple(p["target_shape"])
     if any(t != 0 for t in target):
-        target = _fill(target, n, 0, "target_shape")
+        target = spatial_tuple(target, n, 0, "target_shape")
         pad, adj = [], []
         for size, k, s, d, t in zip(in_spatial, p["kernel"], stride, dilate, target):
             total = s * (size - 1) + d * (k - 1) + 1 - t
@@ -594,7 +585,7 @@ def _deconv_geometry(p, in_spatial: Sequence[int]):
             pad.append((total + 1) // 2)
             adj.append(total % 2)
         return stride, dilate, tuple(pad), tuple(adj)
-    return stride, dilate, _fill(p["pad"], n, 0, "pad"), _fill(p["adj"], n, 0, "adj")
+    return stride, dilate, spatial_tuple(p["pad"], n, 0, "pad"), spatial_tuple(p["adj"], n, 0, "adj")
 
 
 def _deconv_channel_first(p, ndim: int) -> str:

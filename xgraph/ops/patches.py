@@ -22,8 +22,7 @@ import jax
 from jax import lax
 
 from .attrs import Shape, attr
-from .common import fail
-from .nn import _fill
+from .common import fail, spatial_tuple
 from .registry import Op, register
 
 
@@ -32,7 +31,7 @@ def _geometry(p: Any, spatial: int) -> tuple[tuple[int, ...], ...]:
     kernel = tuple(p["kernel"])
     if not 1 <= len(kernel) <= 3 or len(kernel) != spatial:
         fail(f"kernel {kernel} must have one entry per spatial axis (1 to 3), and the input has {spatial}")
-    stride, dilate, pad = (_fill(p[k], spatial, d, k) for k, d in (("stride", 1), ("dilate", 1), ("pad", 0)))
+    stride, dilate, pad = (spatial_tuple(p[k], spatial, d, k) for k, d in (("stride", 1), ("dilate", 1), ("pad", 0)))
     if min(kernel + stride + dilate) < 1:
         fail(f"kernel {kernel}, stride {stride} and dilate {dilate} must be positive")
     return kernel, stride, dilate, pad
