@@ -371,6 +371,21 @@ def test_fold_batchnorm_into_producer(producer, fix_gamma):
     assert_same(run_graph(res.graph, {**vals, **res.new_params}), run_graph(net.graph, vals), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("bn_op", ["BatchNorm_v1", "_contrib_SyncBatchNorm"])
+def test_the_legacy_and_cross_device_batchnorms_fold_too(bn_op):
+    need(bn_op, "Convolution", "broadcast_mul")
+    x = mx.sym.var("x")
+    bn = getattr(mx.sym, bn_op) if hasattr(mx.sym, bn_op) else getattr(mx.sym.contrib, bn_op[len("_contrib_"):])
+    conv = mx.sym.Convolution(x, kernel=(3, 3), num_filter=4, name="conv")
+    net = mx.sym.Group([bn(conv, fix_gamma=False, name="bn"), bn(x, fix_gamma=False, name="bn2")])
+    shapes = {"x": (2, 3, 5, 5)}
+    vals = _bn_params(net, shapes)
+    params = {k: v for k, v in vals.items() if k != "x"}
+    res = optimize(net.graph, opt_level=2, shapes=shapes, params=params, verify=True)
+    assert bn_op not in ops_of(res.graph) and "broadcast_mul" in ops_of(res.graph)   # folded; scale-shift
+    assert_same(run_graph(res.graph, {**vals, **res.new_params}), run_graph(net.graph, vals), rtol=1e-4, atol=1e-4)
+
+
 def test_fold_batchnorm_not_when_the_producer_has_other_consumers():
     need("BatchNorm", "broadcast_mul", "broadcast_add")
     x = mx.sym.var("x")

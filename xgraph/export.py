@@ -7,6 +7,9 @@ An artifact is a zip (see ``docs/artifacts.md``) holding ``manifest.json``
 came from).  Parameters are arguments of the module, so they can be swapped
 (:meth:`LoadedArtifact.set_params`), unless exported with ``freeze_params=True``.
 Dimensions given as strings are symbolic: one artifact serves every batch size.
+With ``mesh=`` the module is lowered for that many devices: the manifest's
+``sharding`` table records the mesh and each call argument's PartitionSpec, and
+loading places the arguments that way over the first devices of the process.
 
     >>> import numpy as np, xgraph as mx
     >>> net = mx.sym.FullyConnected(mx.sym.var('data'), num_hidden=2, name='fc')
@@ -18,6 +21,7 @@ Dimensions given as strings are symbolic: one artifact serves every batch size.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -26,11 +30,12 @@ from typing import Any, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from . import cache
+from . import cache, parallel
 from .cache import cached_export, cached_json
 from .dtypes import canonical
-from .errors import ArtifactError, BindError, DTypeError, ShapeError
+from .errors import ArtifactError, BindError, DTypeError, ParallelError, ShapeError
 from .graph import Graph
 from .infer import infer
 from .io import artifact as fmt
@@ -192,10 +197,48 @@ def _check_request(arg_names: list, aux_names: list, arg_params: dict, aux_param
     return unfed
 
 
+_KIND_WORDS = {"input": "input", "arg": "parameter", "aux": "aux state", "seed": "seed"}
+
+
+def _sharding_plan(mesh: Any, input_shardings: Mapping[str, Any] | None, call_args: Sequence[TensorSpec]
+                   ) -> tuple[Mesh, tuple[str, ...]]:
+    """The export's mesh and the PartitionSpec string of each call argument.
+
+    Given specs are checked against the argument's shape and the mesh; by
+    default inputs split their first dimension over the ``data`` axis (when the
+    mesh has one and the size divides), everything else is replicated.
+    """
+    if mesh is None:
+        raise ParallelError("export: input_shardings needs a mesh (mesh=<a jax.sharding.Mesh or a device count>)")
+    mesh = parallel.make_mesh(mesh)
+    if any(d.process_index != jax.process_index() for d in mesh.devices.flat):
+        raise ParallelError(f"export: the mesh {dict(mesh.shape)} spans several processes; an artifact is "
+                            "exported over the devices of one process")
+    given = dict(input_shardings or {})
+    names = [s.name for s in call_args if s.kind != "seed"]
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise ParallelError(f"export: input_shardings names {unknown}, which are not inputs, parameters or aux "
+                            f"states the artifact is called with; they are {names}")
+    data = mesh.shape.get(parallel.DATA_AXIS)
+    texts = []
+    for s in call_args:
+        if s.name in given and s.kind != "seed":
+            spec = parallel.check_spec(given[s.name], s.shape, mesh, f"export: {_KIND_WORDS[s.kind]} {s.name!r}")
+        elif s.kind == "input" and s.shape and data is not None and (isinstance(s.shape[0], str)
+                                                                    or s.shape[0] % data == 0):
+            spec = PartitionSpec(parallel.DATA_AXIS)
+        else:
+            spec = PartitionSpec()
+        texts.append(parallel.spec_text(spec))
+    return mesh, tuple(texts)
+
+
 def export(sym: Any, arg_params: Mapping[str, Any] | None = None, aux_params: Mapping[str, Any] | None = None,
            inputs: Mapping[str, Any] | None = None, path: str | os.PathLike | None = None,
            platforms: Sequence[str] | str = ("cpu",), opt_level: int = 1, for_training: bool = False,
-           freeze_params: bool = False, learning_rate: float = 0.01) -> Artifact:
+           freeze_params: bool = False, learning_rate: float = 0.01, mesh: Any = None,
+           input_shardings: Mapping[str, Any] | None = None) -> Artifact:
     """Export ``sym`` with its parameters as one artifact file (returned; also saved when ``path`` is given).
 
     ``inputs`` maps each input to ``(shape, dtype)`` (or a shape; the dtype is
@@ -211,10 +254,23 @@ def export(sym: Any, arg_params: Mapping[str, Any] | None = None, aux_params: Ma
     (head gradients are ones, as ``Executor.backward()`` with no arguments;
     loss heads such as SoftmaxOutput ignore them), and the updated auxiliary states.
 
+    ``mesh`` (a ``jax.sharding.Mesh``, or what :func:`xgraph.parallel.make_mesh`
+    takes, e.g. a device count) lowers the module for that many devices, keeping
+    the ``mx.sym.with_sharding`` constraints of the graph.  ``input_shardings``
+    maps inputs (and parameters or aux states) to PartitionSpecs (a
+    ``PartitionSpec``, a tuple such as ``('data', None)`` or its string); by
+    default each input's first dimension is split over the mesh's ``data`` axis
+    when it has one and the size divides, the rest is replicated.  The manifest's
+    ``sharding`` table records the mesh's axis names and shape and every spec;
+    the artifact then runs on a process with at least that many devices.
+
         >>> import numpy as np, xgraph as mx
         >>> art = mx.export(mx.sym.relu(mx.sym.var('x')), inputs={'x': ((2,), 'float32')})
         >>> art.manifest['inputs'][0]['shape'], art.manifest['outputs'][0]['dtype']
         ([2], 'float32')
+        >>> sharded = mx.export(mx.sym.relu(mx.sym.var('x')), inputs={'x': (('batch', 3), 'float32')}, mesh=1)
+        >>> sharded.manifest['sharding']
+        {'axis_names': ['data'], 'mesh_shape': [1], 'num_devices': 1, 'specs': {'x': "('data',)"}}
     """
     graph: Graph = sym.graph
     arg_names = unique_names(graph.argument_nodes())
@@ -250,12 +306,17 @@ def export(sym: Any, arg_params: Mapping[str, Any] | None = None, aux_params: Ma
     seed_specs = [TensorSpec("seed", "seed", (), "uint32")] if needs_rng else []
     frozen = {**arg_params, **aux_params} if freeze_params else {}
     call_args = tuple(input_specs + seed_specs + ([] if freeze_params else param_specs + aux_specs))
+    sharded = mesh is not None or input_shardings is not None
+    if sharded:
+        mesh, shardings = _sharding_plan(mesh, input_shardings, call_args)
     sig = ProgramSignature(
         args=call_args, filled=tuple(spec(n, "input") for n in filled),
         constants=tuple(param_specs + aux_specs) if freeze_params else (),
         constants_digest=constants_digest(frozen) if frozen else "",
         mode="train" if for_training else "infer", learning_rate=float(learning_rate) if for_training else 0.0,
-        platforms=platforms, opt_level=int(opt_level))
+        platforms=platforms, opt_level=int(opt_level),
+        mesh=tuple((a, int(mesh.shape[a])) for a in mesh.axis_names) if sharded else (),
+        shardings=shardings if sharded else ())
     exported = cached_export(graph, sig, frozen)
 
     out_names = sym.list_outputs()
@@ -268,7 +329,7 @@ def export(sym: Any, arg_params: Mapping[str, Any] | None = None, aux_params: Ma
         results += [{"name": s.name, "kind": "aux"} for s in aux_specs]
     from . import __version__
     manifest = {
-        "format": fmt.FORMAT_NAME, "format_version": fmt.FORMAT_VERSION,
+        "format": fmt.FORMAT_NAME, "format_version": fmt.SHARDED_FORMAT_VERSION if sharded else fmt.FORMAT_VERSION,
         "xgraph_version": __version__, "jax_version": jax.__version__,
         "kind": "training_step" if for_training else "inference",
         "platforms": list(platforms), "opt_level": int(opt_level), "params_frozen": bool(freeze_params),
@@ -283,6 +344,10 @@ def export(sym: Any, arg_params: Mapping[str, Any] | None = None, aux_params: Ma
                       "rule": "w <- w - learning_rate * grad", "head_gradients": "ones"}
                      if for_training else None),
     }
+    if sharded:
+        manifest["sharding"] = {"num_devices": int(mesh.size), "axis_names": list(mesh.axis_names),
+                                "mesh_shape": [int(mesh.shape[a]) for a in mesh.axis_names],
+                                "specs": {s.name: t for s, t in zip(call_args, shardings)}}
     stored = {f"arg:{n}": arg_params[n] for n in arg_names if n in arg_params}
     stored.update({f"aux:{n}": aux_params[n] for n in aux_names})
     members = {MODULE: bytes(exported.serialize()), PARAMS: fmt.save_arrays(stored),
@@ -360,9 +425,47 @@ def _check_manifest_tables(m: dict, where: str) -> None:
     for r in m["call_results"]:
         if r["kind"] != "output" and r["name"] not in by_kind[r["kind"]]:
             raise ArtifactError(f"artifact {where}: call result {r['name']!r} updates no {r['kind']} argument")
+    _check_sharding_table(m, where)
     for member in (MODULE, PARAMS, SYMBOL):
         if member not in m["members"]:
             raise ArtifactError(f"artifact {where}: member {member!r} is missing from the manifest")
+
+
+def _check_sharding_table(m: dict, where: str) -> None:
+    """A version-2 manifest has a well-formed ``sharding`` table (mesh, one spec per call argument);
+    a version-1 manifest has none."""
+    table = m.get("sharding")
+    if m["format_version"] == fmt.FORMAT_VERSION:
+        if table is not None:
+            raise ArtifactError(f"artifact {where}: a format version 1 manifest has no sharding table "
+                                f"(sharded artifacts are version {fmt.SHARDED_FORMAT_VERSION})")
+        return
+    if not isinstance(table, dict):
+        raise ArtifactError(f"artifact {where}: a format version {m['format_version']} manifest needs a "
+                            f"sharding table")
+    fmt.check_fields(table, {"num_devices": "int", "axis_names": "list", "mesh_shape": "list", "specs": "dict"},
+                     where)
+    names, sizes = table["axis_names"], table["mesh_shape"]
+    if (not names or len(names) != len(sizes) or len(set(names)) != len(names)
+            or not all(isinstance(a, str) and a for a in names)
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes)
+            or math.prod(sizes) != table["num_devices"]):
+        raise ArtifactError(f"artifact {where}: sharding table: mesh axes {names!r} of sizes {sizes!r} do not "
+                            f"make a mesh of {table['num_devices']!r} devices")
+    args = {e["name"]: e for e in m["call_args"]}
+    if sorted(table["specs"]) != sorted(args):
+        raise ArtifactError(f"artifact {where}: sharding table: specs for {sorted(table['specs'])}, the call "
+                            f"arguments are {sorted(args)}")
+    for name, text in table["specs"].items():
+        try:
+            spec = parallel.partition_spec(text) if isinstance(text, str) else None
+        except ParallelError:
+            spec = None
+        axes = [a for e in (spec or ()) if e is not None for a in ((e,) if isinstance(e, str) else e)]
+        if spec is None or len(spec) > len(args[name]["shape"]) or not set(axes) <= set(names):
+            raise ArtifactError(f"artifact {where}: sharding table: call argument {name!r} has spec {text!r}, "
+                                f"not a PartitionSpec of a {len(args[name]['shape'])}-d array over mesh axes "
+                                f"{names}")
 
 
 def _aval_matches(entry: Mapping[str, Any], aval: Any) -> bool:
@@ -378,6 +481,10 @@ def _check_module(exported: Any, m: dict, where: str) -> None:
     if sorted(p.lower() for p in exported.platforms) != sorted(normalize_platforms(m["platforms"])):
         raise ArtifactError(f"artifact {where}: the manifest lists platforms {m['platforms']}, the module was "
                             f"lowered for {list(exported.platforms)}")
+    devices = m["sharding"]["num_devices"] if m.get("sharding") else 1
+    if getattr(exported, "nr_devices", 1) != devices:
+        raise ArtifactError(f"artifact {where}: the manifest says {devices} device(s), the module was lowered "
+                            f"for {exported.nr_devices}")
     n_in, n_out = len(exported.in_avals), len(exported.out_avals)
     if n_in != len(m["call_args"]) or n_out != len(m["call_results"]):
         raise ArtifactError(f"artifact {where}: the module takes {n_in} arguments and returns {n_out} results, "
@@ -413,10 +520,24 @@ def _module(blob: bytes, digest: str, where: str) -> tuple[Any, Any]:
             raise ArtifactError(f"artifact {where}: the module cannot be deserialized by jax "
                                 f"{jax.__version__} ({type(exc).__name__}: {exc})") from None
         hit = (exported, jax.jit(exported.call))
-    _MODULES[digest] = hit
+    _remember(digest, hit)
+    return hit
+
+
+def _remember(key: str, hit: tuple[Any, Any]) -> None:
+    _MODULES[key] = hit
     while len(_MODULES) > _MODULES_KEPT:
         _MODULES.pop(next(iter(_MODULES)))
-    return hit
+
+
+def _sharded_call(exported: Any, digest: str, shardings: tuple) -> Any:
+    """``jax.jit(exported.call)`` placing the arguments with ``shardings`` (cached like :func:`_module`)."""
+    key = digest + "@" + ",".join(str(d.id) for d in shardings[0].mesh.devices.flat) if shardings else digest
+    hit = _MODULES.pop(key, None)
+    if hit is None:
+        hit = (exported, jax.jit(exported.call, in_shardings=shardings))
+    _remember(key, hit)
+    return hit[1]
 
 
 class LoadedArtifact:
@@ -425,7 +546,9 @@ class LoadedArtifact:
     ``signature`` lists the inputs and outputs; ``platforms`` the platforms it
     was exported for; ``params`` and ``aux`` the parameter values it runs with
     (replace them with :meth:`set_params`).  A training-step artifact updates
-    ``params`` and ``aux`` in place at every run.
+    ``params`` and ``aux`` in place at every run.  A sharded artifact has
+    ``num_devices > 1`` and a ``mesh`` over the first ``num_devices`` local
+    devices; loading it on a process with fewer devices raises ParallelError.
     """
 
     def __init__(self, manifest: dict, members: Mapping[str, bytes], where: str, check_platform: bool = True):
@@ -450,11 +573,46 @@ class LoadedArtifact:
         if check_platform and here not in self.platforms:
             raise ArtifactError(f"artifact {where} was exported for platform(s) {', '.join(self.platforms)}, "
                                 f"but this machine runs {here}; re-export with platforms including {here!r}")
+        #: the manifest's sharding table (mesh axes and shape, each call argument's spec), or None
+        self.sharding: dict | None = manifest.get("sharding")
+        self.num_devices = self.sharding["num_devices"] if self.sharding else 1
+        self.mesh: Mesh | None = None
+        self._shardings: tuple = ()
+        if self.sharding is not None and check_platform:
+            self._place_on_mesh()
         self.exported, self._call = _module(members[MODULE], manifest["members"][MODULE], where)
         _check_module(self.exported, manifest, where)
+        if self.mesh is not None:
+            self._call = _sharded_call(self.exported, manifest["members"][MODULE], self._shardings)
+
+    def _place_on_mesh(self) -> None:
+        """Lay the recorded mesh over the first ``num_devices`` local devices; ParallelError when too few."""
+        t = self.sharding
+        local = jax.local_devices()
+        if len(local) < t["num_devices"]:
+            raise ParallelError(
+                f"artifact {self.where} was exported for {t['num_devices']} devices (mesh "
+                f"{dict(zip(t['axis_names'], t['mesh_shape']))}), this process has {len(local)} "
+                f"{local[0].platform} device(s); run it where {t['num_devices']} are available (on the CPU: "
+                f"XLA_FLAGS=--xla_force_host_platform_device_count={t['num_devices']} before jax starts)")
+        self.mesh = parallel.make_mesh(t["num_devices"], t["axis_names"], t["mesh_shape"])
+        self._shardings = tuple(NamedSharding(self.mesh, parallel.partition_spec(t["specs"][a["name"]]))
+                                for a in self.manifest["call_args"])
+
+    def stablehlo(self) -> str:
+        """The module's StableHLO text; a sharded artifact's shows its partitioning
+        (``sdy.sharding`` / ``mhlo.sharding`` annotations on the arguments and constraints).
+
+            >>> import xgraph as mx
+            >>> art = mx.load_artifact(mx.export(mx.sym.var('x') + 1, inputs={'x': ((2,), 'float32')}).data)
+            >>> 'func.func public @main' in art.stablehlo()
+            True
+        """
+        return str(self.exported.mlir_module())
 
     def __repr__(self) -> str:
-        return f"<LoadedArtifact {self.kind} {self.signature} on {', '.join(self.platforms)}>"
+        devices = f" over {self.num_devices} devices" if self.sharding else ""
+        return f"<LoadedArtifact {self.kind} {self.signature} on {', '.join(self.platforms)}{devices}>"
 
     def set_params(self, arg_params: Mapping[str, Any] | None = None, aux_params: Mapping[str, Any] | None = None) -> None:
         """Replace parameter values by name; shapes and dtypes must match the manifest."""
@@ -511,12 +669,23 @@ class LoadedArtifact:
             out[info.name] = value
         return out
 
-    def _device(self, key: str, value: np.ndarray) -> jax.Array:
+    def _device(self, key: str, value: np.ndarray, sharding: Any = None) -> jax.Array:
         arr = self._device_cache.get(key)
         if arr is None:
             # device_put, not jnp.asarray: the latter compiles a conversion per distinct shape (~0.2 s for a convnet)
-            arr = self._device_cache[key] = jax.device_put(np.asarray(value))
+            arr = self._device_cache[key] = jax.device_put(np.asarray(value), sharding)
         return arr
+
+    def _check_split(self, values: Mapping[str, Any]) -> None:
+        """Every split dimension of a sharded artifact's inputs divides evenly over its mesh axes."""
+        for a in self.manifest["call_args"]:
+            if a["kind"] == "input":
+                spec = self.sharding["specs"][a["name"]]
+                try:
+                    parallel.check_spec(spec, np.shape(values[a["name"]]), self.mesh, f"input {a['name']!r}")
+                except ParallelError as exc:
+                    raise ParallelError(f"{exc}; artifact {self.where} splits {a['name']!r} as {spec} over the "
+                                        f"mesh {dict(self.mesh.shape)}") from None
 
     def apply(self, inputs: Mapping[str, Any], params: Mapping[str, Any] | None = None,
               aux: Mapping[str, Any] | None = None) -> tuple[dict, dict, dict]:
@@ -529,11 +698,17 @@ class LoadedArtifact:
             raise ArtifactError(f"artifact {self.where} was exported for platform(s) {', '.join(self.platforms)}, "
                                 f"this machine runs {current_platform()}")
         values = self._check_inputs(inputs)
+        if self.sharding is not None:
+            if self.mesh is None:         # loaded with check_platform=False
+                self._place_on_mesh()
+                self._call = _sharded_call(self.exported, self.manifest["members"][MODULE], self._shardings)
+            self._check_split(values)
         if self.manifest["params_frozen"] and (params or aux):
             raise ArtifactError(f"artifact {self.where} was exported with frozen parameters: they cannot be replaced")
         args = []
-        for a in self.manifest["call_args"]:
+        for i, a in enumerate(self.manifest["call_args"]):
             name, kind = a["name"], a["kind"]
+            where = self._shardings[i] if self._shardings else None
             if kind == "input":
                 args.append(values[name])
             elif kind == "seed":
@@ -544,10 +719,13 @@ class LoadedArtifact:
             else:
                 override = (params or {}) if kind == "arg" else (aux or {})
                 if name in override:
-                    args.append(jax.device_put(np.asarray(_array(override[name]), canonical(a["dtype"]))))
+                    args.append(jax.device_put(np.asarray(_array(override[name]), canonical(a["dtype"])), where))
                 else:
                     table = self.params if kind == "arg" else self.aux
-                    args.append(self._device(f"{'parameter' if kind == 'arg' else 'aux state'}:{name}", table[name]))
+                    args.append(self._device(f"{'parameter' if kind == 'arg' else 'aux state'}:{name}", table[name],
+                                             where))
+        if where_all := self._shardings:      # inputs and the seed onto the mesh as the module expects them
+            args = [jax.device_put(v, sh) for v, sh in zip(args, where_all)]
         try:
             results = self._call(*args)
         except jax.errors.JaxRuntimeError as exc:

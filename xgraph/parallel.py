@@ -261,7 +261,12 @@ def spec_text(spec: Any) -> str:
 
 def check_spec(spec: Any, shape: Sequence[int], mesh: Mesh, where: str) -> PartitionSpec:
     """``spec`` checked against an array ``shape`` and ``mesh``: every axis exists, no more entries
-    than dimensions, every split dimension divisible by its axes' size; ParallelError otherwise."""
+    than dimensions, every split dimension divisible by its axes' size; ParallelError otherwise.
+    Symbolic dimensions (strings such as ``'batch'``) are not checked for divisibility.
+
+        >>> check_spec(('data', None), ('batch', 3), make_mesh(1), "input 'x'")
+        PartitionSpec('data', None)
+    """
     spec = partition_spec(spec)
     if len(spec) > len(shape):
         raise ParallelError(f"{where}: sharding {tuple(spec)} has {len(spec)} entries for a "
@@ -275,7 +280,8 @@ def check_spec(spec: Any, shape: Sequence[int], mesh: Mesh, where: str) -> Parti
             raise ParallelError(f"{where}: sharding {tuple(spec)} names mesh axes {unknown}, the mesh has "
                                 f"{dict(mesh.shape)}")
         parts = math.prod(mesh.shape[a] for a in axes)
-        if shape[dim] % parts:
+        # a symbolic dimension (a name, or jax.export's symbolic size) is checked when it is bound
+        if isinstance(shape[dim], (int, np.integer)) and shape[dim] % parts:
             raise ParallelError(f"{where}: dimension {dim} of shape {tuple(shape)} ({shape[dim]}) does not "
                                 f"split evenly over {parts} devices of mesh axes {axes}")
     return spec

@@ -7,7 +7,9 @@ constants, the mode (inference or a training step), the platforms and the
 optimization level.  :func:`export_program` builds the function from the
 graph's :class:`~xgraph.lower.GraphFunction` programs (the same the executor
 runs) and exports it.  Dimensions given as strings (``'batch'``) are symbolic,
-so one module serves every size.
+so one module serves every size.  A signature with a ``mesh`` is lowered over
+that many devices, each call argument placed with its PartitionSpec, and
+``mx.sym.with_sharding`` constraints inside the graph are kept.
 
     >>> import xgraph as mx
     >>> from xgraph.program import ProgramSignature, TensorSpec, export_program
@@ -21,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
@@ -28,11 +31,13 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding
 
 from .dtypes import canonical
 from .errors import ArtifactError, ShapeError, XGraphError
 from .graph import Graph
-from .lower import GraphFunction, gradient_programs, inference_program
+from .parallel import partition_spec
+from .lower import GradientPrograms, GraphFunction, gradient_programs, inference_program
 
 Dim = Any  # an int, or a str naming a symbolic dimension
 KINDS = ("input", "arg", "aux", "seed")
@@ -60,6 +65,9 @@ class ProgramSignature:
     program fills with zeros (labels at inference); ``constants`` the
     parameters baked in (their values' digest is part of ``constants_digest``).
     ``mode`` is ``'infer'`` or ``'train'`` (a plain SGD step with ``learning_rate``).
+    ``mesh`` is empty (one device) or the mesh's ``((axis name, size), ...)``;
+    ``shardings`` then holds the PartitionSpec string of each call argument
+    (:func:`xgraph.parallel.spec_text`), aligned with ``args``.
     """
 
     args: tuple = ()
@@ -70,6 +78,8 @@ class ProgramSignature:
     learning_rate: float = 0.0
     platforms: tuple = ("cpu",)
     opt_level: int = 0
+    mesh: tuple = ()
+    shardings: tuple = ()
 
     def key(self) -> str:
         """A SHA-256 naming this signature, with the jax version and xgraph's code (which decide the lowering)."""
@@ -138,9 +148,10 @@ def optimize_graph(graph: Graph, opt_level: int, for_training: bool = False) -> 
     return optimized if names(optimized) == names(graph) else graph
 
 
-def abstract_args(specs: tuple) -> list[jax.ShapeDtypeStruct]:
-    """``ShapeDtypeStruct`` for each spec; string dimensions share one symbolic scope."""
-    scope = jax.export.SymbolicScope()
+def abstract_args(specs: tuple, constraints: tuple = ()) -> list[jax.ShapeDtypeStruct]:
+    """``ShapeDtypeStruct`` for each spec; string dimensions share one symbolic scope
+    (with ``constraints`` such as ``'mod(batch, 4) == 0'``)."""
+    scope = jax.export.SymbolicScope(constraints)
     out = []
     for s in specs:
         if any(isinstance(d, str) for d in s.shape):
@@ -162,7 +173,12 @@ def _symbol_sizes(specs: tuple, values: tuple) -> dict[str, Any]:
 
 
 def build_function(graph: Graph, sig: ProgramSignature, constants: Mapping[str, Any] | None = None):
-    """The flat function ``(*args) -> (*outputs[, *new params, *new aux])`` the signature describes."""
+    """The flat function ``(*args) -> (*outputs[, *new params, *new aux])`` the signature describes.
+
+    Over a mesh the graph's programs are built afresh rather than taken from the
+    program cache: a cached jitted program keeps the trace it made without a
+    mesh, which would drop the ``with_sharding`` constraints.
+    """
     gf = GraphFunction(graph, is_train=sig.mode == "train")
     consts = {k: np.asarray(v) for k, v in (constants or {}).items()}
     trained = [s.name for s in sig.args if s.kind == "arg" and jnp.issubdtype(canonical(s.dtype), jnp.inexact)]
@@ -184,7 +200,7 @@ def build_function(graph: Graph, sig: ProgramSignature, constants: Mapping[str, 
         return by_name, args, aux, key
 
     if sig.mode == "infer":
-        program = inference_program(graph)
+        program = inference_program(graph) if not sig.mesh else (lambda args, aux, key: gf(args, aux, key)[0])
 
         def infer_fn(*values):
             _, args, aux, key = gather(values)
@@ -194,7 +210,7 @@ def build_function(graph: Graph, sig: ProgramSignature, constants: Mapping[str, 
     mask = tuple(n in trained for n in gf.arg_names)
     if not any(mask):
         raise ArtifactError("a training-step export needs at least one floating-point parameter in arg_params")
-    grads_prog = gradient_programs(graph, mask)
+    grads_prog = gradient_programs(graph, mask) if not sig.mesh else GradientPrograms(graph, mask)
     lr = sig.learning_rate
 
     def train_fn(*values):
@@ -207,6 +223,37 @@ def build_function(graph: Graph, sig: ProgramSignature, constants: Mapping[str, 
     return train_fn
 
 
+def signature_mesh(sig: ProgramSignature) -> Mesh | None:
+    """The mesh a signature is lowered over (its size on the first local devices), or None.
+
+        >>> dict(signature_mesh(ProgramSignature(mesh=(('data', 1),))).shape)
+        {'data': 1}
+    """
+    if not sig.mesh:
+        return None
+    from .parallel import make_mesh
+    names, sizes = zip(*sig.mesh)
+    return make_mesh(math.prod(sizes), names, sizes)
+
+
+def split_constraints(specs: tuple, shardings: tuple, mesh: Mesh) -> tuple[str, ...]:
+    """``'mod(batch, 4) == 0'`` for every symbolic dimension split over mesh axes of 4 devices:
+    jax.export needs to know the split is even.
+
+        >>> from xgraph.parallel import make_mesh
+        >>> split_constraints((TensorSpec('x', 'input', ('n', 3), 'float32'),), ("('data',)",), make_mesh(1))
+        ()
+    """
+    out = []
+    for s, text in zip(specs, shardings):
+        for d, entry in zip(s.shape, partition_spec(text)):
+            if isinstance(d, str) and entry is not None:
+                parts = math.prod(mesh.shape[a] for a in ((entry,) if isinstance(entry, str) else entry))
+                if parts > 1 and f"mod({d}, {parts}) == 0" not in out:
+                    out.append(f"mod({d}, {parts}) == 0")
+    return tuple(out)
+
+
 def export_program(graph: Graph, sig: ProgramSignature, constants: Mapping[str, Any] | None = None
                    ) -> jax.export.Exported:
     """Optimize (per ``sig.opt_level``), trace and lower the graph into a ``jax.export.Exported``.
@@ -216,8 +263,15 @@ def export_program(graph: Graph, sig: ProgramSignature, constants: Mapping[str, 
     """
     graph = optimize_graph(graph, sig.opt_level, for_training=sig.mode == "train")
     fn = build_function(graph, sig, constants)
+    mesh = signature_mesh(sig)
     try:
-        return jax.export.export(jax.jit(fn), platforms=sig.platforms)(*abstract_args(sig.args))
+        if mesh is None:
+            return jax.export.export(jax.jit(fn), platforms=sig.platforms)(*abstract_args(sig.args))
+        from .parallel import use_mesh
+        jitted = jax.jit(fn, in_shardings=tuple(NamedSharding(mesh, partition_spec(t)) for t in sig.shardings))
+        with use_mesh(mesh):            # with_sharding nodes are constrained over this mesh
+            return jax.export.export(jitted, platforms=sig.platforms)(
+                *abstract_args(sig.args, split_constraints(sig.args, sig.shardings, mesh)))
     except XGraphError as exc:
         symbolic = sorted({d for s in sig.args for d in s.shape if isinstance(d, str)})
         if symbolic:
@@ -230,4 +284,4 @@ def export_program(graph: Graph, sig: ProgramSignature, constants: Mapping[str, 
 
 
 __all__ = ["TensorSpec", "ProgramSignature", "build_function", "export_program", "abstract_args",
-           "normalize_platforms", "constants_digest", "optimize_graph"]
+           "normalize_platforms", "constants_digest", "optimize_graph", "signature_mesh", "split_constraints"]

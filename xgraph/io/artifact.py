@@ -31,7 +31,10 @@ from .npy import ZIP_ERRORS, check_member_sizes, read_npz
 
 FORMAT_NAME = "xgraph-artifact"
 FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+#: the version of artifacts lowered for several devices (their manifest has a ``sharding`` table);
+#: single-device artifacts stay version 1, so older readers keep reading them and refuse these
+SHARDED_FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 16 << 20
 
@@ -189,5 +192,5 @@ def load_arrays(data: bytes, specs: Mapping[str, tuple[tuple, str]], where: str)
     return out
 
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "SUPPORTED_VERSIONS", "MANIFEST", "pack", "unpack",
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "SHARDED_FORMAT_VERSION", "SUPPORTED_VERSIONS", "MANIFEST", "pack", "unpack",
            "save_arrays", "load_arrays", "check_fields", "sha256"]

@@ -49,6 +49,8 @@ def _narrow_mean_var(node: Node, used: set, rw: Rewriter) -> Sequence[Entry | No
 NARROWING: dict[str, Narrow] = {
     "topk": _narrow_topk,
     "BatchNorm": _narrow_mean_var,
+    "BatchNorm_v1": _narrow_mean_var,
+    "_contrib_SyncBatchNorm": _narrow_mean_var,
     "LayerNorm": _narrow_mean_var,
 }
 

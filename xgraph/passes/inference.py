@@ -10,7 +10,8 @@ They are written against MXNet's op names and attributes (``Dropout``'s
 * ``drop_dropout``: ``Dropout(x)`` with ``mode='training'`` is the identity at
   inference; it becomes ``x`` (``mode='always'`` drops at inference too, and
   is kept).
-* ``fold_batchnorm``: ``BatchNorm(conv(x))`` at inference is
+* ``fold_batchnorm``: ``BatchNorm(conv(x))`` (also ``BatchNorm_v1`` and
+  ``_contrib_SyncBatchNorm``, channels on axis 1) at inference is
   ``conv(x) * s + t`` per channel, with ``s = gamma / sqrt(moving_var + eps)``
   (gamma = 1 under ``fix_gamma``) and ``t = beta - moving_mean * s``.  When the
   Convolution or FullyConnected before it feeds only that BatchNorm, its
@@ -101,6 +102,8 @@ def _producer_channel_axis(prod: Node, ndim: int) -> int | None:
 
 
 _FOLDABLE_PRODUCERS = ("Convolution", "FullyConnected")
+#: the ops with BatchNorm's inference arithmetic (the legacy and the cross-device ones have channels on axis 1)
+BATCHNORMS = ("BatchNorm", "BatchNorm_v1", "_contrib_SyncBatchNorm")
 
 
 @register_pass("fold_batchnorm", purpose="inference-only")
@@ -113,7 +116,7 @@ def fold_batchnorm(graph: Graph, ctx: PassContext | None = None, arg_params: Map
     if ctx.for_training or not registry.exists("BatchNorm"):
         return graph
     order = graph.topo_order()
-    if not any(n.op is not None and n.op.name == "BatchNorm" for n in order):
+    if not any(n.op is not None and n.op.name in BATCHNORMS for n in order):
         return graph
     info = ctx.infer(graph)
     used, consumers = used_outputs(graph), consumer_count(graph)
@@ -121,7 +124,7 @@ def fold_batchnorm(graph: Graph, ctx: PassContext | None = None, arg_params: Map
     skipped: list[str] = []
 
     def rule(node: Node, rw: Rewriter) -> Any:
-        if node.op.name != "BatchNorm":
+        if node.op.name not in BATCHNORMS:
             return None
         orig = rw.original
         data = node.inputs[0]
@@ -172,7 +175,7 @@ def batchnorm_to_scale_shift(graph: Graph, ctx: PassContext | None = None) -> Gr
     if ctx.for_training or not registry.exists("BatchNorm"):
         return graph
     order = graph.topo_order()
-    if not any(n.op is not None and n.op.name == "BatchNorm" for n in order):
+    if not any(n.op is not None and n.op.name in BATCHNORMS for n in order):
         return graph
     if not (registry.exists("broadcast_mul") and registry.exists("broadcast_add")):
         ctx.note("skipped: broadcast_mul/broadcast_add are not registered")
@@ -182,7 +185,7 @@ def batchnorm_to_scale_shift(graph: Graph, ctx: PassContext | None = None) -> Gr
     taken = {n.name for n in order}
 
     def rule(node: Node, rw: Rewriter) -> Any:
-        if node.op.name != "BatchNorm" or used.get(id(rw.original), {0}) - {0}:
+        if node.op.name not in BATCHNORMS or used.get(id(rw.original), {0}) - {0}:
             return None
         data, out = node.inputs[0], Entry(node, 0)
         shape, dtype = rw.shape(data), rw.dtype(out)
