@@ -200,8 +200,27 @@ def _check_request(arg_names: list, aux_names: list, arg_params: dict, aux_param
 _KIND_WORDS = {"input": "input", "arg": "parameter", "aux": "aux state", "seed": "seed"}
 
 
+@dataclass(frozen=True)
+class _MeshShape:
+    """A mesh given as ``{axis name: size}``: only its shape matters for exporting."""
+
+    axes: tuple
+
+    @property
+    def axis_names(self) -> tuple:
+        return tuple(a for a, _ in self.axes)
+
+    @property
+    def shape(self) -> dict:
+        return dict(self.axes)
+
+    @property
+    def size(self) -> int:
+        return math.prod(n for _, n in self.axes)
+
+
 def _sharding_plan(mesh: Any, input_shardings: Mapping[str, Any] | None, call_args: Sequence[TensorSpec]
-                   ) -> tuple[Mesh, tuple[str, ...]]:
+                   ) -> tuple[Any, tuple[str, ...]]:
     """The export's mesh and the PartitionSpec string of each call argument.
 
     Given specs are checked against the argument's shape and the mesh; by
@@ -209,11 +228,19 @@ def _sharding_plan(mesh: Any, input_shardings: Mapping[str, Any] | None, call_ar
     mesh has one and the size divides), everything else is replicated.
     """
     if mesh is None:
-        raise ParallelError("export: input_shardings needs a mesh (mesh=<a jax.sharding.Mesh or a device count>)")
-    mesh = parallel.make_mesh(mesh)
-    if any(d.process_index != jax.process_index() for d in mesh.devices.flat):
-        raise ParallelError(f"export: the mesh {dict(mesh.shape)} spans several processes; an artifact is "
-                            "exported over the devices of one process")
+        raise ParallelError("export: input_shardings needs a mesh (mesh=<a jax.sharding.Mesh, a device count or "
+                            "{axis name: size}>)")
+    if isinstance(mesh, Mapping):
+        sizes = list(mesh.items())
+        if not sizes or not all(isinstance(a, str) and a and isinstance(n, (int, np.integer))
+                                and not isinstance(n, bool) and n >= 1 for a, n in sizes):
+            raise ParallelError(f"export: mesh {dict(mesh)!r} must map axis names to positive sizes, "
+                                "e.g. {'data': 4, 'model': 2}")
+        return _sharding_plan(_MeshShape(tuple((a, int(n)) for a, n in sizes)), input_shardings, call_args)
+    if not isinstance(mesh, (_MeshShape, jax.sharding.AbstractMesh)):
+        mesh = parallel.make_mesh(mesh)
+    if not call_args:
+        raise ParallelError("export: a sharded artifact needs at least one input or parameter to place on the mesh")
     given = dict(input_shardings or {})
     names = [s.name for s in call_args if s.kind != "seed"]
     unknown = sorted(set(given) - set(names))
@@ -254,8 +281,9 @@ def export(sym: Any, arg_params: Mapping[str, Any] | None = None, aux_params: Ma
     (head gradients are ones, as ``Executor.backward()`` with no arguments;
     loss heads such as SoftmaxOutput ignore them), and the updated auxiliary states.
 
-    ``mesh`` (a ``jax.sharding.Mesh``, or what :func:`xgraph.parallel.make_mesh`
-    takes, e.g. a device count) lowers the module for that many devices, keeping
+    ``mesh`` (a ``jax.sharding.Mesh``, what :func:`xgraph.parallel.make_mesh`
+    takes, e.g. a device count, or ``{axis name: size}``, which needs no devices:
+    only the mesh's shape is exported) lowers the module for that many devices, keeping
     the ``mx.sym.with_sharding`` constraints of the graph.  ``input_shardings``
     maps inputs (and parameters or aux states) to PartitionSpecs (a
     ``PartitionSpec``, a tuple such as ``('data', None)`` or its string); by
@@ -268,9 +296,10 @@ def export(sym: Any, arg_params: Mapping[str, Any] | None = None, aux_params: Ma
         >>> art = mx.export(mx.sym.relu(mx.sym.var('x')), inputs={'x': ((2,), 'float32')})
         >>> art.manifest['inputs'][0]['shape'], art.manifest['outputs'][0]['dtype']
         ([2], 'float32')
-        >>> sharded = mx.export(mx.sym.relu(mx.sym.var('x')), inputs={'x': (('batch', 3), 'float32')}, mesh=1)
+        >>> sharded = mx.export(mx.sym.relu(mx.sym.var('x')), inputs={'x': (('batch', 3), 'float32')},
+        ...                     mesh={'data': 4, 'model': 2})      # for 8 devices, exported on one
         >>> sharded.manifest['sharding']
-        {'axis_names': ['data'], 'mesh_shape': [1], 'num_devices': 1, 'specs': {'x': "('data',)"}}
+        {'num_devices': 8, 'axis_names': ['data', 'model'], 'mesh_shape': [4, 2], 'specs': {'x': "('data',)"}}
     """
     graph: Graph = sym.graph
     arg_names = unique_names(graph.argument_nodes())
@@ -532,7 +561,7 @@ def _remember(key: str, hit: tuple[Any, Any]) -> None:
 
 def _sharded_call(exported: Any, digest: str, shardings: tuple) -> Any:
     """``jax.jit(exported.call)`` placing the arguments with ``shardings`` (cached like :func:`_module`)."""
-    key = digest + "@" + ",".join(str(d.id) for d in shardings[0].mesh.devices.flat) if shardings else digest
+    key = digest + "@" + ",".join(str(d.id) for d in shardings[0].mesh.devices.flat)
     hit = _MODULES.pop(key, None)
     if hit is None:
         hit = (exported, jax.jit(exported.call, in_shardings=shardings))

@@ -264,8 +264,8 @@ def check_spec(spec: Any, shape: Sequence[int], mesh: Mesh, where: str) -> Parti
     than dimensions, every split dimension divisible by its axes' size; ParallelError otherwise.
     Symbolic dimensions (strings such as ``'batch'``) are not checked for divisibility.
 
-        >>> check_spec(('data', None), ('batch', 3), make_mesh(1), "input 'x'")
-        PartitionSpec('data', None)
+        >>> tuple(check_spec(('data', None), ('batch', 3), make_mesh(1), "input 'x'"))
+        ('data', None)
     """
     spec = partition_spec(spec)
     if len(spec) > len(shape):

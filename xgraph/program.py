@@ -31,7 +31,7 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import NamedSharding
 
 from .dtypes import canonical
 from .errors import ArtifactError, ShapeError, XGraphError
@@ -223,20 +223,24 @@ def build_function(graph: Graph, sig: ProgramSignature, constants: Mapping[str, 
     return train_fn
 
 
-def signature_mesh(sig: ProgramSignature) -> Mesh | None:
-    """The mesh a signature is lowered over (its size on the first local devices), or None.
+def signature_mesh(sig: ProgramSignature) -> Any:
+    """The mesh a signature is lowered over, or None: a ``jax.sharding.AbstractMesh`` of its axes, so
+    a program for 8 devices is exported on a machine with one (as for another platform).
 
-        >>> dict(signature_mesh(ProgramSignature(mesh=(('data', 1),))).shape)
-        {'data': 1}
+        >>> dict(signature_mesh(ProgramSignature(mesh=(('data', 4), ('model', 2)))).shape)
+        {'data': 4, 'model': 2}
     """
     if not sig.mesh:
         return None
-    from .parallel import make_mesh
-    names, sizes = zip(*sig.mesh)
-    return make_mesh(math.prod(sizes), names, sizes)
+    names, sizes = (tuple(t) for t in zip(*sig.mesh))
+    try:
+        return jax.sharding.AbstractMesh(sizes, names)
+    except TypeError:       # a jax whose AbstractMesh takes other arguments: lay the mesh over local devices
+        from .parallel import make_mesh
+        return make_mesh(math.prod(sizes), names, sizes)
 
 
-def split_constraints(specs: tuple, shardings: tuple, mesh: Mesh) -> tuple[str, ...]:
+def split_constraints(specs: tuple, shardings: tuple, mesh: Any) -> tuple[str, ...]:
     """``'mod(batch, 4) == 0'`` for every symbolic dimension split over mesh axes of 4 devices:
     jax.export needs to know the split is even.
 
