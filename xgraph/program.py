@@ -233,7 +233,10 @@ def signature_mesh(sig: ProgramSignature) -> Any:
     if not sig.mesh:
         return None
     names, sizes = (tuple(t) for t in zip(*sig.mesh))
-    try:
+    auto = getattr(jax.sharding, "AxisType", None)   # newer jax makes Explicit axes by default;
+    try:                                               # with_sharding_constraint needs Auto ones
+        if auto is not None:
+            return jax.sharding.AbstractMesh(sizes, names, axis_types=(auto.Auto,) * len(names))
         return jax.sharding.AbstractMesh(sizes, names)
     except TypeError:       # a jax whose AbstractMesh takes other arguments: lay the mesh over local devices
         from .parallel import make_mesh
