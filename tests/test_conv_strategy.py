@@ -92,3 +92,76 @@ def test_grouped_conv_exports_for_cpu_and_cuda():
     x = np.random.default_rng(2).standard_normal((1, 4, 5, 5)).astype(np.float32)
     ex = net.bind(mx.cpu(), args={"x": x, "dw_weight": w}, grad_req="null")
     np.testing.assert_allclose(np.asarray(art(x=x)[0]), ex.forward()[0].asnumpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("m,shape,filters,pad", [(2, (2, 3, 7, 9), 5, (1, 1)), (2, (1, 1, 3, 3), 1, (0, 0)),
+                                                 (4, (3, 2, 5, 11), 3, (2, 1)), (4, (1, 4, 6, 5), 2, (0, 0))])
+def test_winograd_matches_lax_conv(m, shape, filters, pad):
+    """F(2x2,3x3) and F(4x4,3x3): values, data and weight gradients equal lax.conv's (odd sizes, any padding)."""
+    import jax
+    from jax import lax
+    from xgraph.conv_strategy import winograd_conv
+    rng = np.random.default_rng(m + shape[2])
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((filters, shape[1], 3, 3)).astype(np.float32)
+
+    def ref(x, w):
+        return lax.conv_general_dilated(x, w, (1, 1), [(q, q) for q in pad], precision="highest",
+                                        dimension_numbers=("NCHW", "OIHW", "NCHW"))
+    def value_and_grads(f):
+        def run(x, w, head):
+            y, pull = jax.vjp(f, x, w)
+            return (y, *pull(head))
+        return jax.jit(run)
+    head = rng.standard_normal(ref(x, w).shape).astype(np.float32)
+    want = value_and_grads(ref)(x, w, head)
+    got = value_and_grads(lambda x, w: winograd_conv(x, w, pad, m))(x, w, head)
+    tol = dict(rtol=1e-4, atol=1e-4 if m == 2 else 5e-4)
+    for g, r in zip(got, want):
+        assert g.shape == r.shape
+        np.testing.assert_allclose(g, r, **tol)
+
+
+def test_winograd_low_precision_computes_in_float32():
+    import jax
+    import jax.numpy as jnp
+    from xgraph.conv_strategy import winograd_conv
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 8, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((4, 8, 3, 3)).astype(np.float32)
+    conv = jax.jit(winograd_conv, static_argnums=(2, 3))
+    want = np.asarray(conv(x, w, (1, 1), 2))
+    for dt in (jnp.float16, jnp.bfloat16):
+        y = conv(jnp.asarray(x, dt), jnp.asarray(w, dt), (1, 1), 4)
+        assert y.dtype == dt
+        np.testing.assert_allclose(np.asarray(y, np.float32), want, rtol=0.05, atol=0.1 if dt == jnp.float16 else 0.3)
+
+
+@pytest.mark.parametrize("strategy", ["winograd2", "winograd4"])
+def test_winograd_strategy_through_the_pass(strategy):
+    """Bound with the pass: outputs and gradients (bias included) equal the default lowering's."""
+    x = mx.sym.var("x")
+    net = mx.sym.MakeLoss(mx.sym.sum(mx.sym.square(
+        mx.sym.Convolution(x, kernel=(3, 3), pad=(1, 1), num_filter=3, name="c"))))
+    res = {}
+    for key, passes in (("ref", []), ("s", ["conv_strategy"])):
+        ex = net.simple_bind(mx.cpu(), x=(2, 2, 5, 7), passes=passes, pass_options={"conv_strategy": strategy})
+        for n, a in ex.arg_dict.items():
+            a[:] = np.random.default_rng(len(n)).standard_normal(a.shape).astype(np.float32)
+        ex.forward(is_train=True)
+        ex.backward()
+        res[key] = {n: g.asnumpy() for n, g in ex.grad_dict.items()}
+    for n in res["ref"]:
+        np.testing.assert_allclose(res["s"][n], res["ref"][n], rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("kw", [dict(kernel=(3, 3), stride=(2, 2)), dict(kernel=(5, 5)), dict(kernel=(3, 3), num_group=2),
+                                dict(kernel=(3, 3), dilate=(2, 2)), dict(kernel=(1, 1)),
+                                dict(kernel=(3, 3), layout="NHWC")])
+def test_winograd_falls_back_to_lax(kw):
+    from xgraph.conv_strategy import applicable, resolve
+    p = {**dict(stride=(), dilate=(), pad=(), num_group=1, layout=None), **kw}
+    for s in ("winograd2", "winograd4"):
+        assert not applicable(s, p, 4) and resolve(s, p, 4, 4) == "lax"
+    ok = dict(kernel=(3, 3), stride=(1, 1), dilate=(), pad=(1, 1), num_group=1, layout="NCHW")
+    assert applicable("winograd4", ok, 4) and not applicable("winograd4", ok, 5)

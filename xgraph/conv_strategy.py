@@ -16,8 +16,16 @@ falls back to the default lowering):
 * ``taps`` — a grouped convolution as a sum over the kernel's taps of strided
   slices times the tap's weights (:func:`grouped_conv_taps`); for depthwise
   convolutions each tap is one fused multiply-add;
+* ``winograd2`` / ``winograd4`` — a single-group 3×3 stride-1 convolution by
+  Winograd's minimal filtering F(2×2, 3×3) / F(4×4, 3×3) (:func:`winograd_conv`):
+  input tiles transformed with strided slices and adds, one batched matrix
+  product per tile position contracting the input channels, the inverse
+  transform, a crop;
 * ``auto`` — ``matmul1x1`` for 1×1 single-group convolutions, ``taps`` for
-  grouped ones with few channels per group, ``lax`` otherwise.
+  grouped ones with few channels per group, Winograd for 3×3 stride-1 ones
+  with at least 128 input channels *when the weight is a constant* (frozen
+  parameters: its transform is folded; :func:`prefers_winograd`), ``lax``
+  otherwise.
 
 XLA's CPU backend runs grouped convolutions slowly (a 3×3 depthwise
 convolution 10–60× slower than ``taps``, see ``docs/passes.md``), so the
@@ -40,13 +48,34 @@ from __future__ import annotations
 import itertools
 from typing import Any, Callable
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
-STRATEGIES = ("lax", "nhwc", "matmul1x1", "im2col", "taps", "auto")
+STRATEGIES = ("lax", "nhwc", "matmul1x1", "im2col", "taps", "winograd2", "winograd4", "auto")
 
 #: most input channels per group for which ``taps`` beats XLA's CPU grouped convolution (measured 1-8)
 TAPS_MAX_GROUP_CHANNELS = 8
+
+
+#: fewest input channels for which Winograd beats XLA's CPU convolution with a constant weight (measured: 64 par)
+WINOGRAD_MIN_CHANNELS = 128
+
+
+def prefers_winograd(channels: int, batch: int, out_size: tuple) -> int | None:
+    """The Winograd tile ``m`` (2 or 4) ``auto`` uses for a 3×3 stride-1 convolution with a constant weight, or None.
+
+    F(4×4) when it still has 16 or more tiles (``batch`` × tiles per image), F(2×2)
+    below (ResNet's 512×7×7 at batch 1); nothing below :data:`WINOGRAD_MIN_CHANNELS`.
+
+        >>> prefers_winograd(512, 1, (7, 7)), prefers_winograd(512, 8, (7, 7)), prefers_winograd(64, 1, (56, 56))
+        (2, 4, None)
+    """
+    if channels < WINOGRAD_MIN_CHANNELS:
+        return None
+    tiles = batch * -(-out_size[0] // 4) * -(-out_size[1] // 4)
+    return 4 if tiles >= 16 else 2
 
 
 def prefers_taps(groups: int, channels_per_group: int) -> bool:
@@ -155,6 +184,82 @@ def _im2col(p: Any, x: Any, w: Any, b: Any) -> Any:
     return _add_bias(y, b)
 
 
+#: Winograd F(m×m, 3×3) transforms (Lavin & Gray 2016) as (B^T, G, A^T): data tile d of (m+2)², filter g
+#: of 3×3, output tile A^T [(G g G^T) ⊙ (B^T d B)] A of m×m (a cross-correlation, as lax.conv computes)
+WINOGRAD: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {
+    2: (np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64),
+        np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], np.float64),
+        np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)),
+    4: (np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                  [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float64),
+        np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64),
+        np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], np.float64)),
+}
+
+
+def _combine(mat: np.ndarray, parts: list) -> list:
+    """``[sum_j mat[i, j] * parts[j] for i]`` with the zero terms left out and ±1 as adds."""
+    out = []
+    for row in mat:
+        acc = None
+        for coef, part in zip(row.tolist(), parts):
+            if coef == 0:
+                continue
+            term = part if coef == 1 else -part if coef == -1 else part * coef
+            acc = term if acc is None else acc + term
+        out.append(acc)
+    return out
+
+
+def winograd_conv(x: Any, w: Any, pad: tuple, m: int) -> Any:
+    """A 2-D NCHW single-group 3×3 stride-1 convolution by Winograd's F(m×m, 3×3) (``m`` 2 or 4).
+
+    The padded input is cut into overlapping (m+2)² tiles with stride m (extra
+    zero rows/columns where the output size is not a multiple of m); the input
+    transform B^T d B is separable, so it is strided slices and adds per axis.
+    The weight transform G g G^T is one small matrix product (a constant XLA
+    folds when parameters are frozen).  One batched matrix product per tile
+    position (``(m+2)²`` of them) contracts the input channels; the inverse
+    transform A^T M A, an interleave and a crop give the output.  Computes in
+    float32 at least (low-precision inputs are cast back); F(4×4) loses about
+    a decimal digit against ``lax.conv`` (measured in ``docs/passes.md``).
+
+        >>> import jax.numpy as jnp
+        >>> y = winograd_conv(jnp.ones((1, 1, 4, 4)), jnp.ones((1, 1, 3, 3)), (1, 1), 2)
+        >>> y[0, 0].tolist()
+        [[4.0, 6.0, 6.0, 4.0], [6.0, 9.0, 9.0, 6.0], [6.0, 9.0, 9.0, 6.0], [4.0, 6.0, 6.0, 4.0]]
+    """
+    bt, g, at = WINOGRAD[m]
+    alpha = m + 2
+    n, c, h, wd = x.shape
+    o = w.shape[0]
+    ho, wo = h + 2 * pad[0] - 2, wd + 2 * pad[1] - 2
+    th, tw = -(-ho // m), -(-wo // m)
+    acc = jnp.promote_types(x.dtype, jnp.float32)
+    # (C, N, H, W): the tiles of all images side by side, so the products need no transpose
+    xp = jnp.pad(jnp.swapaxes(x.astype(acc), 0, 1),
+                 [(0, 0), (0, 0), (pad[0], th * m + 2 - h - pad[0]), (pad[1], tw * m + 2 - wd - pad[1])])
+    rows = _combine(bt, [lax.slice_in_dim(xp, i, i + (th - 1) * m + 1, m, axis=2) for i in range(alpha)])
+    v = jnp.stack([t for r in rows
+                   for t in _combine(bt, [lax.slice_in_dim(r, j, j + (tw - 1) * m + 1, m, axis=3)
+                                          for j in range(alpha)])])              # (α², C, N, th, tw)
+    u = jnp.einsum("kt,oct->koc", jnp.asarray(np.kron(g, g), acc), w.astype(acc).reshape(o, c, 9))
+    prod = lax.dot_general(u, v.reshape(alpha * alpha, c, n * th * tw), (((2,), (1,)), ((0,), (0,))),
+                           precision=lax.Precision.HIGHEST)                     # (α², O, N·th·tw)
+    prod = prod.reshape(alpha, alpha, o, n, th, tw)
+    rows = _combine(at, [prod[a] for a in range(alpha)])                         # m × (α, O, N, th, tw)
+    y = jnp.stack([jnp.stack(_combine(at, [r[b] for b in range(alpha)])) for r in rows])  # (m, m, O, N, th, tw)
+    y = y.transpose(3, 2, 4, 0, 5, 1).reshape(n, o, th * m, tw * m)
+    return y[:, :, :ho, :wo].astype(x.dtype)
+
+
+def _winograd(m: int) -> Callable[..., Any]:
+    def impl(p: Any, x: Any, w: Any, b: Any) -> Any:
+        return _add_bias(winograd_conv(x, w, _geometry(p)[3], m), b)
+    return impl
+
+
 def applicable(strategy: str, p: Any, ndim: int) -> bool:
     """Whether ``strategy`` handles a convolution with attributes ``p`` on data of ``ndim`` dimensions."""
     if strategy in ("lax", "auto"):
@@ -170,13 +275,22 @@ def applicable(strategy: str, p: Any, ndim: int) -> bool:
         return k == (1, 1) and pad == (0, 0) and int(p["num_group"]) == 1
     if strategy == "im2col":
         return int(p["num_group"]) == 1
+    if strategy in ("winograd2", "winograd4"):
+        return k == (3, 3) and stride == (1, 1) and dilate == (1, 1) and int(p["num_group"]) == 1
     return False
 
 
-def resolve(strategy: str, p: Any, ndim: int, channels: int | None = None) -> str:
+def resolve(strategy: str, p: Any, ndim: int, channels: int | None = None, data_shape: tuple | None = None,
+            const_weight: bool = False) -> str:
     """The concrete strategy ``auto`` (or an inapplicable one) means for this convolution.
 
-    ``channels`` (the data's) lets ``auto`` pick ``taps`` for grouped convolutions.
+    ``channels`` (the data's) lets ``auto`` pick ``taps`` for grouped convolutions;
+    ``data_shape`` (NCHW) and ``const_weight`` (the weight is a constant, not traced)
+    let it pick Winograd for 3×3 stride-1 ones.
+
+        >>> p = {'kernel': (3, 3), 'stride': (1, 1), 'dilate': (), 'pad': (1, 1), 'num_group': 1, 'layout': None}
+        >>> resolve('auto', p, 4, 256, (1, 256, 14, 14), const_weight=True), resolve('auto', p, 4, 256, (1, 256, 14, 14))
+        ('winograd4', 'lax')
     """
     if strategy == "auto":
         if applicable("matmul1x1", p, ndim):
@@ -184,20 +298,28 @@ def resolve(strategy: str, p: Any, ndim: int, channels: int | None = None) -> st
         groups = int(p["num_group"])
         if channels is not None and applicable("taps", p, ndim) and prefers_taps(groups, channels // groups):
             return "taps"
+        if const_weight and data_shape is not None and applicable("winograd2", p, ndim):
+            pad = _geometry(p)[3]
+            m = prefers_winograd(data_shape[1], data_shape[0], (data_shape[2] + 2 * pad[0] - 2,
+                                                                data_shape[3] + 2 * pad[1] - 2))
+            if m:
+                return f"winograd{m}"
         return "lax"
     return strategy if applicable(strategy, p, ndim) else "lax"
 
 
-_IMPL: dict[str, Callable[..., Any]] = {"nhwc": _nhwc, "matmul1x1": _matmul1x1, "im2col": _im2col, "taps": _taps}
+_IMPL: dict[str, Callable[..., Any]] = {"nhwc": _nhwc, "matmul1x1": _matmul1x1, "im2col": _im2col, "taps": _taps,
+                                        "winograd2": _winograd(2), "winograd4": _winograd(4)}
 
 
 def lower_convolution(strategy: str, default: Callable[..., Any] | None, ctx: Any, p: Any, x: Any, w: Any,
                       b: Any = None) -> Any:
     """Lower one Convolution with ``strategy`` (``default`` is the op's own lowering, the fallback)."""
-    s = resolve(strategy, p, x.ndim, x.shape[1])
+    s = resolve(strategy, p, x.ndim, x.shape[1], x.shape, const_weight=not isinstance(w, jax.core.Tracer))
     if s == "lax":
         return default(ctx, p, x, w, b) if b is not None else default(ctx, p, x, w)
     return _IMPL[s](p, x, w, b)
 
 
-__all__ = ["STRATEGIES", "lower_convolution", "resolve", "applicable", "grouped_conv_taps", "prefers_taps"]
+__all__ = ["STRATEGIES", "lower_convolution", "resolve", "applicable", "grouped_conv_taps", "prefers_taps",
+           "winograd_conv", "prefers_winograd", "WINOGRAD", "WINOGRAD_MIN_CHANNELS"]
