@@ -148,3 +148,20 @@ def test_default_bind_with_gradients_does_not_freeze():
     ex = _conv_bn().simple_bind(mx.cpu(), data=(1, 3, 8, 8))
     ex.forward(is_train=False, data=np.ones((1, 3, 8, 8), np.float32))
     assert ex._programs.freeze is False and ex._programs.infer_opt_level == 2 and ex._programs.opt_level == 1
+
+
+def test_frozen_inference_bind_picks_a_strategy_per_convolution():
+    # the default predictor (grad_req='null': frozen) runs conv_strategy 'auto'; an unfrozen one does not
+    x = mx.sym.var("data")
+    net = mx.sym.Convolution(mx.sym.Convolution(x, kernel=(3, 3), pad=(1, 1), num_filter=128, name="c3"),
+                             kernel=(1, 1), num_filter=4, name="c1")
+    outs, reports = [], []
+    for freeze in (None, False):
+        ex = net.simple_bind(mx.cpu(), data=(1, 128, 6, 6), grad_req="null", freeze_params=freeze)
+        for name, arr in ex.arg_dict.items():
+            arr[:] = np.random.default_rng(len(name)).standard_normal(arr.shape).astype(np.float32) * 0.1
+        outs.append(ex.forward()[0].asnumpy())
+        reports.append(str(ex._programs.infer_report))
+    assert "conv_strategy" in reports[0] and "2 Convolution(s) -> auto" in reports[0]
+    assert "conv_strategy" not in reports[1]
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-4, atol=1e-4)

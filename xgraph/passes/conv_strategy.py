@@ -2,10 +2,12 @@
 
 Sets the user attribute ``__conv_strategy__`` on every Convolution to
 ``options['conv_strategy']`` (default ``'auto'``: 1×1 single-group
-convolutions as matrix products, the others through ``lax.conv``); see
+convolutions as matrix products, wide 3×3 stride-1 ones with constant weights
+as Winograd, small grouped ones as taps, the others through ``lax.conv``); see
 :mod:`xgraph.conv_strategy` for the strategies and ``docs/passes.md`` for
-their measured speed.  Not part of any optimization level (the default
-lowering is plain ``lax.conv``): put it in a pipeline by name.
+their measured speed.  Not part of any optimization level; an executor's
+frozen inference program appends it to O2 (:mod:`xgraph.bound`), and other
+pipelines name it.
 
     >>> import xgraph as mx
     >>> from xgraph.passes import optimize
