@@ -178,10 +178,10 @@ class BoundPrograms:
         weights it does not win, so an unfrozen program keeps plain ``lax.conv``.
         """
         from .passes.manager import level_pipeline
-        if self.infer_passes is not None or not self.frozen:
-            return self.infer_passes
         pipeline = level_pipeline(self.infer_opt_level)
-        return (*pipeline, "conv_strategy") if "fold_batchnorm" in pipeline else None
+        if self.infer_passes is not None or not self.frozen or pipeline != level_pipeline(2):
+            return self.infer_passes
+        return (*pipeline, "conv_strategy")
 
     def _build_infer(self, args: Sequence[Any], aux: Sequence[Any]) -> _InferState:
         values = {n: a for n, a in zip(self.arg_names, args) if n in self.param_names}

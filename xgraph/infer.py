@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import jax
 import numpy as np
@@ -267,7 +267,7 @@ class _State:
     var_nodes: dict
     partial: bool
     default_dtype: Any
-    full: Any = None      # the test for a completely known shape (_full, or _known for real arrays)
+    full: Callable[[Shape | None], bool]   # the test for a completely known shape (_full; _known for real arrays)
 
 
 def _forward(node: Node, st: _State) -> None:
@@ -299,16 +299,14 @@ def _forward(node: Node, st: _State) -> None:
                                     f"cast one of them with Cast"))
     n_out = node.num_outputs
     eval_dtypes = [d if d is not None else st.default_dtype for d in in_dtypes]
-    outs = _deferred_outputs(node, rule_out)
-    if outs is not None:
-        pass
-    elif all(full(s) for s in in_shapes) and all(d is not None for d in eval_dtypes):
+    outs = _deferred_outputs(node, rule_out)     # a creation node with sizes left to its consumers
+    if outs is None and all(full(s) for s in in_shapes) and all(d is not None for d in eval_dtypes):
         try:
             outs = _eval_node(op, tuple(sorted(node.attrs.items())),
                               tuple((tuple(int(x) for x in s), np.dtype(d)) for s, d in zip(in_shapes, eval_dtypes)))
         except Exception as exc:  # noqa: BLE001 - reported with the node's context
             raise node_error(node, in_shapes, eval_dtypes, exc) from None
-    elif (st.partial and all(s is not None for s in in_shapes) and all(d is not None for d in eval_dtypes)
+    elif (outs is None and st.partial and all(s is not None for s in in_shapes) and all(d is not None for d in eval_dtypes)
           and all(full(in_shapes[i]) for i in op.partial_needs_full if i < len(in_shapes))):
         shapes = op.partial_shapes(params, [tuple(s) for s in in_shapes]) if op.partial_shapes else None
         if shapes is not None:

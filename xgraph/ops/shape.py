@@ -667,7 +667,7 @@ def _complete_creation_shape(p, out_shapes):
 def _filled(value_of: Any) -> Any:
     def lower(ctx, p):
         if not p["shape"]:
-            fail("the shape must be given (MXNet's deferred shape inference from consumers is not supported)")
+            fail("the shape must be given (-1 marks a size taken from where the result is used)")
         if _open_creation_shape(p) is not None:
             fail(f"shape {tuple(p['shape'])}: the -1 sizes were not inferred from where the result is used")
         return jnp.full(tuple(p["shape"]), value_of(p), _dt.canonical(p["dtype"]))
