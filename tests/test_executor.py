@@ -311,6 +311,77 @@ def test_rebinding_same_graph_and_shapes_does_not_retrace():
     assert TRACE_COUNTS[h] == count
 
 
+class _BackendCompiles:
+    """Counts XLA compilations (jax.monitoring's backend-compile events) while active."""
+    count = 0
+    _registered = False
+
+    def __enter__(self):
+        import jax.monitoring
+        if not _BackendCompiles._registered:
+            def listen(name, _secs, **_kw):
+                if name == "/jax/core/compile/backend_compile_duration":
+                    _BackendCompiles.count += 1
+            jax.monitoring.register_event_duration_secs_listener(listen)
+            _BackendCompiles._registered = True
+        self.start = _BackendCompiles.count
+        return self
+
+    @property
+    def compiled(self) -> int:
+        return _BackendCompiles.count - self.start
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _rebuilt_net():
+    # auto-named ops: every call names them anew (fullyconnected3, relu7, ...)
+    return mx.sym.relu(mx.sym.FullyConnected(mx.sym.var("x"), mx.sym.var("w"), mx.sym.var("b"), num_hidden=3))
+
+
+def test_a_rebuilt_symbol_with_new_op_names_reuses_the_compiled_programs():
+    first = _rebuilt_net()
+    ex = first.simple_bind(mx.cpu(), x=(2, 4))
+    fill(ex)
+    ex.forward(is_train=True)
+    ex.backward(np.ones((2, 3), np.float32))
+    ex.forward(is_train=False)
+    again = _rebuilt_net()
+    assert again.list_outputs() != first.list_outputs()          # other names...
+    assert again.graph.program_hash() == first.graph.program_hash()   # ...same program
+    with _BackendCompiles() as c:
+        ex2 = again.simple_bind(mx.cpu(), x=(2, 4))
+        fill(ex2)
+        ex2.forward(is_train=True)
+        ex2.backward(np.ones((2, 3), np.float32))
+        ex2.forward(is_train=False)
+    assert c.compiled == 0
+    assert again.graph.structural_hash() not in TRACE_COUNTS      # not even traced
+    for a, b in zip(ex.outputs + ex.grad_arrays, ex2.outputs + ex2.grad_arrays):
+        np.testing.assert_array_equal(a.asnumpy(), b.asnumpy())
+    # a different variable name is a different program
+    other = mx.sym.relu(mx.sym.FullyConnected(mx.sym.var("y"), mx.sym.var("w"), mx.sym.var("b"), num_hidden=3))
+    assert other.graph.program_hash() != first.graph.program_hash()
+
+
+def test_writing_numpy_into_an_argument_does_not_recompile():
+    # jit keys compiled code on whether each argument is committed to a device: a write from host
+    # data must leave the array as committed as the executor made it
+    ex = _rebuilt_net().simple_bind(mx.cpu(), x=(3, 4))
+    ex.forward(is_train=True)[0].asnumpy()      # a training forward runs when its outputs are read
+    values = (np.full((3, 4), 1, np.float32), mx.nd.ones((3, 4)) * 2, 3.0, np.zeros((3, 4), np.float64))
+    scratch = mx.nd.zeros((3, 4))
+    for value in values:       # the writes' own conversions (broadcast, cast) compile once here
+        scratch[:] = value
+    with _BackendCompiles() as c:
+        for value in values:
+            ex.arg_dict["x"][:] = value
+            ex.arg_dict["b"][:] = np.ones(3, np.float32)
+            ex.forward(is_train=True)[0].asnumpy()
+    assert c.compiled == 0
+
+
 def test_copy_params_from():
     net = mlp_loss()
     ex = net.simple_bind(mx.cpu(), data=(2, 6))

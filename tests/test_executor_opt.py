@@ -137,7 +137,8 @@ def test_default_bind_is_the_fast_path_and_never_stale():
             e.arg_dict["c_weight"][:] = w
             e.aux_dict["bn_moving_mean"][:] = mean
         got = ex.forward(is_train=False, data=x)[0].asnumpy()
-        np.testing.assert_allclose(got, ref.forward(is_train=False, data=x)[0].asnumpy(), rtol=1e-5, atol=1e-5)
+        # folding BatchNorm into the weights rounds differently: outputs reach ~18, so 1e-4 absolute
+        np.testing.assert_allclose(got, ref.forward(is_train=False, data=x)[0].asnumpy(), rtol=1e-5, atol=1e-4)
         if i == 0:   # a predictor: O2 for inference (BatchNorm folded) with frozen weights
             assert "fold_batchnorm" in [r["name"] for r in progs.infer_report.to_dicts()]
             assert progs.frozen

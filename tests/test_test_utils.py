@@ -106,3 +106,24 @@ def test_batched_numeric_gradient_still_catches_a_wrong_gradient():
         tu.check_numeric_gradient(mx.sym.BlockGrad(x) * x, [np.ones((5, 8)) * 0.7],
                                   numeric_eps=1e-3, rtol=1e-2, atol=1e-3)
     assert not tu._batchable(mx.sym.Dropout(x, p=0.5).graph)   # random draws: the per-element loop
+
+
+def test_numeric_gradient_of_every_input_is_one_program_shared_by_rebuilt_symbols():
+    import importlib
+    lower = importlib.import_module("xgraph.lower")     # the module (mx.lower is not it)
+    r = np.random.default_rng(2)
+
+    def programs():
+        return sum(1 for k in lower._FN_CACHE if k[-1] == "numeric_grad")
+
+    loc = {"data": r.standard_normal((4, 5)), "gamma": r.random(5) + .5, "beta": r.random(5)}
+    before = programs()
+    for req in ("write", "add"):     # each call builds its loss symbol anew, with new op names
+        ln = mx.sym.LayerNorm(mx.sym.var("data"), mx.sym.var("gamma"), mx.sym.var("beta"), axis=-1)
+        tu.check_numeric_gradient(ln, loc, grad_nodes={k: req for k in loc}, numeric_eps=1e-3, rtol=1e-2,
+                                  atol=1e-3)
+    assert programs() == before + 1
+    # small and large inputs together, equal to the per-element loop
+    batched, looped = _numeric_both_ways(ln * ln, loc)
+    for k in loc:
+        np.testing.assert_array_equal(batched[k], looped[k])

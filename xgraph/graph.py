@@ -127,12 +127,13 @@ class Graph:
         ['x', 'fc_weight', 'fc_bias']
     """
 
-    __slots__ = ("outputs", "_topo", "_hash", "_roles")
+    __slots__ = ("outputs", "_topo", "_hash", "_program_hash", "_roles")
 
     def __init__(self, outputs: Iterable[Entry]):
         self.outputs = tuple(outputs)
         self._topo: tuple[Node, ...] | None = None
         self._hash: str | None = None
+        self._program_hash: str | None = None
         self._roles: tuple[list[Node], list[Node]] | None = None
 
     def topo_order(self) -> tuple[Node, ...]:
@@ -201,22 +202,43 @@ class Graph:
     def structural_hash(self) -> str:
         """A SHA-256 digest of the graph's structure: ops, attributes, names, wiring.
 
-        Two graphs with the same hash lower to the same program, so compiled
-        executables are cached under it.
+        Two graphs with the same hash are the same graph; exported programs are
+        cached under it (their StableHLO carries every node's name).
         """
         if self._hash is None:
-            h = hashlib.sha256()
-            index: dict[int, int] = {}
-            for i, n in enumerate(self.topo_order()):
-                index[id(n)] = i
-                op = "null" if n.op is None else n.op.name
-                attrs = sorted((k, repr(v)) for k, v in n.attrs.items())
-                ins = [(index[id(e.node)], e.index) for e in n.inputs]
-                lowering = [(k, n.user_attrs[k]) for k in LOWERING_ATTRS if k in n.user_attrs]
-                h.update(repr((op, n.name, attrs, ins) + ((lowering,) if lowering else ())).encode())
-            h.update(repr([(index[id(e.node)], e.index) for e in self.outputs]).encode())
-            self._hash = h.hexdigest()
+            self._hash = self._digest(op_names=True)
         return self._hash
+
+    def program_hash(self) -> str:
+        """:meth:`structural_hash` without the names of op nodes (variables keep theirs).
+
+        Rebuilding a symbol renames its ops (``_mul0`` becomes ``_mul1``) but
+        computes the same function of the same named inputs, so in-process
+        compiled programs are cached under this digest: the rebuilt graph reuses
+        the first one's executable (whose profile names are the first graph's).
+
+            >>> import xgraph as mx
+            >>> a, b = (mx.sym.relu(mx.sym.var('x')) for _ in range(2))
+            >>> a.graph.structural_hash() == b.graph.structural_hash(), a.graph.program_hash() == b.graph.program_hash()
+            (False, True)
+        """
+        if self._program_hash is None:
+            self._program_hash = self._digest(op_names=False)
+        return self._program_hash
+
+    def _digest(self, op_names: bool) -> str:
+        h = hashlib.sha256()
+        index: dict[int, int] = {}
+        for i, n in enumerate(self.topo_order()):
+            index[id(n)] = i
+            op = "null" if n.op is None else n.op.name
+            name = n.name if op_names or n.op is None else i
+            attrs = sorted((k, repr(v)) for k, v in n.attrs.items())
+            ins = [(index[id(e.node)], e.index) for e in n.inputs]
+            lowering = [(k, n.user_attrs[k]) for k in LOWERING_ATTRS if k in n.user_attrs]
+            h.update(repr((op, name, attrs, ins) + ((lowering,) if lowering else ())).encode())
+        h.update(repr([(index[id(e.node)], e.index) for e in self.outputs]).encode())
+        return h.hexdigest()
 
     def __len__(self) -> int:
         return len(self.topo_order())

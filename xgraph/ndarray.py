@@ -193,10 +193,9 @@ class NDArray:
                 except ValueError:
                     raise ShapeError(f"cannot assign an array of shape {new.shape} to an NDArray of shape "
                                      f"{cur.shape}") from None
-            dev = next(iter(cur.devices()))
-            if next(iter(new.devices())) != dev:
-                new = jax.device_put(new, dev)
-            self._set(new)
+            # always committed to the array's device: a jitted program keys its compiled code on whether
+            # each argument is committed, so a write must not flip it (that recompiles the executor)
+            self._set(jax.device_put(new, next(iter(cur.devices()))))
         else:
             self._set(cur.at[_unwrap(key)].set(jnp.asarray(value, dtype=cur.dtype)))
 

@@ -605,7 +605,6 @@ def check_symbolic_backward(sym: Any, location: Any, out_grads: Any, expected: A
 
 _NUMERIC_GRAD_BUDGET = 1 << 23   # elements of inputs + outputs one batched finite-difference chunk may hold
 _NUMERIC_GRAD_MAX_CHUNK = 256     # perturbed copies of the graph per compiled call
-_NUMERIC_GRAD_MIN_BATCH = 32      # smaller inputs: two executor forwards per element beat a compile
 
 
 def numeric_grad(executor: Any, location: dict[str, np.ndarray], aux_states: dict | None = None,
@@ -665,10 +664,12 @@ def _batchable(graph: Any) -> bool:
     return not any(n.is_random or n.op.name == "Custom" for n in graph.topo_order() if n.op is not None)
 
 
-def _perturbation_program(graph: Any, is_train: bool, pos: int) -> Callable:
+def _perturbation_program(graph: Any, is_train: bool, positions: tuple[int, ...]) -> Callable:
     """A jitted ``(idx, val, args, aux) -> outputs[0]`` batched over ``idx``/``val``: the graph's first
-    output with element ``idx[b]`` of argument ``pos`` set to ``val[b]``."""
+    output with element ``idx[b]`` of the concatenation of the arguments at ``positions`` (flattened,
+    in that order) set to ``val[b]``.  One compiled program serves every perturbed input."""
     import jax
+    import jax.numpy as jnp
     from .lower import GraphFunction, cached
 
     def build():
@@ -676,17 +677,24 @@ def _perturbation_program(graph: Any, is_train: bool, pos: int) -> Callable:
 
         def one(idx, val, args, aux):
             a = list(args)
-            base = a[pos]
-            a[pos] = base.reshape(-1).at[idx].set(val).reshape(base.shape)
+            offset = 0
+            for pos in positions:
+                base = a[pos]
+                local = idx - offset
+                inside = (local >= 0) & (local < base.size)
+                local = jnp.where(inside, local, base.size)          # out of range: dropped
+                flat = base.reshape(-1).at[local].set(val.astype(base.dtype), mode="drop")
+                a[pos] = flat.reshape(base.shape)
+                offset += base.size
             return gf(a, aux, None)[0][0]
         return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None)))
-    return cached((graph.structural_hash(), bool(is_train), pos, "numeric_grad"), build)
+    return cached((graph.program_hash(), bool(is_train), positions, "numeric_grad"), build)
 
 
 def _batched_numeric_grad(executor: Any, location: Mapping[str, np.ndarray], aux_states: Mapping | None,
                           eps: float, use_forward_train: bool, dtype: Any) -> dict[str, np.ndarray] | None:
-    """:func:`numeric_grad` with each input's perturbations in vmapped chunks; None where the
-    graph cannot be batched (the caller then runs the per-element loop)."""
+    """:func:`numeric_grad` with every perturbation of every input in vmapped chunks of one compiled
+    program; None where the graph cannot be batched (the caller then runs the per-element loop)."""
     import jax
     from .lower import GraphFunction
     graph = executor.symbol.graph
@@ -700,37 +708,46 @@ def _batched_numeric_grad(executor: Any, location: Mapping[str, np.ndarray], aux
     if any(n not in values for n in gf.arg_names) or any(n not in aux_values for n in gf.aux_names):
         return None
     aux = tuple(aux_values[n] for n in gf.aux_names)
-    out_shape = tuple(executor.outputs[0].shape)
-    per_copy = sum(int(np.prod(np.shape(v))) for v in values.values()) + int(np.prod(out_shape))
     grads = {k: np.zeros(np.shape(v), dtype=dtype) for k, v in location.items()}
+    perturbed = []                     # (name, float array) of the inputs the output reads, in order
     for k, v in location.items():
         v = np.array(v, dtype=dtype, order="C")
-        arg_dtype = executor.arg_dict[k].dtype
-        values[k] = v.astype(arg_dtype)
-        if v.dtype.kind != "f" or v.size == 0:
-            continue
-        if k not in gf.arg_names:      # the output does not read it: every difference is zero
-            continue
-        if v.size < _NUMERIC_GRAD_MIN_BATCH:
-            grads[k] = _looped_numeric_grad(executor, {k: v}, aux_states, eps, use_forward_train, dtype)[k]
-            continue
-        n = v.size
-        idx = np.concatenate([np.arange(n), np.arange(n)]).astype(np.int32)
-        vals = np.concatenate([_perturbed(v, eps / 2.0), _perturbed(v, -eps / 2.0)]).astype(arg_dtype)
-        chunk = int(max(1, min(2 * n, _NUMERIC_GRAD_MAX_CHUNK, _NUMERIC_GRAD_BUDGET // max(1, per_copy))))
-        prog = _perturbation_program(graph, bool(use_forward_train), gf.arg_names.index(k))
-        args = tuple(values[a] for a in gf.arg_names)
-        totals = np.empty(2 * n, np.float64)
-        try:
-            for start in range(0, 2 * n, chunk):
-                stop = min(start + chunk, 2 * n)
-                sel = np.arange(start, start + chunk).clip(max=stop - 1)   # the last chunk padded: one compile
-                outs = np.asarray(jax.device_get(prog(idx[sel], vals[sel], args, aux)))
-                for b in range(stop - start):
-                    totals[start + b] = outs[b].astype(np.float64).sum()
-        except Exception:   # an op with no batching rule: the per-element loop gives the result (or the error)
-            return None
-        grads[k].reshape(-1)[:] = (totals[:n] - totals[n:]) / eps
+        values[k] = v.astype(executor.arg_dict[k].dtype)
+        if v.dtype.kind == "f" and v.size and k in gf.arg_names:   # an unread input: every difference is 0
+            perturbed.append((k, v))
+    if not perturbed:
+        return grads
+    positions = tuple(gf.arg_names.index(k) for k, _ in perturbed)
+    idx_parts, plus, minus = [], [], []
+    offset = 0
+    for k, v in perturbed:
+        idx_parts.append(np.arange(v.size) + offset)
+        plus.append(_perturbed(v, eps / 2.0).astype(np.float64))
+        minus.append(_perturbed(v, -eps / 2.0).astype(np.float64))
+        offset += v.size
+    n = offset
+    idx = np.concatenate(idx_parts * 2).astype(np.int32)
+    wide = np.result_type(*(values[k].dtype for k, _ in perturbed), np.float32)
+    vals = np.concatenate(plus + minus).astype(wide)
+    out_shape = tuple(executor.outputs[0].shape)
+    per_copy = sum(int(np.prod(np.shape(v))) for v in values.values()) + int(np.prod(out_shape))
+    chunk = int(max(1, min(2 * n, _NUMERIC_GRAD_MAX_CHUNK, _NUMERIC_GRAD_BUDGET // max(1, per_copy))))
+    prog = _perturbation_program(graph, bool(use_forward_train), positions)
+    args = tuple(values[a] for a in gf.arg_names)
+    totals = np.empty(2 * n, np.float64)
+    try:
+        for start in range(0, 2 * n, chunk):
+            stop = min(start + chunk, 2 * n)
+            sel = np.arange(start, start + chunk).clip(max=stop - 1)   # the last chunk padded: one compile
+            outs = np.asarray(jax.device_get(prog(idx[sel], vals[sel], args, aux)))
+            totals[start:stop] = outs[: stop - start].reshape(stop - start, -1).astype(np.float64).sum(axis=1)
+    except Exception:   # an op with no batching rule: the per-element loop gives the result (or the error)
+        return None
+    diffs = (totals[:n] - totals[n:]) / eps
+    offset = 0
+    for k, v in perturbed:
+        grads[k].reshape(-1)[:] = diffs[offset:offset + v.size]
+        offset += v.size
         executor.arg_dict[k][:] = v
     return grads
 
