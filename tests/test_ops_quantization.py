@@ -62,12 +62,13 @@ def test_requantize_against_numpy():
                                     min_calib_range=-0.1, max_calib_range=0.2)
     q, qlo, qhi = run(sym, data=data, lo=lo, hi=hi)
     f = data.astype(np.float32) * np.float32(0.5 / 2 ** 31)
-    want = np.trunc(np.sign(f) * np.minimum(np.abs(f) * np.float32(127 / 0.2) + 0.5, 127)).astype(np.int8)
+    v = data.astype(np.float32) * (np.float32(127) / np.float32(0.2) * np.float32(0.5) / np.float32(2 ** 31 - 1))
+    want = np.clip(np.trunc(v + np.sign(v) * np.float32(0.5)), -128, 127).astype(np.int8)  # as MXNet 1.9.1 (oneDNN)
     np.testing.assert_array_equal(q, want)
     assert (qlo[0], qhi[0]) == (np.float32(-0.2), np.float32(0.2))
     (q2, _, hi2) = run(mx.sym.contrib.requantize(mx.sym.var("data"), mx.sym.var("lo"), mx.sym.var("hi")),
                        data=data, lo=lo, hi=hi)
-    assert hi2[0] == np.float32(np.abs(f).max()) and np.abs(q2).max() == 127
+    assert hi2[0] == np.float32(np.abs(f).max()) and np.abs(q2.astype(int)).max() in (127, 128)
 
 
 def test_int8_checkpoint_weights_dequantize_in_a_graph():
@@ -109,6 +110,15 @@ def test_bad_attribute_values_are_refused():
         mx.sym.contrib.quantize_v2(mx.sym.var("x"), out_type="int4", name="q")
     with pytest.raises(AttributeValueError, match="min_calib_range"):
         mx.sym.contrib.quantize_v2(mx.sym.var("x"), min_calib_range="low", name="q")
-    sym = mx.sym.contrib.requantize(mx.sym.var("d"), mx.sym.var("lo"), mx.sym.var("hi"), out_type="uint8", name="rq")
-    with pytest.raises(AttributeValueError, match="node 'rq'.*uint8"):
-        run(sym, d=np.zeros((2,), np.int32), lo=LO, hi=HI)
+    with pytest.raises(AttributeValueError, match="node 'rq'.*out_type"):
+        mx.sym.contrib.requantize(mx.sym.var("d"), mx.sym.var("lo"), mx.sym.var("hi"), out_type="int4", name="rq")
+
+
+def test_requantize_to_uint8():
+    """uint8 requantize (MXNet 1.9.1 with oneDNN; see tests/test_ops_quantized.py for MXNet's values)."""
+    sym = mx.sym.contrib.requantize(mx.sym.var("d"), mx.sym.var("lo"), mx.sym.var("hi"), out_type="uint8",
+                                    min_calib_range=0.0, max_calib_range=1.0)
+    d = np.array([0, 2 ** 29, 2 ** 30, -5], np.int32)
+    q, lo, hi = run(sym, d=d, lo=LO, hi=HI)
+    assert q.dtype == np.uint8 and lo[0] == 0 and hi[0] == 1
+    np.testing.assert_array_equal(q, [0, 191, 255, 0])

@@ -24,6 +24,7 @@ from . import norm
 from . import proposal
 from . import psroi
 from . import quantization
+from . import quantized
 from . import random
 from . import reduce
 from . import rnn

@@ -4,8 +4,9 @@ MXNet 1.9.1 as shipped for CPUs runs quantize, quantize_v2 and dequantize
 through oneDNN: ``q = saturate(round_half_even(x * Q / R))`` with ``R =
 max(|min|, |max|)`` and ``Q`` 127 / 255 (quantize) or 127.5 / 255.5
 (quantize_v2, dequantize: ``x = q * R / Q``); uint8 is ``[0, R]``, negative
-values saturate to 0. Requantize is MXNet's native kernel (int8: ``sign(x) *
-min(|x| * 127 / R + 0.5, 127)`` truncated). Ranges travel as (1,) float32 arrays:
+values saturate to 0. Requantize is MXNet's native kernel: ``v = x * ((L /
+R_out) * R_in / (2^31 - 1))`` in float32 with ``L`` 127 (int8) or 255 (uint8),
+rounded half away from zero and saturated to [-128, 127] or [0, 255]. Ranges travel as (1,) float32 arrays:
 quantize ops return ``(data, min_range, max_range)``. None of these ops has a
 gradient (MXNet's are zero), so every input is a constant to autodiff.
 
@@ -166,9 +167,7 @@ def _int32_to_float(q, real_range):
 
 
 def _requantize_lower(ctx, p, data, min_range, max_range):
-    if _output_type(p) != "int8":
-        raise AttributeValueError("requantize to uint8 is not supported: MXNet 1.9.1's CPU kernel writes "
-                                  "int8 values whatever out_type says (use out_type='int8')")
+    out_type = _output_type(p)
     if data.dtype != jnp.int32:
         fail(f"data must be int32, got {data.dtype}")
     low, high = _scalar(min_range, "min_range"), _scalar(max_range, "max_range")
@@ -178,7 +177,13 @@ def _requantize_lower(ctx, p, data, min_range, max_range):
     if calib is None:
         calib = (_int32_to_float(jnp.min(x), in_range), _int32_to_float(jnp.max(x), in_range))
     real = jnp.maximum(jnp.abs(calib[0]), jnp.abs(calib[1]))
-    return (quantize_int8(_int32_to_float(x, in_range), real), *_ranges(-real, real))
+    levels = 127.0 if out_type == "int8" else 255.0
+    # MXNet's native kernel: x * ((L / R_out) * R_in / (2^31 - 1)) in float32, rounded half away from zero
+    v = x.astype(jnp.float32) * (exact_div(jnp.float32(levels), real) * in_range / jnp.float32(2147483647.0))
+    info = jnp.iinfo(jnp.dtype(out_type))   # saturated to the full type: -128 appears (MXNet 1.9.1 as shipped)
+    q = jnp.clip(jnp.trunc(v + jnp.sign(v) * jnp.float32(0.5)), info.min, info.max).astype(out_type)
+    low_out = jnp.float32(0.0) if out_type == "uint8" else -real
+    return (q, *_ranges(low_out, real))
 
 
 def _requantize_dtype(p, dtypes):
@@ -190,6 +195,6 @@ register(Op(
     "_contrib_requantize", _requantize_lower, inputs=_RANGE_INPUTS, family="quantization", num_outputs=3,
     infer_inputs=_range_infer, infer_dtype=_requantize_dtype,
     attrs=(attr("out_type", Enum(("auto", "int8", "uint8")), "int8",
-                "the output dtype (int8 only: MXNet's CPU kernel writes int8)"), *_CALIB),
-    doc="Requantize int32 data (over max(|min|, |max|) mapped to 2^31) to int8 over the calibrated "
+                "the output dtype; 'auto': uint8 if min_calib_range >= 0, else int8"), *_CALIB),
+    doc="Requantize int32 data (over max(|min|, |max|) mapped to 2^31) to int8 or uint8 over the calibrated "
         "range, or over the data's own range. Returns (data, min, max)."))

@@ -1,0 +1,534 @@
+"""MXNet 1.9.1's quantized layers: ``_contrib_quantized_{conv, fully_connected, pooling, act, flatten,
+elemwise_add, concat, batch_norm}``, as ``quantize_model`` writes them into an int8 checkpoint.
+
+Every op takes its quantized inputs followed by their ranges, each a (1,) float32
+array (``min_data, max_data, min_weight, max_weight ...``), and returns the triple
+``(out, min_out, max_out)``. ``R`` below is a range's ``max(|min|, |max|)``. The
+rules are those of MXNet 1.9.1's CPU build (its oneDNN kernels), checked
+bit-exactly against it by ``tests/test_ops_quantized.py`` unless said otherwise:
+
+* **conv, fully_connected**: int8 weight, uint8 or int8 data, products summed in
+  int32 exactly (``lax.conv_general_dilated`` / ``lax.dot_general`` with
+  ``preferred_element_type=int32``). The int32 output's range is
+  ``±(R_data / L) * (R_weight / 127) * 2147483647`` with ``L`` 127 for int8 data
+  and 255 for uint8 data, except that the convolution always uses ``L = 127`` (as
+  MXNet's kernel does, so a uint8 convolution's range reads twice its real one).
+  FullyConnected adds an int8 bias rescaled to the product's scale,
+  ``trunc(b * (Q_d / R_d) * (127.5 / R_w) / (127.5 / R_b))`` with ``Q_d`` 127.5
+  (int8) or 255.5 (uint8); the convolution adds the int8 bias values *unscaled*,
+  as MXNet 1.9.1's oneDNN convolution does. MXNet's CPU convolution refuses int8
+  data (uint8 only); xgraph computes it with the same rules.
+* **pooling** (max, avg), **flatten**: the data's dtype and range; an average
+  is ``round_half_even(sum / count)`` (count with padding unless
+  ``count_include_pad=False``).
+* **act** (relu only): ``max(x, 0)`` for int8; for uint8 data MXNet returns the
+  same bytes typed int8 (values above 127 read negative), and so does xgraph.
+* **elemwise_add**: without calibration an int32 sum over ``±(R_a + R_b)``: ``round_half_even(s_a *
+  a + s_b * b)`` in float32 with ``s = R * 2147483647 / ((R_a + R_b) * Q)`` (``Q``
+  127.5 for int8, 255.5 for uint8), equal to MXNet's up to a few float32 roundings;
+  with ``min_calib_range``/``max_calib_range``
+  int8 (uint8 when the minimum is >= 0) over that range, ``s = (Q_out / R_out) /
+  (Q / R)``. An int8 + uint8 sum first rescales the uint8 operand to int8
+  (saturated), as MXNet does; this matches MXNet's single-op results, but inside a
+  whole graph MXNet 1.9.1 has been seen to sum such a pair differently (uncalibrated
+  int8 + uint8 with a large rescale: its values read as if the int8 operand were
+  uint8), which xgraph does not reproduce.
+* **concat**: the output is int8 if any input is, else uint8; its range is the widest
+  input range ``R_out`` (the minimum: 0 for uint8, the lowest input minimum for int8);
+  each input is rescaled by ``(Q_out / R_out) / (Q_i / R_i)`` with round-half-even.
+* **batch_norm**: int8 output over the calibrated range (MXNet refuses to run it
+  uncalibrated, and so does xgraph); ``round(x * gamma / sqrt(var + eps) * (R_d / Q_d) *
+  (127.5 / R_out) + (beta - mean * gamma / sqrt(var + eps)) * 127.5 / R_out)``
+  in float32. MXNet's oneDNN kernel ignores ``fix_gamma``, and so does xgraph.
+  This one is float arithmetic whose order inside oneDNN is not known: results
+  agree with MXNet to one quantization step.
+
+None of these ops has a gradient (MXNet defines none): their inputs are
+constants to autodiff (``stop_gradient``).
+
+    >>> import xgraph as mx
+    >>> y = mx.sym.contrib.quantized_flatten(mx.sym.var('x'), mx.sym.var('lo'), mx.sym.var('hi'))
+    >>> y.infer_shape(x=(2, 3, 4))[1][0]
+    (2, 12)
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ..errors import AttributeValueError, DTypeError
+from .attrs import Bool, Enum, Float, Int, Optional, Shape, attr
+from .common import fail, normalize_axis, spatial_tuple
+from .nn import spatial_layout
+from .quantization import _F32, _scalar
+from .registry import Op, get, register
+
+#: MXNet's names of the (out, min_out, max_out) triple: ``<node>_output``, ``<node>_min_output`` ...
+_OUTPUT_NAMES = lambda p: ["output", "min_output", "max_output"]  # noqa: E731
+_I8 = np.dtype(np.int8)
+_U8 = np.dtype(np.uint8)
+_I32 = np.dtype(np.int32)
+#: MXNet's kInt8Range / kUint8Range (oneDNN scales) and kInt32Range
+_LEVELS = {"int8": np.float32(127.5), "uint8": np.float32(255.5)}
+_INT32_MAX = np.float32(2147483647)
+
+
+def range_of(low, high):
+    """``max(|min|, |max|)`` of two (1,) range arrays, a float32 scalar.
+
+        >>> import jax.numpy as jnp
+        >>> float(range_of(jnp.array([-2.0]), jnp.array([1.5])))
+        2.0
+    """
+    return jnp.maximum(jnp.abs(_scalar(low, "min range")), jnp.abs(_scalar(high, "max range")))
+
+
+def saturate(v, dtype):
+    """Round float values half to even and saturate them to an integer dtype (oneDNN's conversion).
+
+        >>> import jax.numpy as jnp
+        >>> saturate(jnp.array([2.5, -300.0, 3.5]), 'int8').tolist()
+        [2, -128, 4]
+    """
+    info = jnp.iinfo(jnp.dtype(dtype))
+    return jnp.clip(jnp.round(v), info.min, info.max).astype(dtype)
+
+
+def _pair(value):
+    return value.reshape(1).astype(jnp.float32)
+
+
+def _need(x, dtypes, what: str) -> None:
+    if x.dtype not in tuple(np.dtype(d) for d in dtypes):
+        raise DTypeError(f"{what} must be {' or '.join(dtypes)}, got {x.dtype}")
+
+
+def _need_range(*pairs) -> None:
+    for name, v in pairs:
+        if v.dtype != jnp.float32 or v.size != 1:
+            raise DTypeError(f"{name} must be a (1,) float32 range, got {tuple(v.shape)} {v.dtype}")
+
+
+# -- convolution and fully connected ------------------------------------------------
+def _layer_inputs(p):
+    if p["no_bias"]:
+        return ["data", "weight", "min_data", "max_data", "min_weight", "max_weight"]
+    return ["data", "weight", "bias", "min_data", "max_data", "min_weight", "max_weight", "min_bias", "max_bias"]
+
+
+def _layer_dtype(p, dtypes):
+    names = _layer_inputs(p)
+    filled = [d if d is not None else (_F32 if n.startswith(("min", "max")) else _I8)
+              for n, d in zip(names, dtypes)]
+    return filled, [_I32, _F32, _F32]
+
+
+def _split_layer(p, inputs):
+    names = _layer_inputs(p)
+    v = dict(zip(names, inputs))
+    _need(v["data"], ("uint8", "int8"), "data")
+    _need(v["weight"], ("int8",), "weight")
+    if "bias" in v:
+        _need(v["bias"], ("int8",), "bias")
+    _need_range(*[(n, v[n]) for n in names if n.startswith(("min", "max"))])
+    return v
+
+
+def _product_range(v, data_levels: float):
+    """MXNet's int32 output range of an int8-weight product: ±(R_d / L) * (R_w / 127) * (2^31 - 1)."""
+    rd = range_of(v["min_data"], v["max_data"])
+    rw = range_of(v["min_weight"], v["max_weight"])
+    top = (rd / jnp.float32(data_levels)) * (rw / jnp.float32(127.0)) * _INT32_MAX
+    return _pair(-top), _pair(top)
+
+
+def _conv_layer_infer(p, shapes):
+    out = list(shapes)
+    names = _layer_inputs(p)
+    data = shapes[0]
+    if data is not None and data[1] > 0:
+        out[1] = (p["num_filter"], data[1] // p["num_group"]) + tuple(p["kernel"])
+    for i, n in enumerate(names):
+        if n == "bias":
+            out[i] = (p["num_filter"],)
+        elif n.startswith(("min", "max")):
+            out[i] = (1,)
+    return out
+
+
+def _quantized_conv_lower(ctx, p, *inputs):
+    v = _split_layer(p, inputs)
+    x, w = lax.stop_gradient(v["data"]), lax.stop_gradient(v["weight"])
+    layout = spatial_layout(p["layout"], x.ndim)
+    if layout.index("C") != 1:
+        fail(f"layout {layout} is not supported: MXNet's quantized convolution takes NC* layouts")
+    n = x.ndim - 2
+    if len(p["kernel"]) != n:
+        fail(f"kernel {p['kernel']} has {len(p['kernel'])} entries but the data has {n} spatial axes")
+    stride = spatial_tuple(p["stride"], n, 1, "stride")
+    dilate = spatial_tuple(p["dilate"], n, 1, "dilate")
+    pad = spatial_tuple(p["pad"], n, 0, "pad")
+    groups, nf = p["num_group"], p["num_filter"]
+    if x.shape[1] % groups or nf % groups:
+        fail(f"num_group={groups} must divide the input channels ({x.shape[1]}) and num_filter ({nf})")
+    expected = (nf, x.shape[1] // groups) + tuple(p["kernel"])
+    if tuple(w.shape) != expected:
+        fail(f"weight has shape {tuple(w.shape)}, expected {expected}")
+    rhs = "OI" + layout[2:]
+    # uint8 x int8 has no common narrow type: widen to int32 (exact), accumulate in int32
+    y = lax.conv_general_dilated(
+        x.astype(jnp.int32) if x.dtype == jnp.uint8 else x, w.astype(jnp.int32) if x.dtype == jnp.uint8 else w,
+        window_strides=stride, padding=[(q, q) for q in pad], rhs_dilation=dilate,
+        dimension_numbers=(layout, rhs, layout), feature_group_count=groups, preferred_element_type=jnp.int32)
+    if "bias" in v:
+        b = lax.stop_gradient(v["bias"])
+        if tuple(b.shape) != (nf,):
+            fail(f"bias has shape {tuple(b.shape)}, expected {(nf,)}")
+        y = y + b.astype(jnp.int32).reshape((1, nf) + (1,) * n)   # unscaled, as MXNet 1.9.1's oneDNN kernel
+    return (y, *_product_range(v, 127.0))
+
+
+_CONV_ATTRS = (
+    attr("kernel", Shape(), doc="window size: (w,), (h, w) or (d, h, w)"),
+    attr("stride", Shape(), (), "stride per spatial axis; () means 1"),
+    attr("dilate", Shape(), (), "dilation per spatial axis; () means 1"),
+    attr("pad", Shape(), (), "zero padding on both sides per spatial axis; () means 0"),
+    attr("num_filter", Int(min=1), doc="number of output channels"),
+    attr("num_group", Int(min=1), 1, "number of groups"),
+    attr("workspace", Int(min=0), 1024, "(MXNet: scratch space in MB; ignored)"),
+    attr("no_bias", Bool(), False, "leave out the bias (and its range inputs)"),
+    attr("cudnn_tune", Optional(Enum(("fastest", "limited_workspace", "off"))), None, "(MXNet: ignored)"),
+    attr("cudnn_off", Bool(), False, "(MXNet: ignored)"),
+    attr("layout", Optional(Enum(("NCW", "NCHW", "NCDHW", "NWC", "NHWC", "NDHWC"))), None,
+         "data layout; None means NCW/NCHW/NCDHW (channel-first only)"))
+
+register(Op(
+    "_contrib_quantized_conv", _quantized_conv_lower, dynamic_inputs=_layer_inputs, attrs=_CONV_ATTRS,
+    num_outputs=3, output_names=_OUTPUT_NAMES, infer_inputs=_conv_layer_infer, infer_dtype=_layer_dtype, differentiable=False,
+    family="quantization",
+    doc="Convolution of uint8 (or int8) data with an int8 weight, summed in int32; the int8 bias is "
+        "added unscaled (MXNet 1.9.1's CPU kernel). Returns (out int32, min_out, max_out)."))
+
+
+def _fc_layer_infer(p, shapes):
+    out = list(shapes)
+    data = shapes[0]
+    if data is not None and all(d > 0 for d in data[1:]):
+        k = int(math.prod(data[1:])) if p["flatten"] else data[-1]
+        out[1] = (p["num_hidden"], k)
+    for i, n in enumerate(_layer_inputs(p)):
+        if n == "bias":
+            out[i] = (p["num_hidden"],)
+        elif n.startswith(("min", "max")):
+            out[i] = (1,)
+    return out
+
+
+def _quantized_fc_lower(ctx, p, *inputs):
+    v = _split_layer(p, inputs)
+    x, w = lax.stop_gradient(v["data"]), lax.stop_gradient(v["weight"])
+    x2 = x.reshape(x.shape[0], -1) if p["flatten"] else x
+    if tuple(w.shape) != (p["num_hidden"], x2.shape[-1]):
+        fail(f"weight has shape {tuple(w.shape)}, expected {(p['num_hidden'], x2.shape[-1])} "
+             f"(num_hidden, input features)")
+    wide = x.dtype == jnp.uint8
+    y = lax.dot_general(x2.astype(jnp.int32) if wide else x2, w.astype(jnp.int32) if wide else w,
+                        (((x2.ndim - 1,), (1,)), ((), ())), preferred_element_type=jnp.int32)
+    data_type = jnp.dtype(x.dtype).name
+    if "bias" in v:
+        b = lax.stop_gradient(v["bias"])
+        if tuple(b.shape) != (p["num_hidden"],):
+            fail(f"bias has shape {tuple(b.shape)}, expected {(p['num_hidden'],)}")
+        rd = range_of(v["min_data"], v["max_data"])
+        rw = range_of(v["min_weight"], v["max_weight"])
+        rb = range_of(v["min_bias"], v["max_bias"])
+        lv = _LEVELS["int8"]
+        rescale = (_LEVELS[data_type] / rd) * (lv / rw) / (lv / rb)
+        y = y + jnp.trunc(b.astype(jnp.float32) * rescale).astype(jnp.int32)
+    return (y, *_product_range(v, 127.0 if data_type == "int8" else 255.0))
+
+
+register(Op(
+    "_contrib_quantized_fully_connected", _quantized_fc_lower, dynamic_inputs=_layer_inputs,
+    attrs=(attr("num_hidden", Int(min=1), doc="number of output units"),
+           attr("no_bias", Bool(), False, "leave out the bias (and its range inputs)"),
+           attr("flatten", Bool(), True, "flatten all but the first axis first; otherwise apply on the last axis")),
+    num_outputs=3, output_names=_OUTPUT_NAMES, infer_inputs=_fc_layer_infer, infer_dtype=_layer_dtype, differentiable=False,
+    family="quantization",
+    doc="x W^T of uint8/int8 data and an int8 weight, summed in int32, plus the int8 bias rescaled to the "
+        "product's scale. Returns (out int32, min_out, max_out)."))
+
+
+# -- shape-only ops: pooling, flatten, act -------------------------------------------
+_RANGED = ("data", "min_data", "max_data")
+
+
+def _ranged_infer(p, shapes):
+    return [shapes[0], (1,), (1,)]
+
+
+def _ranged_dtype(p, dtypes):
+    return [dtypes[0] or _I8, dtypes[1] or _F32, dtypes[2] or _F32], None
+
+
+def _check_ranged(data, low, high):
+    _need(data, ("uint8", "int8"), "data")
+    _need_range(("min_data", low), ("max_data", high))
+
+
+def _quantized_pool_lower(ctx, p, data, low, high):
+    _check_ranged(data, low, high)
+    if p["pool_type"] not in ("max", "avg"):
+        raise AttributeValueError(f"pool_type '{p['pool_type']}' is not supported by MXNet's quantized "
+                                  f"pooling (max or avg)")
+    if p["layout"] not in (None, "NCHW"):
+        fail(f"layout {p['layout']} is not supported: MXNet's quantized pooling takes NCHW")
+    y = get("Pooling").lower(ctx, p, lax.stop_gradient(data).astype(jnp.float32))   # exact in float32
+    y = y[0] if isinstance(y, tuple) else y
+    y = y if p["pool_type"] == "max" else jnp.round(y)
+    return y.astype(data.dtype), _pair(low), _pair(high)
+
+
+register(Op(
+    "_contrib_quantized_pooling", _quantized_pool_lower, inputs=_RANGED,
+    attrs=get("Pooling").attrs, num_outputs=3, output_names=_OUTPUT_NAMES, infer_inputs=_ranged_infer, infer_dtype=_ranged_dtype,
+    differentiable=False, family="quantization",
+    doc="Max or average pooling of uint8/int8 data (averages rounded half to even); the range passes "
+        "through. Returns (out, min_out, max_out)."))
+
+
+def _quantized_flatten_lower(ctx, p, data, low, high):
+    _check_ranged(data, low, high)
+    return lax.stop_gradient(data).reshape(data.shape[0], -1), _pair(low), _pair(high)
+
+
+register(Op(
+    "_contrib_quantized_flatten", _quantized_flatten_lower, inputs=_RANGED, num_outputs=3, output_names=_OUTPUT_NAMES,
+    infer_inputs=_ranged_infer, infer_dtype=_ranged_dtype, differentiable=False, family="quantization",
+    doc="Flatten uint8/int8 data to (batch, rest); the range passes through."))
+
+
+def _quantized_act_lower(ctx, p, data, low, high):
+    _check_ranged(data, low, high)
+    x = lax.stop_gradient(data)
+    y = jnp.maximum(x, 0).astype(jnp.int8) if x.dtype == jnp.int8 else lax.bitcast_convert_type(x, jnp.int8)
+    return y, _pair(low), _pair(high)
+
+
+def _act_dtype(p, dtypes):
+    return [dtypes[0] or _I8, dtypes[1] or _F32, dtypes[2] or _F32], [_I8, _F32, _F32]
+
+
+register(Op(
+    "_contrib_quantized_act", _quantized_act_lower, inputs=_RANGED, num_outputs=3, output_names=_OUTPUT_NAMES,
+    attrs=(attr("act_type", Enum(("relu",)), doc="the activation (MXNet quantizes relu only)"),),
+    infer_inputs=_ranged_infer, infer_dtype=_act_dtype, differentiable=False, family="quantization",
+    doc="relu of int8 data; uint8 data comes back as the same bytes typed int8 (MXNet 1.9.1's CPU "
+        "kernel). The range passes through."))
+
+
+# -- elemwise_add --------------------------------------------------------------------
+_CALIB = (attr("min_calib_range", Optional(Float()), None, "calibrated output minimum"),
+          attr("max_calib_range", Optional(Float()), None, "calibrated output maximum"))
+
+
+def _calib(p):
+    lo, hi = p["min_calib_range"], p["max_calib_range"]
+    return None if lo is None or hi is None else (np.float32(lo), np.float32(hi))
+
+
+def _calib_type(p) -> str:
+    calib = _calib(p)
+    return "int32" if calib is None else ("int8" if calib[0] < 0 else "uint8")
+
+
+def f32_sum_of_products(s_a, a, s_b, b):
+    """``s_a * a + s_b * b`` with each product and the sum rounded to float32, as oneDNN computes it.
+
+    XLA's CPU compiler contracts a multiply feeding an add into one FMA (a different
+    rounding); with 64-bit types on, the products are formed exactly in float64 and
+    rounded to float32 explicitly, which nothing can contract. (Without them the sum
+    may differ from MXNet's by one float32 rounding.)
+
+        >>> import jax.numpy as jnp
+        >>> float(f32_sum_of_products(jnp.float32(0.5), jnp.float32(3), jnp.float32(2), jnp.float32(1)))
+        3.5
+    """
+    wide = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    pa = (s_a.astype(wide) * a.astype(wide)).astype(jnp.float32)
+    pb = (s_b.astype(wide) * b.astype(wide)).astype(jnp.float32)
+    return (pa.astype(wide) + pb.astype(wide)).astype(jnp.float32)
+
+
+def _div(num, den):
+    """num / den in float32 as written: the barrier keeps XLA from rewriting the division
+    (``a / (b * c)`` into other roundings), so the scale is MXNet's to the last bit."""
+    num, den = lax.optimization_barrier((num, den))
+    return lax.optimization_barrier(num / den)
+
+
+def _quantized_add_lower(ctx, p, lhs, rhs, lhs_min, lhs_max, rhs_min, rhs_max):
+    for name, x in (("lhs", lhs), ("rhs", rhs)):
+        _need(x, ("uint8", "int8"), name)
+    _need_range(("lhs_min", lhs_min), ("lhs_max", lhs_max), ("rhs_min", rhs_min), ("rhs_max", rhs_max))
+    if lhs.shape != rhs.shape:
+        fail(f"lhs {tuple(lhs.shape)} and rhs {tuple(rhs.shape)} must have the same shape")
+    ra, rb = range_of(lhs_min, lhs_max), range_of(rhs_min, rhs_max)
+    qa, qb = _LEVELS[jnp.dtype(lhs.dtype).name], _LEVELS[jnp.dtype(rhs.dtype).name]
+    calib, out_type = _calib(p), _calib_type(p)
+    a, b = lax.stop_gradient(lhs).astype(jnp.float32), lax.stop_gradient(rhs).astype(jnp.float32)
+    if calib is None:
+        out_levels, top = _INT32_MAX, ra + rb
+        lo_out, hi_out = -top, top
+        scale_a = _div(ra * out_levels, (ra + rb) * qa)
+        scale_b = _div(rb * out_levels, (ra + rb) * qb)
+    else:
+        lo_out, hi_out = jnp.float32(calib[0]), jnp.float32(calib[1])
+        out_scale = _LEVELS[out_type] / jnp.maximum(jnp.abs(lo_out), jnp.abs(hi_out))
+        scale_a, scale_b = _div(out_scale, _div(qa, ra)), _div(out_scale, _div(qb, rb))
+    if lhs.dtype != rhs.dtype:
+        # MXNet first reorders the uint8 operand into int8 with the uint8 operand's scale, saturating
+        if lhs.dtype == jnp.int8:
+            b, scale_b = saturate(b * scale_b, jnp.int8).astype(jnp.float32), jnp.float32(1.0)
+        else:
+            a, scale_a = saturate(a * scale_a, jnp.int8).astype(jnp.float32), jnp.float32(1.0)
+    total = f32_sum_of_products(scale_a, a, scale_b, b)
+    return saturate(total, out_type), _pair(lo_out), _pair(hi_out)
+
+
+def _add_dtype(p, dtypes):
+    return [dtypes[0] or _I8, dtypes[1] or _I8] + [d or _F32 for d in dtypes[2:]], [np.dtype(_calib_type(p)), _F32, _F32]
+
+
+register(Op(
+    "_contrib_quantized_elemwise_add", _quantized_add_lower,
+    inputs=("lhs", "rhs", "lhs_min", "lhs_max", "rhs_min", "rhs_max"), attrs=_CALIB, num_outputs=3, output_names=_OUTPUT_NAMES,
+    infer_inputs=lambda p, s: [s[0] or s[1], s[1] or s[0], (1,), (1,), (1,), (1,)],
+    infer_dtype=_add_dtype, differentiable=False, family="quantization",
+    doc="Sum of two uint8/int8 arrays: int32 over ±(R_lhs + R_rhs), or, calibrated, int8 (uint8 for a "
+        "non-negative range) over the calibrated range. Returns (out, min_out, max_out)."))
+
+
+# -- concat --------------------------------------------------------------------------
+def _concat_inputs(p):
+    n = p["num_args"]
+    return [f"arg{i}" for i in range(n)] + [f"arg{i}_{m}" for i in range(n) for m in ("min", "max")]
+
+
+def _concat_infer(p, shapes):
+    n = p["num_args"]
+    return list(shapes[:n]) + [(1,)] * (2 * n)
+
+
+def _concat_dtype(p, dtypes):
+    n = p["num_args"]
+    data = [d or _I8 for d in dtypes[:n]]
+    out = None
+    if all(d is not None for d in data):
+        out = [_I8 if any(d == _I8 for d in data) else _U8, _F32, _F32]
+    return data + [d or _F32 for d in dtypes[n:]], out
+
+
+def _quantized_concat_lower(ctx, p, *inputs):
+    n = p["num_args"]
+    if len(inputs) != 3 * n:
+        fail(f"expected {3 * n} inputs (num_args={n} arrays, then a min and a max for each), got {len(inputs)}")
+    xs, lows, highs = inputs[:n], inputs[n::2], inputs[n + 1::2]
+    for i, x in enumerate(xs):
+        _need(x, ("uint8", "int8"), f"arg{i}")
+    _need_range(*[(f"arg{i}_min", v) for i, v in enumerate(lows)], *[(f"arg{i}_max", v) for i, v in enumerate(highs)])
+    axis = normalize_axis(p["dim"], xs[0].ndim, "dim")
+    ranges = [range_of(lo, hi) for lo, hi in zip(lows, highs)]
+    top = ranges[0]
+    for r in ranges[1:]:
+        top = jnp.maximum(top, r)
+    out_type = "int8" if any(x.dtype == jnp.int8 for x in xs) else "uint8"
+    out_levels = _LEVELS[out_type]
+    parts = []
+    for x, r in zip(xs, ranges):
+        x = lax.stop_gradient(x)
+        scale = (out_levels / top) / (_LEVELS[jnp.dtype(x.dtype).name] / r)
+        rescaled = saturate(x.astype(jnp.float32) * scale, out_type)
+        same = (r == top) & (x.dtype == jnp.dtype(out_type))
+        parts.append(jnp.where(same, x.astype(out_type), rescaled))
+    # MXNet's output range: [0, R_out] for uint8; for int8 the lowest input minimum and R_out
+    low = jnp.float32(0.0)
+    if out_type == "int8":
+        for lo in lows:
+            low = jnp.minimum(low, _scalar(lo, "min range"))
+    return jnp.concatenate(parts, axis=axis), _pair(low), _pair(top)
+
+
+register(Op(
+    "_contrib_quantized_concat", _quantized_concat_lower, dynamic_inputs=_concat_inputs,
+    attrs=(attr("num_args", Int(min=1), doc="number of arrays to concatenate"),
+           attr("dim", Int(), 1, "the axis to concatenate along")),
+    num_outputs=3, output_names=_OUTPUT_NAMES, infer_inputs=_concat_infer, infer_dtype=_concat_dtype, differentiable=False,
+    family="quantization",
+    doc="Concatenate uint8/int8 arrays, each rescaled to the widest input range (int8 if any input is "
+        "int8). Inputs: arg0..arg{n-1}, then arg0_min, arg0_max, ... Returns (out, min_out, max_out)."))
+
+
+# -- batch_norm ----------------------------------------------------------------------
+_BN_INPUTS = ("data", "gamma", "beta", "moving_mean", "moving_var", "min_data", "max_data")
+
+
+def _bn_infer(p, shapes):
+    data = shapes[0]
+    out = list(shapes)
+    if data is not None:
+        c = data[normalize_axis(p["axis"], len(data), "axis")]
+        if c > 0:
+            out[1:5] = [(c,)] * 4
+    out[5:7] = [(1,), (1,)]
+    return out
+
+
+def _bn_dtype(p, dtypes):
+    return [dtypes[0] or _I8] + [d or _F32 for d in dtypes[1:]], [_I8, _F32, _F32]
+
+
+def _quantized_bn_lower(ctx, p, data, gamma, beta, mean, var, low, high):
+    _need(data, ("uint8", "int8"), "data")
+    _need_range(("min_data", low), ("max_data", high))
+    for name, v in (("gamma", gamma), ("beta", beta), ("moving_mean", mean), ("moving_var", var)):
+        _need(v, ("float32",), name)
+    calib = _calib(p)
+    if calib is None:
+        raise AttributeValueError("min_calib_range and max_calib_range must be given: MXNet's quantized "
+                                  "batch_norm runs only calibrated")
+    axis = normalize_axis(p["axis"], data.ndim, "axis")
+    c = data.shape[axis]
+    for name, v in (("gamma", gamma), ("beta", beta), ("moving_mean", mean), ("moving_var", var)):
+        if tuple(v.shape) != (c,):
+            fail(f"{name} has shape {tuple(v.shape)}, expected {(c,)} (the channels on axis {axis})")
+    lo_out, hi_out = jnp.float32(calib[0]), jnp.float32(calib[1])
+    out_scale = _LEVELS["int8"] / jnp.maximum(jnp.abs(lo_out), jnp.abs(hi_out))
+    in_step = range_of(low, high) / _LEVELS[jnp.dtype(data.dtype).name]
+    g, b, m, s = (lax.stop_gradient(t) for t in (gamma, beta, mean, var))
+    invstd = jnp.float32(1.0) / jnp.sqrt(s + jnp.float32(p["eps"]))
+    weight = g * invstd * in_step * out_scale
+    shift = (b - m * g * invstd) * out_scale
+    shape = [1] * data.ndim
+    shape[axis] = c
+    y = lax.stop_gradient(data).astype(jnp.float32) * weight.reshape(shape) + shift.reshape(shape)
+    return (saturate(y, jnp.int8), _pair(lo_out), _pair(hi_out)), (mean, var)
+
+
+register(Op(
+    "_contrib_quantized_batch_norm", _quantized_bn_lower, inputs=_BN_INPUTS, aux=("moving_mean", "moving_var"),
+    attrs=(attr("eps", Float(), 1e-3, "added to the variance"),
+           attr("momentum", Float(), 0.9, "(training only; ignored)"),
+           attr("fix_gamma", Bool(), True, "(ignored by MXNet's CPU kernel, which always uses gamma)"),
+           attr("use_global_stats", Bool(), False, "(inference always uses the moving statistics)"),
+           attr("output_mean_var", Bool(), False, "(not supported by MXNet's quantized kernel)"),
+           attr("axis", Int(), 1, "the channel axis"),
+           attr("cudnn_off", Bool(), False, "(MXNet: ignored)"), *_CALIB),
+    input_init={"moving_mean": '["zero", {}]', "moving_var": '["one", {}]'},
+    num_outputs=3, output_names=_OUTPUT_NAMES, infer_inputs=_bn_infer, infer_dtype=_bn_dtype, differentiable=False, family="quantization",
+    doc="Inference BatchNorm of uint8/int8 data to int8 over the calibrated output range (required). "
+        "Returns (out int8, min_out, max_out)."))
