@@ -23,16 +23,18 @@ bit-exactly against it by ``tests/test_ops_quantized.py`` unless said otherwise:
   ``count_include_pad=False``).
 * **act** (relu only): ``max(x, 0)`` for int8; for uint8 data MXNet returns the
   same bytes typed int8 (values above 127 read negative), and so does xgraph.
+  Inside an MXNet graph the oneDNN consumers of such an array still read its bytes
+  as uint8 (an elemwise_add after it sums them as uint8 but scales them as int8, and
+  rescales its other operand into uint8); xgraph follows the int8 type, so a graph
+  that adds a relu of uint8 data to something differs from MXNet there (the
+  ``quantize_model(quantized_dtype='uint8')`` residual blocks do).
 * **elemwise_add**: without calibration an int32 sum over ``±(R_a + R_b)``: ``round_half_even(s_a *
   a + s_b * b)`` in float32 with ``s = R * 2147483647 / ((R_a + R_b) * Q)`` (``Q``
-  127.5 for int8, 255.5 for uint8), equal to MXNet's up to a few float32 roundings;
-  with ``min_calib_range``/``max_calib_range``
+  127.5 for int8, 255.5 for uint8; each product rounded to float32 by
+  :func:`f32_product`, so XLA's FMA contraction does not change the rounding); with ``min_calib_range``/``max_calib_range``
   int8 (uint8 when the minimum is >= 0) over that range, ``s = (Q_out / R_out) /
   (Q / R)``. An int8 + uint8 sum first rescales the uint8 operand to int8
-  (saturated), as MXNet does; this matches MXNet's single-op results, but inside a
-  whole graph MXNet 1.9.1 has been seen to sum such a pair differently (uncalibrated
-  int8 + uint8 with a large rescale: its values read as if the int8 operand were
-  uint8), which xgraph does not reproduce.
+  (saturated), as MXNet does.
 * **concat**: the output is int8 if any input is, else uint8; its range is the widest
   input range ``R_out`` (the minimum: 0 for uint8, the lowest input minimum for int8);
   each input is rescaled by ``(Q_out / R_out) / (Q_i / R_i)`` with round-half-even.
@@ -346,22 +348,27 @@ def _calib_type(p) -> str:
     return "int32" if calib is None else ("int8" if calib[0] < 0 else "uint8")
 
 
-def f32_sum_of_products(s_a, a, s_b, b):
-    """``s_a * a + s_b * b`` with each product and the sum rounded to float32, as oneDNN computes it.
+def f32_product(s, q):
+    """``s * q`` rounded to float32 (a float32 ``s``, an integer ``q`` with ``|q| < 256``), as its own value.
 
-    XLA's CPU compiler contracts a multiply feeding an add into one FMA (a different
-    rounding); with 64-bit types on, the products are formed exactly in float64 and
-    rounded to float32 explicitly, which nothing can contract. (Without them the sum
-    may differ from MXNet's by one float32 rounding.)
+    XLA's CPU compiler contracts a float32 multiply that feeds an add into one FMA
+    (a different rounding from oneDNN's), and folds any conversion or bitcast put
+    between them. With 64-bit types on, the product is built here from ``q``'s bits as
+    a sum of exact float64 terms ``s * 2^k`` and rounded to float32 once, which no
+    rewrite turns back into a multiply. Without them it is the plain product.
 
         >>> import jax.numpy as jnp
-        >>> float(f32_sum_of_products(jnp.float32(0.5), jnp.float32(3), jnp.float32(2), jnp.float32(1)))
-        3.5
+        >>> float(f32_product(jnp.float32(0.1), jnp.array(-3, jnp.int8)))
+        -0.30000001192092896
     """
-    wide = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-    pa = (s_a.astype(wide) * a.astype(wide)).astype(jnp.float32)
-    pb = (s_b.astype(wide) * b.astype(wide)).astype(jnp.float32)
-    return (pa.astype(wide) + pb.astype(wide)).astype(jnp.float32)
+    if not jax.config.jax_enable_x64:
+        return s * q.astype(jnp.float32)
+    q = q.astype(jnp.int32)
+    m, s64 = jnp.abs(q), s.astype(jnp.float64)
+    total = jnp.zeros(jnp.broadcast_shapes(jnp.shape(s), q.shape), jnp.float64)
+    for k in range(8):
+        total = total + jnp.where((m >> k) & 1 == 1, s64 * (2.0 ** k), 0.0)
+    return (jnp.sign(q).astype(jnp.float64) * total).astype(jnp.float32)
 
 
 def _div(num, den):
@@ -380,7 +387,7 @@ def _quantized_add_lower(ctx, p, lhs, rhs, lhs_min, lhs_max, rhs_min, rhs_max):
     ra, rb = range_of(lhs_min, lhs_max), range_of(rhs_min, rhs_max)
     qa, qb = _LEVELS[jnp.dtype(lhs.dtype).name], _LEVELS[jnp.dtype(rhs.dtype).name]
     calib, out_type = _calib(p), _calib_type(p)
-    a, b = lax.stop_gradient(lhs).astype(jnp.float32), lax.stop_gradient(rhs).astype(jnp.float32)
+    a, b = lax.stop_gradient(lhs), lax.stop_gradient(rhs)
     if calib is None:
         out_levels, top = _INT32_MAX, ra + rb
         lo_out, hi_out = -top, top
@@ -393,10 +400,10 @@ def _quantized_add_lower(ctx, p, lhs, rhs, lhs_min, lhs_max, rhs_min, rhs_max):
     if lhs.dtype != rhs.dtype:
         # MXNet first reorders the uint8 operand into int8 with the uint8 operand's scale, saturating
         if lhs.dtype == jnp.int8:
-            b, scale_b = saturate(b * scale_b, jnp.int8).astype(jnp.float32), jnp.float32(1.0)
+            b, scale_b = saturate(f32_product(scale_b, b), jnp.int8), jnp.float32(1.0)
         else:
-            a, scale_a = saturate(a * scale_a, jnp.int8).astype(jnp.float32), jnp.float32(1.0)
-    total = f32_sum_of_products(scale_a, a, scale_b, b)
+            a, scale_a = saturate(f32_product(scale_a, a), jnp.int8), jnp.float32(1.0)
+    total = f32_product(scale_a, a) + f32_product(scale_b, b)
     return saturate(total, out_type), _pair(lo_out), _pair(hi_out)
 
 
@@ -515,7 +522,7 @@ def _quantized_bn_lower(ctx, p, data, gamma, beta, mean, var, low, high):
     shift = (b - m * g * invstd) * out_scale
     shape = [1] * data.ndim
     shape[axis] = c
-    y = lax.stop_gradient(data).astype(jnp.float32) * weight.reshape(shape) + shift.reshape(shape)
+    y = f32_product(weight.reshape(shape), lax.stop_gradient(data)) + shift.reshape(shape)
     return (saturate(y, jnp.int8), _pair(lo_out), _pair(hi_out)), (mean, var)
 
 
