@@ -16,7 +16,11 @@ It writes:
   convnet (conv, BatchNorm, relu, max and avg pooling, a residual add, concat,
   flatten, FullyConnected, softmax) quantized by ``quantize_model`` (int8 data,
   ``calib_mode='naive'`` on seeded random data), with its input and MXNet's
-  output (``data``, ``out``); the same for ``convnet_uint8`` (uint8 data).
+  output (``data``, ``out``) and every internal output (``internal:<name>``); the
+  same for ``convnet_uint8`` (uint8 data). With ``quantized_dtype='int8'`` MXNet
+  1.9.1 cannot run the result on a CPU (its oneDNN quantized convolution takes
+  uint8 data only), so no int8 convnet is written; cases MXNet refuses are kept in
+  ``cases.json`` with MXNet's error instead of outputs.
 """
 from __future__ import annotations
 
@@ -43,10 +47,12 @@ def quantize(x, dtype="int8"):
 
 
 def qrand(shape, lo=-1.0, hi=1.0, dtype="int8"):
+    """Uniform random float32 data in [lo, hi), quantized by MXNet: (q, min, max)."""
     return quantize(RNG.uniform(lo, hi, shape).astype(np.float32), dtype)
 
 
 def run_op(op: str, inputs: list, attrs: dict) -> list:
+    """Run one MXNet operator (``mx.nd.contrib.<name>``) eagerly; its outputs as numpy arrays."""
     fn = getattr(mx.nd.contrib, op[len("_contrib_"):])
     outs = fn(*[mx.nd.array(a, dtype=a.dtype) for a in inputs], **attrs)
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
@@ -57,10 +63,12 @@ CASES: list = []
 
 
 def case(name, op, inputs, **attrs):
+    """Add a case: an op, its inputs in MXNet's input order and its attributes (as strings)."""
     CASES.append((name, op, inputs, {k: str(v) for k, v in attrs.items()}))
 
 
 def conv_inputs(dtype, shape=(2, 3, 7, 7), wshape=(4, 3, 3, 3), bias=True):
+    """Quantized data, weight (and bias), then their ranges, in the order quantized_conv/fc take them."""
     d = qrand(shape, dtype=dtype, lo=0.0 if dtype == "uint8" else -1.0)
     w = qrand(wshape, -0.5, 0.5)
     ins = [d[0], w[0]]
@@ -74,6 +82,7 @@ def conv_inputs(dtype, shape=(2, 3, 7, 7), wshape=(4, 3, 3, 3), bias=True):
 
 
 def build_cases():
+    """Every per-op case."""
     for dt in ("int8", "uint8"):
         case(f"conv_{dt}", "_contrib_quantized_conv", conv_inputs(dt), kernel=(3, 3), num_filter=4, pad=(1, 1))
         case(f"conv_{dt}_stride_nobias", "_contrib_quantized_conv", conv_inputs(dt, bias=False),
@@ -138,6 +147,7 @@ def build_cases():
 
 
 def write_cases():
+    """Run every case in MXNet and write cases.json and cases.npz (a refused case keeps MXNet's error)."""
     meta, arrays = [], {}
     for name, op, inputs, attrs in CASES:
         try:
@@ -181,6 +191,7 @@ def convnet():
 
 
 def write_convnet(prefix: str, dtype: str):
+    """Quantize the convnet with quantize_model, save the checkpoint and MXNet's outputs for one input."""
     mx.random.seed(7)
     sym = convnet()
     mod = mx.mod.Module(sym, data_names=["data"], label_names=None)

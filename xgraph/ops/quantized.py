@@ -45,6 +45,14 @@ bit-exactly against it by ``tests/test_ops_quantized.py`` unless said otherwise:
   This one is float arithmetic whose order inside oneDNN is not known: results
   agree with MXNet to one quantization step.
 
+Not supported: the oneDNN subgraph nodes ``_sg_mkldnn_conv`` / ``_sg_mkldnn_fully_connected``
+that ``quantize_net`` (Gluon) and ``quantize_model`` under the default ``MKLDNN``
+subgraph backend export (JSON nodes with a nested ``subgraphs`` float graph of
+Convolution/BatchNorm/Activation/elemwise_add or FullyConnected, float weights and
+BatchNorm parameters as inputs, attributes ``quantized``, ``with_bn``, ``with_act``,
+``with_sum``, ``with_postsum_act``, ``enable_float_output``, ``min/max_calib_range``):
+loading one raises :class:`~xgraph.errors.UnsupportedOperatorError`.
+
 None of these ops has a gradient (MXNet defines none): their inputs are
 constants to autodiff (``stop_gradient``).
 
