@@ -39,11 +39,12 @@ bit-exactly against it by ``tests/test_ops_quantized.py`` unless said otherwise:
   input range ``R_out`` (the minimum: 0 for uint8, the lowest input minimum for int8);
   each input is rescaled by ``(Q_out / R_out) / (Q_i / R_i)`` with round-half-even.
 * **batch_norm**: int8 output over the calibrated range (MXNet refuses to run it
-  uncalibrated, and so does xgraph); ``round(x * gamma / sqrt(var + eps) * (R_d / Q_d) *
-  (127.5 / R_out) + (beta - mean * gamma / sqrt(var + eps)) * 127.5 / R_out)``
-  in float32. MXNet's oneDNN kernel ignores ``fix_gamma``, and so does xgraph.
-  This one is float arithmetic whose order inside oneDNN is not known: results
-  agree with MXNet to one quantization step.
+  uncalibrated, and so does xgraph). uint8 data is first reordered to int8,
+  ``round_half_even(x * 127.5 / 255.5)``; then, in float32, ``w = gamma * invstd *
+  (127.5 / R_out) / (127.5 / R_d)`` with ``invstd = 1 / sqrt(var + eps)`` (in double),
+  ``shift = (beta - mean * gamma * invstd) * 127.5 / R_out`` and ``round(x * w /
+  sqrt(1 + eps) + shift)`` (oneDNN applies eps once more to the unit variance MXNet
+  hands it). MXNet's oneDNN kernel ignores ``fix_gamma``, and so does xgraph.
 
 Not supported: the oneDNN subgraph nodes ``_sg_mkldnn_conv`` / ``_sg_mkldnn_fully_connected``
 that ``quantize_net`` (Gluon) and ``quantize_model`` under the default ``MKLDNN``
@@ -523,14 +524,20 @@ def _quantized_bn_lower(ctx, p, data, gamma, beta, mean, var, low, high):
             fail(f"{name} has shape {tuple(v.shape)}, expected {(c,)} (the channels on axis {axis})")
     lo_out, hi_out = jnp.float32(calib[0]), jnp.float32(calib[1])
     out_scale = _LEVELS["int8"] / jnp.maximum(jnp.abs(lo_out), jnp.abs(hi_out))
-    in_step = range_of(low, high) / _LEVELS[jnp.dtype(data.dtype).name]
+    x = lax.stop_gradient(data)
+    if x.dtype == jnp.uint8:    # oneDNN's int8 batch norm: MXNet first reorders uint8 data to int8
+        x = saturate(f32_product(_LEVELS["int8"] / _LEVELS["uint8"], x), jnp.int8)
+    in_scale = _LEVELS["int8"] / range_of(low, high)
     g, b, m, s = (lax.stop_gradient(t) for t in (gamma, beta, mean, var))
-    invstd = jnp.float32(1.0) / jnp.sqrt(s + jnp.float32(p["eps"]))
-    weight = g * invstd * in_step * out_scale
+    wide = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32    # MXNet: 1.0 / std::sqrt(double)
+    invstd = (1.0 / jnp.sqrt(s.astype(wide) + p["eps"])).astype(jnp.float32)
+    weight = g * invstd * out_scale / in_scale
     shift = (b - m * g * invstd) * out_scale
     shape = [1] * data.ndim
     shape[axis] = c
-    y = f32_product(weight.reshape(shape), lax.stop_gradient(data)) + shift.reshape(shape)
+    # oneDNN normalizes with the mean 0 and variance 1 MXNet passes it, and eps again: / sqrt(1 + eps)
+    unit = jnp.sqrt(jnp.float32(1.0) + jnp.float32(p["eps"]))
+    y = f32_product(weight.reshape(shape), x) / unit + shift.reshape(shape)
     return (saturate(y, jnp.int8), _pair(lo_out), _pair(hi_out)), (mean, var)
 
 
