@@ -358,26 +358,22 @@ def _calib_type(p) -> str:
 
 
 def f32_product(s, q):
-    """``s * q`` rounded to float32 (a float32 ``s``, an integer ``q`` with ``|q| < 256``), as its own value.
+    """``s * q`` rounded to float32 (a float32 ``s``, an integer ``q`` with ``|q| < 256``), as oneDNN has it.
 
     XLA's CPU compiler contracts a float32 multiply that feeds an add into one FMA
-    (a different rounding from oneDNN's), and folds any conversion or bitcast put
-    between them. With 64-bit types on, the product is built here from ``q``'s bits as
-    a sum of exact float64 terms ``s * 2^k`` and rounded to float32 once, which no
-    rewrite turns back into a multiply. Without them it is the plain product.
+    (a different rounding from oneDNN's), and folds away any conversion or bitcast
+    put between them. So ``s`` is split into its top 12 significand bits and the
+    rest: both partial products are exact in float32, so their sum is the product
+    rounded once, whether or not the compiler fuses it into an FMA.
 
         >>> import jax.numpy as jnp
         >>> float(f32_product(jnp.float32(0.1), jnp.array(-3, jnp.int8)))
         -0.30000001192092896
     """
-    if not jax.config.jax_enable_x64:
-        return s * q.astype(jnp.float32)
-    q = q.astype(jnp.int32)
-    m, s64 = jnp.abs(q), s.astype(jnp.float64)
-    total = jnp.zeros(jnp.broadcast_shapes(jnp.shape(s), q.shape), jnp.float64)
-    for k in range(8):
-        total = total + jnp.where((m >> k) & 1 == 1, s64 * (2.0 ** k), 0.0)
-    return (jnp.sign(q).astype(jnp.float64) * total).astype(jnp.float32)
+    s = jnp.asarray(s, jnp.float32)
+    hi = lax.bitcast_convert_type(lax.bitcast_convert_type(s, jnp.uint32) & jnp.uint32(0xFFFFF000), jnp.float32)
+    qf = q.astype(jnp.float32)
+    return hi * qf + (s - hi) * qf
 
 
 def _div(num, den):
