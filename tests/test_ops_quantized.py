@@ -154,7 +154,7 @@ def _reads_relabelled_uint8(nodes, node, known, names):
 def test_quantized_convnet_checkpoint(prefix):
     sym, arg, aux = mx.model.load_checkpoint(os.path.join(HERE, prefix), 0)
     io = np.load(os.path.join(HERE, f"{prefix}.npz"))
-    assert arg[f"conv1_weight_quantize"].dtype == np.int8
+    assert arg["conv1_weight_quantize"].dtype == np.int8
     ops = {n["op"] for n in json.loads(sym.tojson())["nodes"]}
     assert {"_contrib_quantized_conv", "_contrib_quantized_batch_norm", "_contrib_quantized_concat",
             "_contrib_requantize", "_contrib_quantize_v2"} <= ops
