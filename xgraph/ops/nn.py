@@ -201,15 +201,38 @@ def _conv_backward(p, shapes, outs):
     return [tuple(res)] + list(shapes[1:])
 
 
-def _conv_lower(ctx, p, x, w, b=None):
-    layout, stride, dilate, pad = _conv_geometry(p, x.ndim)
-    c_axis = layout.index("C")
-    channels, groups, nf = x.shape[c_axis], p["num_group"], p["num_filter"]
+#: Convolution's attributes (MXNet's names and defaults), shared with ``_contrib_quantized_conv``
+CONVOLUTION_ATTRS = (
+    attr("kernel", Shape(), doc="window size: (w,), (h, w) or (d, h, w)"),
+    attr("stride", Shape(), (), "stride per spatial axis; () means 1"),
+    attr("dilate", Shape(), (), "dilation per spatial axis; () means 1"),
+    attr("pad", Shape(), (), "zero padding on both sides per spatial axis; () means 0"),
+    attr("num_filter", Int(min=1), doc="number of output channels"),
+    attr("num_group", Int(min=1), 1, "number of groups (grouped / depthwise convolution)"),
+    attr("workspace", Int(min=0), 1024, "(MXNet: scratch space in MB; ignored)"),
+    attr("no_bias", Bool(), False, "leave out the bias"),
+    attr("cudnn_tune", Optional(Enum(("fastest", "limited_workspace", "off"))), None,
+         "(MXNet: cuDNN algorithm choice; ignored)"),
+    attr("cudnn_off", Bool(), False, "(MXNet: turn cuDNN off; ignored)"),
+    attr("layout", Optional(Enum(_LAYOUTS)), None, "data layout; None means NCW/NCHW/NCDHW"))
+
+
+def checked_conv_geometry(p, x_shape, w_shape) -> tuple[str, tuple, tuple, tuple]:
+    """``(layout, stride, dilate, pad)`` of a convolution, after checking its groups and weight shape."""
+    layout, stride, dilate, pad = _conv_geometry(p, len(x_shape))
+    channels, groups, nf = x_shape[layout.index("C")], p["num_group"], p["num_filter"]
     if channels % groups or nf % groups:
         fail(f"num_group={groups} must divide the input channels ({channels}) and num_filter ({nf})")
     expected = _conv_weight_shape(p, layout, channels)
-    if tuple(w.shape) != expected:
-        fail(f"weight has shape {tuple(w.shape)}, expected {expected}")
+    if tuple(w_shape) != expected:
+        fail(f"weight has shape {tuple(w_shape)}, expected {expected}")
+    return layout, stride, dilate, pad
+
+
+def _conv_lower(ctx, p, x, w, b=None):
+    layout, stride, dilate, pad = checked_conv_geometry(p, x.shape, w.shape)
+    c_axis = layout.index("C")
+    channels, groups, nf = x.shape[c_axis], p["num_group"], p["num_filter"]
     spatial = layout.replace("N", "").replace("C", "")
     rhs = "OI" + spatial if c_axis == 1 else "O" + spatial + "I"
 
@@ -235,18 +258,7 @@ def _conv_lower(ctx, p, x, w, b=None):
 register(Op(
     "Convolution", _conv_lower, aliases=("_npx_convolution",),
     inputs=("data", "weight", optional_input("bias", lambda p: not p["no_bias"])),
-    attrs=(attr("kernel", Shape(), doc="window size: (w,), (h, w) or (d, h, w)"),
-           attr("stride", Shape(), (), "stride per spatial axis; () means 1"),
-           attr("dilate", Shape(), (), "dilation per spatial axis; () means 1"),
-           attr("pad", Shape(), (), "zero padding on both sides per spatial axis; () means 0"),
-           attr("num_filter", Int(min=1), doc="number of output channels"),
-           attr("num_group", Int(min=1), 1, "number of groups (grouped / depthwise convolution)"),
-           attr("workspace", Int(min=0), 1024, "(MXNet: scratch space in MB; ignored)"),
-           attr("no_bias", Bool(), False, "leave out the bias"),
-           attr("cudnn_tune", Optional(Enum(("fastest", "limited_workspace", "off"))), None,
-                "(MXNet: cuDNN algorithm choice; ignored)"),
-           attr("cudnn_off", Bool(), False, "(MXNet: turn cuDNN off; ignored)"),
-           attr("layout", Optional(Enum(_LAYOUTS)), None, "data layout; None means NCW/NCHW/NCDHW")),
+    attrs=CONVOLUTION_ATTRS,
     infer_inputs=_conv_infer, infer_backward=_conv_backward, family="nn",
     doc="N-D convolution (1 to 3 spatial axes). Weight (num_filter, C/num_group, *kernel) for NC* "
         "layouts, (num_filter, *kernel, C/num_group) for channel-last ones."))

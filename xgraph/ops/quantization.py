@@ -21,7 +21,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..errors import AttributeValueError
 from .attrs import Enum, Float, Optional, attr
 from .common import fail
 from .registry import Op, register
@@ -37,8 +36,34 @@ def _scalar(x, name: str):
     return lax.stop_gradient(x).astype(jnp.float32).reshape(())
 
 
+def _pair(value):
+    """A range value as MXNet passes it: a (1,) float32 array."""
+    return value.reshape(1).astype(jnp.float32)
+
+
 def _ranges(min_value, max_value):
-    return min_value.reshape(1).astype(jnp.float32), max_value.reshape(1).astype(jnp.float32)
+    return _pair(min_value), _pair(max_value)
+
+
+def range_of(low, high, names: tuple[str, str] = ("min range", "max range")):
+    """``max(|min|, |max|)`` of two (1,) range arrays, a float32 scalar.
+
+        >>> import jax.numpy as jnp
+        >>> float(range_of(jnp.array([-2.0]), jnp.array([1.5])))
+        2.0
+    """
+    return jnp.maximum(jnp.abs(_scalar(low, names[0])), jnp.abs(_scalar(high, names[1])))
+
+
+def saturate(v, dtype):
+    """Round float values half to even and saturate them to an integer dtype (oneDNN's conversion).
+
+        >>> import jax.numpy as jnp
+        >>> saturate(jnp.array([2.5, -300.0, 3.5]), 'int8').tolist()
+        [2, -128, 4]
+    """
+    info = jnp.iinfo(jnp.dtype(dtype))
+    return jnp.clip(jnp.round(v), info.min, info.max).astype(dtype)
 
 
 def quantize_int8(x, real_range):
@@ -50,9 +75,7 @@ def quantize_int8(x, real_range):
 
 def onednn_quantize(x, real_range, levels: float, out_type: str):
     """oneDNN's scaled reorder: saturate(round_half_even(x * (levels / R))) in int8 or uint8."""
-    info = jnp.iinfo(jnp.dtype(out_type))
-    q = jnp.round(x * exact_div(jnp.float32(levels), real_range))
-    return jnp.clip(q, info.min, info.max).astype(out_type)
+    return saturate(x * exact_div(jnp.float32(levels), real_range), out_type)
 
 
 def _quantize(x, low, high, out_type: str, levels: dict):
@@ -170,8 +193,7 @@ def _requantize_lower(ctx, p, data, min_range, max_range):
     out_type = _output_type(p)
     if data.dtype != jnp.int32:
         fail(f"data must be int32, got {data.dtype}")
-    low, high = _scalar(min_range, "min_range"), _scalar(max_range, "max_range")
-    in_range = jnp.maximum(jnp.abs(low), jnp.abs(high))
+    in_range = range_of(min_range, max_range, ("min_range", "max_range"))
     x = lax.stop_gradient(data)
     calib = _calibrated(p)
     if calib is None:

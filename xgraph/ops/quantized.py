@@ -72,10 +72,10 @@ import numpy as np
 from jax import lax
 
 from ..errors import AttributeValueError, DTypeError
-from .attrs import Bool, Enum, Float, Int, Optional, Shape, attr
-from .common import fail, normalize_axis, spatial_tuple
-from .nn import spatial_layout
-from .quantization import _F32, _scalar
+from .attrs import Bool, Enum, Float, Int, Optional, attr
+from .common import fail, normalize_axis
+from .nn import CONVOLUTION_ATTRS, checked_conv_geometry, spatial_layout
+from .quantization import _F32, _pair, _scalar, range_of, saturate
 from .registry import Op, get, register
 
 #: MXNet's names of the (out, min_out, max_out) triple: ``<node>_output``, ``<node>_min_output`` ...
@@ -86,31 +86,6 @@ _I32 = np.dtype(np.int32)
 #: MXNet's kInt8Range / kUint8Range (oneDNN scales) and kInt32Range
 _LEVELS = {"int8": np.float32(127.5), "uint8": np.float32(255.5)}
 _INT32_MAX = np.float32(2147483647)
-
-
-def range_of(low, high):
-    """``max(|min|, |max|)`` of two (1,) range arrays, a float32 scalar.
-
-        >>> import jax.numpy as jnp
-        >>> float(range_of(jnp.array([-2.0]), jnp.array([1.5])))
-        2.0
-    """
-    return jnp.maximum(jnp.abs(_scalar(low, "min range")), jnp.abs(_scalar(high, "max range")))
-
-
-def saturate(v, dtype):
-    """Round float values half to even and saturate them to an integer dtype (oneDNN's conversion).
-
-        >>> import jax.numpy as jnp
-        >>> saturate(jnp.array([2.5, -300.0, 3.5]), 'int8').tolist()
-        [2, -128, 4]
-    """
-    info = jnp.iinfo(jnp.dtype(dtype))
-    return jnp.clip(jnp.round(v), info.min, info.max).astype(dtype)
-
-
-def _pair(value):
-    return value.reshape(1).astype(jnp.float32)
 
 
 def _need(x, dtypes, what: str) -> None:
@@ -149,6 +124,16 @@ def _split_layer(p, inputs):
     return v
 
 
+def _with_bias_and_ranges(p, shapes: list, outputs: int) -> list:
+    """The layer's input shapes with the bias as (outputs,) and every range as (1,)."""
+    for i, n in enumerate(_layer_inputs(p)):
+        if n == "bias":
+            shapes[i] = (outputs,)
+        elif n.startswith(("min", "max")):
+            shapes[i] = (1,)
+    return shapes
+
+
 def _product_range(v, data_levels: float):
     """MXNet's int32 output range of an int8-weight product: ±(R_d / L) * (R_w / 127) * (2^31 - 1)."""
     rd = range_of(v["min_data"], v["max_data"])
@@ -159,36 +144,19 @@ def _product_range(v, data_levels: float):
 
 def _conv_layer_infer(p, shapes):
     out = list(shapes)
-    names = _layer_inputs(p)
     data = shapes[0]
     if data is not None and data[1] > 0:
         out[1] = (p["num_filter"], data[1] // p["num_group"]) + tuple(p["kernel"])
-    for i, n in enumerate(names):
-        if n == "bias":
-            out[i] = (p["num_filter"],)
-        elif n.startswith(("min", "max")):
-            out[i] = (1,)
-    return out
+    return _with_bias_and_ranges(p, out, p["num_filter"])
 
 
 def _quantized_conv_lower(ctx, p, *inputs):
     v = _split_layer(p, inputs)
     x, w = lax.stop_gradient(v["data"]), lax.stop_gradient(v["weight"])
-    layout = spatial_layout(p["layout"], x.ndim)
-    if layout.index("C") != 1:
-        fail(f"layout {layout} is not supported: MXNet's quantized convolution takes NC* layouts")
-    n = x.ndim - 2
-    if len(p["kernel"]) != n:
-        fail(f"kernel {p['kernel']} has {len(p['kernel'])} entries but the data has {n} spatial axes")
-    stride = spatial_tuple(p["stride"], n, 1, "stride")
-    dilate = spatial_tuple(p["dilate"], n, 1, "dilate")
-    pad = spatial_tuple(p["pad"], n, 0, "pad")
-    groups, nf = p["num_group"], p["num_filter"]
-    if x.shape[1] % groups or nf % groups:
-        fail(f"num_group={groups} must divide the input channels ({x.shape[1]}) and num_filter ({nf})")
-    expected = (nf, x.shape[1] // groups) + tuple(p["kernel"])
-    if tuple(w.shape) != expected:
-        fail(f"weight has shape {tuple(w.shape)}, expected {expected}")
+    if spatial_layout(p["layout"], x.ndim).index("C") != 1:
+        fail(f"layout {p['layout']} is not supported: MXNet's quantized convolution takes NC* layouts")
+    layout, stride, dilate, pad = checked_conv_geometry(p, x.shape, w.shape)
+    n, groups, nf = x.ndim - 2, p["num_group"], p["num_filter"]
     rhs = "OI" + layout[2:]
     # uint8 x int8 has no common narrow type: widen to int32 (exact), accumulate in int32
     y = lax.conv_general_dilated(
@@ -203,22 +171,8 @@ def _quantized_conv_lower(ctx, p, *inputs):
     return (y, *_product_range(v, 127.0))
 
 
-_CONV_ATTRS = (
-    attr("kernel", Shape(), doc="window size: (w,), (h, w) or (d, h, w)"),
-    attr("stride", Shape(), (), "stride per spatial axis; () means 1"),
-    attr("dilate", Shape(), (), "dilation per spatial axis; () means 1"),
-    attr("pad", Shape(), (), "zero padding on both sides per spatial axis; () means 0"),
-    attr("num_filter", Int(min=1), doc="number of output channels"),
-    attr("num_group", Int(min=1), 1, "number of groups"),
-    attr("workspace", Int(min=0), 1024, "(MXNet: scratch space in MB; ignored)"),
-    attr("no_bias", Bool(), False, "leave out the bias (and its range inputs)"),
-    attr("cudnn_tune", Optional(Enum(("fastest", "limited_workspace", "off"))), None, "(MXNet: ignored)"),
-    attr("cudnn_off", Bool(), False, "(MXNet: ignored)"),
-    attr("layout", Optional(Enum(("NCW", "NCHW", "NCDHW", "NWC", "NHWC", "NDHWC"))), None,
-         "data layout; None means NCW/NCHW/NCDHW (channel-first only)"))
-
 register(Op(
-    "_contrib_quantized_conv", _quantized_conv_lower, dynamic_inputs=_layer_inputs, attrs=_CONV_ATTRS,
+    "_contrib_quantized_conv", _quantized_conv_lower, dynamic_inputs=_layer_inputs, attrs=CONVOLUTION_ATTRS,
     num_outputs=3, output_names=_OUTPUT_NAMES, infer_inputs=_conv_layer_infer, infer_dtype=_layer_dtype, differentiable=False,
     family="quantization",
     doc="Convolution of uint8 (or int8) data with an int8 weight, summed in int32; the int8 bias is "
@@ -231,12 +185,7 @@ def _fc_layer_infer(p, shapes):
     if data is not None and all(d > 0 for d in data[1:]):
         k = int(math.prod(data[1:])) if p["flatten"] else data[-1]
         out[1] = (p["num_hidden"], k)
-    for i, n in enumerate(_layer_inputs(p)):
-        if n == "bias":
-            out[i] = (p["num_hidden"],)
-        elif n.startswith(("min", "max")):
-            out[i] = (1,)
-    return out
+    return _with_bias_and_ranges(p, out, p["num_hidden"])
 
 
 def _quantized_fc_lower(ctx, p, *inputs):
