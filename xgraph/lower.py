@@ -73,7 +73,6 @@ class GraphFunction:
         self.order = graph.topo_order()
         self.needs_rng = any(n.is_random for n in self.order)
         self.hash = graph.program_hash()          # the in-process program cache's key
-        self.structural_hash = graph.structural_hash()
         self.steps = _plan_steps(graph, self.order)
 
     def _apply(self, node: Node, ins: Sequence[Any], key: Any) -> tuple[tuple, list[tuple[str, Any]]]:
@@ -123,7 +122,8 @@ class GraphFunction:
         return list(zip(seg.aux_names, aux_vals))
 
     def __call__(self, args: Sequence[Any], aux: Sequence[Any], key: Any = None) -> tuple[tuple, tuple]:
-        TRACE_COUNTS[self.structural_hash] = TRACE_COUNTS.get(self.structural_hash, 0) + 1
+        traced = self.graph.structural_hash()     # computed when tracing only, not at every bind
+        TRACE_COUNTS[traced] = TRACE_COUNTS.get(traced, 0) + 1
         key = rng.as_key(key)   # the executor passes rng.next_words(): the key is derived in XLA
         by_name = dict(zip(self.arg_names, args))
         by_name.update(zip(self.aux_names, aux))
