@@ -49,3 +49,27 @@ def test_ctx_attribute_takes_a_context():
     assert out.shape == (2, 3)
     sym = mx.sym.random.uniform(0, 1, shape=(4,), ctx=mx.cpu())
     assert sym.infer_shape()[1] == [(4,)]
+
+
+def test_get_operator_arguments_lists_inputs_then_attributes_as_mxnet():
+    from xgraph.operator import OperatorArguments, get_operator_arguments
+    act = get_operator_arguments("Activation")
+    assert isinstance(act, OperatorArguments) and act.narg == 2 and act.names == ["data", "act_type"]
+    assert act.types == ["NDArray-or-Symbol", "{'relu', 'sigmoid', 'softrelu', 'softsign', 'tanh'}, required"]
+    conv = dict(zip(*get_operator_arguments("Convolution")[1:]))
+    assert list(conv)[:3] == ["data", "weight", "bias"]
+    assert conv["kernel"] == "Shape(tuple), required" and conv["num_filter"].endswith("required")
+    assert conv["num_group"] == "int, optional, default='1'"
+    assert get_operator_arguments("Concat").types[0] == "NDArray-or-Symbol[]"
+    assert get_operator_arguments("BatchNorm").names[:5] == ["data", "gamma", "beta", "moving_mean", "moving_var"]
+    with pytest.raises(mx.XGraphError, match="nope"):
+        get_operator_arguments("nope")
+
+
+def test_activation_takes_mxnet1_types_and_npx_activation_adds_mxnet2s():
+    x = mx.nd.array([-1.0, 2.0])
+    with pytest.raises(mx.XGraphError, match="mish"):
+        mx.nd.Activation(x, act_type="mish")
+    mish = mx.nd._npx_activation(x, act_type="mish").asnumpy()
+    ref = np.array([-1.0, 2.0]) * np.tanh(np.log1p(np.exp([-1.0, 2.0])))
+    np.testing.assert_allclose(mish, ref, rtol=1e-6)

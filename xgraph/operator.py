@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import inspect
 import threading
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from .ops import custom as _custom
 from .ops.custom import CustomOpError
 
 __all__ = ["CustomOp", "CustomOpProp", "CustomOpError", "register", "register_jax",
-           "get_all_registered_operators"]
+           "get_all_registered_operators", "get_operator_arguments", "OperatorArguments"]
 
 _REQS = ("null", "write", "inplace", "add")
 
@@ -333,6 +333,36 @@ def get_all_registered_operators() -> list[str]:
     """
     from .ops import registry
     return sorted(registry.all_names())
+
+
+class OperatorArguments(NamedTuple):
+    """An operator's signature: how many arguments, their names and MXNet-style type strings."""
+
+    narg: int
+    names: list[str]
+    types: list[str]
+
+
+def get_operator_arguments(op_name: str) -> OperatorArguments:
+    """The inputs and attributes of an operator, as MXNet's ``get_operator_arguments`` lists them.
+
+    Inputs come first (``NDArray-or-Symbol``, or ``NDArray-or-Symbol[]`` for any
+    number of them), then the attributes with their type, and the default when
+    they have one.
+
+        >>> get_operator_arguments('Activation').types[1]
+        "{'relu', 'sigmoid', 'softrelu', 'softsign', 'tanh'}, required"
+    """
+    from .ops import registry
+    op = registry.get(op_name)
+    if op.dynamic_inputs is not None:
+        inputs: list[tuple[str, str]] = []
+    elif op.variadic is not None:
+        inputs = [(op.inputs[0].name if op.inputs else "data", "NDArray-or-Symbol[]")]
+    else:
+        inputs = [(i.name, "NDArray-or-Symbol") for i in op.inputs]
+    entries = inputs + [(spec.name, spec.type_string()) for spec in op.attrs]
+    return OperatorArguments(len(entries), [n for n, _ in entries], [t for _, t in entries])
 
 
 register("custom_op")(CustomOpProp)

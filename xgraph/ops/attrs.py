@@ -38,6 +38,10 @@ class AttrKind:
         """A short phrase saying what values are accepted (for errors and docs)."""
         raise NotImplementedError
 
+    def type_name(self) -> str:
+        """The type as MXNet's operator documentation writes it (``int``, ``Shape(tuple)``, ``{'a', 'b'}``)."""
+        return "string"
+
 
 def _strip(value: str) -> str:
     return value.strip()
@@ -101,6 +105,9 @@ class Int(AttrKind):
     def describe(self) -> str:
         return "an integer" + (f" >= {self.min}" if self.min is not None else "")
 
+    def type_name(self) -> str:
+        return "int (non-negative)" if self.min == 0 else "int"
+
 
 @dataclass(frozen=True)
 class Float(AttrKind):
@@ -124,6 +131,9 @@ class Float(AttrKind):
     def describe(self) -> str:
         return "a number"
 
+    def type_name(self) -> str:
+        return "float"
+
 
 @dataclass(frozen=True)
 class Bool(AttrKind):
@@ -144,6 +154,9 @@ class Bool(AttrKind):
 
     def describe(self) -> str:
         return "a boolean (True or False)"
+
+    def type_name(self) -> str:
+        return "boolean"
 
 
 @dataclass(frozen=True)
@@ -198,6 +211,9 @@ class Enum(AttrKind):
     def describe(self) -> str:
         return "one of " + ", ".join(repr(c) for c in self.choices)
 
+    def type_name(self) -> str:
+        return "{" + ", ".join(repr(c) for c in sorted(self.choices)) + "}"
+
 
 @dataclass(frozen=True)
 class Shape(AttrKind):
@@ -223,6 +239,9 @@ class Shape(AttrKind):
     def describe(self) -> str:
         return "a tuple of integers such as (3, 3)"
 
+    def type_name(self) -> str:
+        return "Shape(tuple)"
+
 
 @dataclass(frozen=True)
 class OptTuple(AttrKind):
@@ -241,6 +260,9 @@ class OptTuple(AttrKind):
     def describe(self) -> str:
         return "a tuple of integers or None such as (0, None)"
 
+    def type_name(self) -> str:
+        return "Shape(tuple)"
+
 
 @dataclass(frozen=True)
 class FloatTuple(AttrKind):
@@ -257,6 +279,9 @@ class FloatTuple(AttrKind):
     def describe(self) -> str:
         return "a tuple of numbers"
 
+    def type_name(self) -> str:
+        return "tuple of <float>"
+
 
 @dataclass(frozen=True)
 class Axes(AttrKind):
@@ -272,6 +297,9 @@ class Axes(AttrKind):
 
     def describe(self) -> str:
         return "an axis or a tuple of axes"
+
+    def type_name(self) -> str:
+        return "Shape(tuple)"
 
 
 @dataclass(frozen=True)
@@ -290,6 +318,9 @@ class Optional(AttrKind):
 
     def describe(self) -> str:
         return "None or " + self.inner.describe()
+
+    def type_name(self) -> str:
+        return self.inner.type_name() + " or None"
 
 
 _DTYPE_NAMES = ("float16", "float32", "float64", "bfloat16", "uint8", "int8", "int32", "int64",
@@ -314,6 +345,9 @@ class DType(AttrKind):
     def describe(self) -> str:
         return "a dtype name such as 'float32'"
 
+    def type_name(self) -> str:
+        return "{" + ", ".join(repr(c) for c in sorted(_DTYPE_NAMES)) + "}"
+
 
 @dataclass(frozen=True)
 class AttrSpec:
@@ -327,6 +361,12 @@ class AttrSpec:
     @property
     def required(self) -> bool:
         return self.default is _MISSING
+
+    def type_string(self) -> str:
+        """MXNet's one-line signature entry: ``"int, optional, default='1'"`` or ``"{'relu', 'tanh'}, required"``."""
+        if self.required:
+            return f"{self.kind.type_name()}, required"
+        return f"{self.kind.type_name()}, optional, default={self.kind.format(self.default)!r}"
 
 
 def attr(name: str, kind: AttrKind, default: Any = _MISSING, doc: str = "") -> AttrSpec:

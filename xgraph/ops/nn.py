@@ -108,16 +108,25 @@ ACTIVATIONS = {
     "log_sigmoid": jax.nn.log_sigmoid,
     "mish": _mish,
 }
+#: MXNet 1.x's Activation takes these; log_sigmoid and mish came with MXNet 2's ``_npx_activation``.
+MXNET1_ACTIVATIONS = ("relu", "sigmoid", "softrelu", "softsign", "tanh")
 
 
 def _act_lower(ctx, p, x):
     return ACTIVATIONS[p["act_type"]](x).astype(x.dtype)
 
 
-register(Op(
-    "Activation", _act_lower, aliases=("_npx_activation",), unnamed_inputs=True,
-    attrs=(attr("act_type", Enum(tuple(ACTIVATIONS)), doc="the activation function"),),
-    family="nn", doc="An elementwise activation: relu, sigmoid, tanh, softrelu, softsign, log_sigmoid, mish."))
+def _register_activation(name: str, act_types: Sequence[str], doc: str) -> None:
+    register(Op(
+        name, _act_lower, unnamed_inputs=True,
+        attrs=(attr("act_type", Enum(tuple(act_types)), doc="the activation function"),),
+        family="nn", doc=doc))
+
+
+_register_activation("Activation", MXNET1_ACTIVATIONS,
+                     "An elementwise activation: relu, sigmoid, tanh, softrelu, softsign.")
+_register_activation("_npx_activation", tuple(ACTIVATIONS),
+                     "MXNet 2's activation: Activation's five plus log_sigmoid and mish.")
 
 
 # -- layouts shared by Convolution and Pooling -------------------------------------
