@@ -599,3 +599,43 @@ def test_head_gradient_of_an_integer_output_is_ignored():
     fx.forward(is_train=True, x=np.ones(3, np.float32))
     with pytest.raises(mx.base.MXNetError, match="head gradient 0 has shape"):
         fx.backward([mx.nd.ones((7,))])
+
+
+def test_an_argument_seen_only_through_blockgrad_is_not_differentiated_and_gets_zeros():
+    x, w = mx.sym.var("x"), mx.sym.var("w")
+    y = mx.sym.sum(x * mx.sym.BlockGrad(w))
+    ex = y.simple_bind(mx.cpu(), x=(3,), w=(3,), grad_req={"x": "write", "w": "write"})
+    assert sorted(y.graph.gradient_reaching_variables()) == ["x"]
+    ex.arg_dict["x"][:] = np.array([1.0, 2.0, 3.0], np.float32)
+    ex.arg_dict["w"][:] = np.array([4.0, 5.0, 6.0], np.float32)
+    ex.grad_dict["w"][:] = 7.0
+    ex.forward(is_train=True)
+    ex.backward()
+    np.testing.assert_array_equal(ex.grad_dict["x"].asnumpy(), [4.0, 5.0, 6.0])
+    np.testing.assert_array_equal(ex.grad_dict["w"].asnumpy(), [0.0, 0.0, 0.0])
+    # nothing differentiable at all: backward still writes zeros ('write') and leaves 'add' alone
+    z = mx.sym.BlockGrad(x * w)
+    ex = z.simple_bind(mx.cpu(), x=(3,), w=(3,), grad_req={"x": "write", "w": "add"})
+    ex.grad_dict["x"][:] = 1.0
+    ex.grad_dict["w"][:] = 2.0
+    ex.forward(is_train=True)
+    ex.backward()
+    np.testing.assert_array_equal(ex.grad_dict["x"].asnumpy(), [0.0] * 3)
+    np.testing.assert_array_equal(ex.grad_dict["w"].asnumpy(), [2.0] * 3)
+
+
+def test_memory_report_counts_outputs_and_residuals_kept_for_backward():
+    import re
+    data = mx.sym.var("data")
+    for _ in range(4):
+        data = data * data
+    one = 2 * 3 * 64 * 64 * 4
+    train = data.simple_bind(mx.cpu(), data=(2, 3, 64, 64))
+    mem = train.memory_report()
+    assert mem["outputs"] == one and mem["saved_for_backward"] >= 4 * one
+    assert data.simple_bind(mx.cpu(), data=(2, 3, 64, 64), grad_req="null").memory_report() == \
+        {"outputs": one, "saved_for_backward": 0}
+    blocked = mx.sym.stop_gradient(data).simple_bind(mx.cpu(), data=(2, 3, 64, 64))
+    assert blocked.memory_report()["saved_for_backward"] == 0
+    total = int(re.search(r"Total (\d+) MB allocated", train.debug_str()).group(1))
+    assert total == round(sum(mem.values()) / 2 ** 20)

@@ -148,8 +148,10 @@ class Executor:
             n: (_to_ndarray(grads[n], device, f"gradient {n!r}") if self._grad_req[n] != "null" else None)
             for n in self._arg_names}
         self._graph = graph = resolve_deferred(graph, self._check_signature())
+        # an argument whose gradient is always zero (integer, or behind BlockGrad) is not differentiated
+        reaching = graph.gradient_reaching_variables()
         self._diff_mask = tuple(self._grad_req[n] != "null" and _dt.is_float(self.arg_dict[n].dtype)
-                                for n in self._arg_names)
+                                and n in reaching for n in self._arg_names)
         self._has_grad = any(self._diff_mask)
         self._needs_rng = any(n.is_random for n in graph.topo_order())
         self._opt = dict(opt_level=opt_level, passes=passes, pass_options=pass_options,
@@ -424,6 +426,7 @@ class Executor:
         given (loss heads such as SoftmaxOutput ignore them).
         """
         if not self._has_grad:
+            self._set_grads(())   # zeros into every 'write' gradient
             return
         heads = self._head_grads(out_grads)
         old = self._old_grads()
@@ -529,9 +532,38 @@ class Executor:
         return Executor(self._symbol, self._ctx, args=args, args_grad=grads, grad_req=self._grad_req,
                         aux_states=aux, **self._opt)
 
+    def memory_report(self) -> dict[str, int]:
+        """Bytes the executor's step holds besides its bound arrays (arguments, gradients, aux states).
+
+        ``outputs`` are the graph's outputs; ``saved_for_backward`` the residuals
+        a training forward keeps until ``backward`` (zero when nothing is
+        differentiated, e.g. every argument behind ``BlockGrad``).  Found by
+        tracing the programs, without running or compiling them.
+
+            >>> import xgraph as mx
+            >>> x = mx.sym.var('x')
+            >>> ex = (x * x).simple_bind(mx.cpu(), x=(256, 1024))
+            >>> ex.memory_report()
+            {'outputs': 1048576, 'saved_for_backward': 1048576}
+        """
+        outputs = sum(int(np.prod(shape)) * np.dtype(_dt.canonical(dt)).itemsize for shape, dt in self._out_sigs)
+        saved = 0
+        if self._has_grad:
+            args = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in (self.arg_dict[n] for n in self._arg_names))
+            aux = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in (self.aux_dict[n] for n in self._aux_names))
+            key = rng.words(0, 0) if self._needs_rng else None
+            _, pullback, _ = jax.eval_shape(lambda *a: self._grad.forward(*a), args, aux, key)
+            saved = sum(int(np.prod(leaf.shape)) * np.dtype(leaf.dtype).itemsize
+                        for leaf in jax.tree_util.tree_leaves(pullback))
+        return {"outputs": outputs, "saved_for_backward": saved}
+
     def debug_str(self) -> str:
-        """The bound graph, one node a line."""
-        return self._symbol.debug_str()
+        """The bound graph, one node a line, then the memory its step holds (MXNet's ``Total N MB allocated``)."""
+        mem = self.memory_report()
+        mb = {k: v / 2 ** 20 for k, v in mem.items()}
+        return (f"{self._symbol.debug_str()}\n"
+                f"Outputs: {mb['outputs']:.1f} MB, kept for backward: {mb['saved_for_backward']:.1f} MB\n"
+                f"Total {round(sum(mb.values()))} MB allocated")
 
     def __repr__(self) -> str:
         return f"<Executor {self._symbol!r} @{self._ctx}>"

@@ -195,6 +195,29 @@ class Graph:
                 users[e.node].append((n, pos))
         return users
 
+    def gradient_reaching_variables(self) -> set[str]:
+        """Names of the variables an output's gradient can reach: a path to it through differentiable ops.
+
+        A variable seen only through ``BlockGrad`` (or argmax, comparisons...)
+        always gets a zero gradient, so it need not be differentiated at all
+        (MXNet's zero-gradient propagation).
+
+            >>> import xgraph as mx
+            >>> x, y = mx.sym.var('x'), mx.sym.var('y')
+            >>> sorted((x * mx.sym.BlockGrad(y)).graph.gradient_reaching_variables())
+            ['x']
+        """
+        live = {id(e.node) for e in self.outputs}
+        reached = set()
+        for n in reversed(self.topo_order()):
+            if id(n) not in live:
+                continue
+            if n.op is None:
+                reached.add(n.name)
+            elif n.op.differentiable:
+                live.update(id(e.node) for e in n.inputs)
+        return reached
+
     def op_nodes(self) -> list[Node]:
         """Operator nodes in topological order."""
         return [n for n in self.topo_order() if n.op is not None]
