@@ -181,8 +181,8 @@ def test_one_device_meshes_and_partition_specs():
     mx.mod.Module(fc, data_names=("x",), label_names=None, group2ctxs={"dev1": mx.cpu(0), "dev2": mx.cpu(0)})   # one device: fine
     with pytest.raises(UnsupportedFeatureError, match="with_sharding"):
         mx.mod.Module(fc, data_names=("x",), label_names=None, group2ctxs={"dev1": mx.cpu(0), "dev2": mx.cpu(1)})
-    with pytest.raises(mx.ParallelError, match="a variable is not computed"):
-        mx.sym.with_sharding(mx.sym.var("x"), ("data",))
+    # on a variable it is the parameter's stored sharding (tests/test_param_sharding.py)
+    assert mx.sym.with_sharding(mx.sym.var("x"), ("data",)).attr("__sharding__") == "('data',)"
     with pytest.raises(mx.ParallelError, match="not an axis name"):
         parallel.partition_spec("(data+1, None)")
     mesh = parallel.make_mesh(1, ("data", "model"), (1, 1))

@@ -2,9 +2,10 @@
 
 xgraph does not move gradients itself: a training step over several devices is
 ONE XLA program, compiled by GSPMD for a :class:`jax.sharding.Mesh`, with the
-batch split along the mesh's ``'data'`` axis and the parameters replicated, so
-XLA inserts the gradient all-reduce.  Several processes (hosts) join one mesh
-through :func:`initialize` (``jax.distributed.initialize``).
+batch split along the mesh's ``'data'`` axis and the parameters replicated (or
+stored split, :func:`param_shardings`), so XLA inserts the gradient all-reduce.
+Several processes (hosts) join one mesh through :func:`initialize`
+(``jax.distributed.initialize``).
 
 * :func:`resolve_devices` / :func:`make_mesh`: devices from MXNet contexts,
   JAX devices, a count, ``'local'`` or ``'all'``.
@@ -14,6 +15,9 @@ through :func:`initialize` (``jax.distributed.initialize``).
   :func:`constrain`: sharding specs for model parallelism (the
   ``with_sharding`` attribute of a node is lowered with
   ``jax.lax.with_sharding_constraint`` under the mesh of :func:`use_mesh`).
+* :func:`param_shardings`, :func:`to_host`, :func:`to_device`: parameters
+  stored split over the mesh (a variable's ``sharding``, a Trainer's
+  ``param_shardings``), and gathering them back whole.
 * :func:`initialize`, :func:`rank`, :func:`num_workers`, :func:`barrier`,
   :func:`allreduce_host`: multi-process runs (``xgraph.distributed``).
 
@@ -32,7 +36,7 @@ import math
 import os
 import socket
 import time
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import jax
 import numpy as np
@@ -41,8 +45,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from .errors import DistributedError, ParallelError
 
 __all__ = ["DATA_AXIS", "resolve_devices", "make_mesh", "DataParallel", "partition_spec", "check_spec",
-           "spec_text", "with_sharding", "use_mesh", "current_mesh", "constrain", "initialize", "is_initialized", "shutdown", "rank",
-           "num_workers", "barrier", "allreduce_host", "settings_from_env"]
+           "spec_text", "with_sharding", "param_shardings", "to_host", "to_device", "use_mesh", "current_mesh",
+           "constrain", "initialize", "is_initialized", "shutdown", "rank", "num_workers", "barrier", "allreduce_host", "settings_from_env"]
 
 #: the mesh axis a batch is split along
 DATA_AXIS = "data"
@@ -182,6 +186,16 @@ class DataParallel:
             return jax.make_array_from_process_local_data(self.replicated, np.asarray(x))
         return jax.device_put(x, self.replicated)
 
+    def put(self, x: Any, sharding: NamedSharding | None = None) -> jax.Array:
+        """``x`` (the whole value, the same on each process) placed with ``sharding`` over the mesh
+        (replicated when None): each device gets its slice."""
+        if sharding is None or sharding.is_fully_replicated:
+            return self.put_replicated(x)
+        if self.multi_process:
+            host = np.asarray(x)
+            return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+        return jax.device_put(x, sharding)
+
     def put_batch(self, x: Any, batch_axis: int = 0) -> jax.Array:
         """``x`` split along ``batch_axis`` over the data axis.  Several processes: ``x`` is this
         process's share, the global array holds the shares in process order."""
@@ -268,9 +282,11 @@ def check_spec(spec: Any, shape: Sequence[int], mesh: Mesh, where: str) -> Parti
         ('data', None)
     """
     spec = partition_spec(spec)
+    sizes = dict(mesh.shape)
     if len(spec) > len(shape):
         raise ParallelError(f"{where}: sharding {tuple(spec)} has {len(spec)} entries for a "
-                            f"{len(shape)}-d array of shape {tuple(shape)}")
+                            f"{len(shape)}-d array of shape {tuple(shape)} (the mesh has {sizes})")
+    used: set[str] = set()
     for dim, entry in enumerate(spec):
         if entry is None:
             continue
@@ -278,24 +294,34 @@ def check_spec(spec: Any, shape: Sequence[int], mesh: Mesh, where: str) -> Parti
         unknown = [a for a in axes if a not in mesh.axis_names]
         if unknown:
             raise ParallelError(f"{where}: sharding {tuple(spec)} names mesh axes {unknown}, the mesh has "
-                                f"{dict(mesh.shape)}")
+                                f"{sizes}")
+        twice = [a for a in axes if a in used] + [a for i, a in enumerate(axes) if a in axes[:i]]
+        if twice:
+            raise ParallelError(f"{where}: sharding {tuple(spec)} uses mesh axis {twice[0]!r} twice (the mesh "
+                                f"has {sizes})")
+        used.update(axes)
         parts = math.prod(mesh.shape[a] for a in axes)
         # a symbolic dimension (a name, or jax.export's symbolic size) is checked when it is bound
         if isinstance(shape[dim], (int, np.integer)) and shape[dim] % parts:
             raise ParallelError(f"{where}: dimension {dim} of shape {tuple(shape)} ({shape[dim]}) does not "
-                                f"split evenly over {parts} devices of mesh axes {axes}")
+                                f"split evenly over {parts} devices of mesh axes {axes} (sharding "
+                                f"{tuple(spec)}, the mesh has {sizes})")
     return spec
 
 
 def with_sharding(sym: Any, spec: Any) -> Any:
     """A copy of the single-output symbol ``sym`` whose value is constrained to the PartitionSpec ``spec``
     (``mx.sym.with_sharding``): in a Trainer over a mesh with those axes, XLA splits the layer's
-    computation accordingly; on one device it changes nothing.
+    computation accordingly; on one device it changes nothing.  On a variable (a parameter) it is
+    ``mx.sym.var(name, sharding=spec)``: a Trainer over a mesh stores that parameter, its gradient and
+    its optimizer state split by ``spec`` (see :func:`param_shardings`).
 
         >>> import xgraph as mx
         >>> fc = with_sharding(mx.sym.FullyConnected(mx.sym.var('x'), num_hidden=8, name='fc'), (None, 'model'))
         >>> fc.attr('__sharding__')
         "(None, 'model')"
+        >>> with_sharding(mx.sym.var('fc_weight'), ('model', None)).attr('__sharding__')
+        "('model', None)"
     """
     from .symbol import Symbol
     if not isinstance(sym, Symbol):
@@ -303,13 +329,84 @@ def with_sharding(sym: Any, spec: Any) -> Any:
     outs = sym.list_outputs()
     if len(outs) != 1:
         raise ParallelError(f"with_sharding needs a symbol of one output, {sym.name!r} has {len(outs)}: {outs}")
-    if sym.get_children() is None:
-        raise ParallelError(f"with_sharding({sym.name!r}): a variable is not computed; constrain the node that "
-                            "produces or uses it")
     text = spec_text(spec)
     out = copy.copy(sym)
     out._set_attr(__sharding__=text)
     return out
+
+
+def param_shardings(mesh: Mesh | None, shapes: Mapping[str, Sequence[int]],
+                    attrs: Mapping[str, Mapping[str, str]] | None = None, given: Mapping[str, Any] | None = None,
+                    inputs: Sequence[str] = ()) -> dict[str, NamedSharding]:
+    """How the stored parameters are split over ``mesh``: ``{name: NamedSharding}`` for every parameter
+    that is not replicated.
+
+    A parameter's spec is ``given[name]`` (a Trainer's ``param_shardings``), else its variable's
+    ``__sharding__`` attribute (``attrs`` as :meth:`Symbol.attr_dict` gives them; set by
+    ``mx.sym.var(name, sharding=spec)`` or ``with_sharding`` on the variable).  ``shapes`` holds
+    every parameter (arguments that are not ``inputs``, and auxiliary states).  Each spec is checked
+    against its shape and the mesh (:func:`check_spec`); ``given`` naming something that is not a
+    parameter, or any spec on one of the ``inputs``, raises ParallelError.  Without a mesh (one
+    device) the names and specs are checked and nothing is split: the result is ``{}``.
+
+        >>> sh = param_shardings(make_mesh(1, ('data', 'model'), (1, 1)), {'w': (4, 2), 'b': (4,)},
+        ...                      given={'w': ('model', None)})
+        >>> {n: tuple(s.spec) for n, s in sh.items()}
+        {'w': ('model', None)}
+    """
+    given = dict(given or {})
+    inputs = set(inputs)
+    for name in given:
+        if name in inputs:
+            raise ParallelError(f"param_shardings: {name!r} is an input, not a parameter; inputs are split "
+                                f"along their batch axis over the mesh's {DATA_AXIS!r} axis")
+        if name not in shapes:
+            raise ParallelError(f"param_shardings: {name!r} is not a parameter of the symbol; its parameters are "
+                                f"{sorted(shapes)}")
+    for name, table in (attrs or {}).items():
+        if name in inputs and table.get("__sharding__"):
+            raise ParallelError(f"variable {name!r} carries a sharding {table['__sharding__']} but is an input; "
+                                f"inputs are split along their batch axis over the mesh's {DATA_AXIS!r} axis")
+    out: dict[str, NamedSharding] = {}
+    for name, shape in shapes.items():
+        spec = given.get(name, (attrs or {}).get(name, {}).get("__sharding__"))
+        if spec is None:
+            continue
+        spec = partition_spec(spec)
+        if mesh is None or all(e is None for e in spec):
+            continue
+        where = f"parameter {name!r} of shape {tuple(shape)}"
+        out[name] = NamedSharding(mesh, check_spec(spec, shape, mesh, where))
+    return out
+
+
+def to_host(x: Any) -> np.ndarray:
+    """The whole value of ``x`` as NumPy, gathered from its shards (over every process when it spans
+    several: then every process must call it, as it is a collective).
+
+        >>> to_host(jax.numpy.arange(3)).tolist()
+        [0, 1, 2]
+    """
+    if not isinstance(x, jax.Array) or x.is_fully_addressable:
+        return np.asarray(x)
+    if x.is_fully_replicated:
+        return np.asarray(x.addressable_data(0))
+    from jax.experimental import multihost_utils
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def to_device(x: jax.Array, device: Any) -> jax.Array:
+    """A fresh, whole copy of ``x`` on ``device`` (gathered from its shards; a replica's copy when
+    replicated), never sharing a buffer with ``x`` (so donating ``x`` later leaves it intact).
+
+        >>> to_device(jax.numpy.ones(2), jax.devices()[0]).shape
+        (2,)
+    """
+    if x.is_fully_replicated:
+        x = x.addressable_data(0)
+    elif not x.is_fully_addressable:
+        x = to_host(x)
+    return jax.device_put(x, device, may_alias=False)
 
 
 _MESH: contextvars.ContextVar[Mesh | None] = contextvars.ContextVar("xgraph_mesh", default=None)

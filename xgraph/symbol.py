@@ -487,13 +487,19 @@ def substitute(graph: Graph, replace: Mapping[str, Entry]) -> list[Entry]:
 # -- creating symbols ------------------------------------------------------
 def Variable(name: str, attr: Mapping[str, str] | None = None, shape: Sequence[int] | None = None,
              lr_mult: float | None = None, wd_mult: float | None = None, dtype: Any = None,
-             init: Any = None, stype: str | None = None, **kwargs: Any) -> Symbol:
+             init: Any = None, stype: str | None = None, sharding: Any = None, **kwargs: Any) -> Symbol:
     """A variable: an input, a learnable parameter or an auxiliary state.
+
+    ``sharding`` (a PartitionSpec, a tuple such as ``('model', None)`` or its string) is how a
+    Trainer over a mesh stores this parameter (``__sharding__``, see
+    :func:`xgraph.parallel.param_shardings`); on one device it changes nothing.
 
         >>> import xgraph as mx
         >>> w = mx.sym.Variable('w', shape=(3, 4), lr_mult=0.1, dtype='float16')
         >>> w.attr('__shape__'), w.attr('__lr_mult__'), w.attr('__dtype__')
         ('(3, 4)', '0.1', '2')
+        >>> mx.sym.var('fc_weight', sharding=('model', None)).attr('__sharding__')
+        "('model', None)"
     """
     if not isinstance(name, str) or not name:
         raise SymbolError(f"a variable needs a non-empty string name, got {name!r}")
@@ -515,6 +521,9 @@ def Variable(name: str, attr: Mapping[str, str] | None = None, shape: Sequence[i
         if stype != "default":
             raise SymbolError(f"variable '{name}': storage type {stype!r} is not supported (only 'default')")
         user["__storage_type__"] = "0"
+    if sharding is not None:
+        from .parallel import spec_text
+        user["__sharding__"] = spec_text(sharding)
     for k, v in kwargs.items():
         if not (k.startswith("__") and k.endswith("__")):
             raise SymbolError(f"variable '{name}': unknown keyword {k!r} (attributes must look like __name__)")
