@@ -41,6 +41,7 @@ from ..errors import BindError, ConfigError, GraphFormatError, ParallelError
 from ..executor import Executor
 from ..model import load_checkpoint, save_checkpoint
 from ..ndarray import NDArray
+from ..parallel import to_device
 from . import initializer as _init
 from . import metric as _metric
 from . import kvstore as _kv
@@ -259,6 +260,9 @@ class Module(BaseModule):
     Several contexts (``context=[mx.cpu(0), mx.cpu(1)]``) train data-parallel: ``fit`` and
     ``update`` split each batch over a mesh of those devices in one XLA program (see
     :class:`~xgraph.train.trainer.Trainer`); ``forward``/``predict`` run on the first context.
+    ``param_shardings={name: spec}`` (or a variable's ``sharding``) stores those parameters split
+    over the mesh's ``data`` axis instead of replicated (see the Trainer); ``get_params`` and
+    ``save_checkpoint`` gather them whole.
 
         >>> import xgraph as mx
         >>> net = mx.sym.SoftmaxOutput(mx.sym.FullyConnected(mx.sym.var('data'), num_hidden=3, name='fc'),
@@ -271,7 +275,8 @@ class Module(BaseModule):
     def __init__(self, symbol: Any, data_names: Sequence[str] = ("data",),
                  label_names: Sequence[str] | None = ("softmax_label",), logger: Any = logging, context: Any = None,
                  work_load_list: Any = None, fixed_param_names: Sequence[str] | None = None,
-                 state_names: Sequence[str] | None = None, group2ctxs: Any = None, compression_params: Any = None):
+                 state_names: Sequence[str] | None = None, group2ctxs: Any = None, compression_params: Any = None,
+                 param_shardings: Mapping[str, Any] | None = None):
         super().__init__(logger)
         contexts = list(context) if isinstance(context, (list, tuple)) else [context]
         if not contexts:
@@ -287,6 +292,7 @@ class Module(BaseModule):
                 raise ParallelError(f"Module: uneven work_load_list {loads} is not supported: the batch is "
                                     "split evenly over the mesh")
         self._kvstore: _kv.KVStore | None = None
+        self._param_shardings = dict(param_shardings or {})
         _check_group2ctxs(group2ctxs)
         self._symbol = symbol
         self._data_names = list(data_names or [])
@@ -538,10 +544,8 @@ class Module(BaseModule):
             tr = self._trainer
             dev = self._context.device if tr.mesh is not None else None
 
-            def here(v: Any) -> Any:     # a data-parallel trainer's replicas: one copy on the executor's device
-                if dev is None:
-                    return v
-                return jax.device_put(v.addressable_data(0) if v.is_fully_replicated else v, dev)
+            def here(v: Any) -> Any:     # a mesh trainer's replicas or shards: one whole copy on the executor's device
+                return v if dev is None else to_device(v, dev)
             for n, v in {**tr.params, **tr.fixed}.items():
                 self._exec.arg_dict[n]._set(here(v))
             for n, v in tr.aux.items():
@@ -593,7 +597,8 @@ class Module(BaseModule):
         fixed = self._fixed_param_names + [n for n in self._param_names if self._exec.grad_req.get(n) == "null"]
         self._trainer = Trainer(self._symbol, optimizer, params, data_shapes=self._data_shapes,
                                 label_shapes=self._label_shapes, context=self._context, arg_params=arg,
-                                aux_params=aux, fixed_param_names=fixed, devices=devices)
+                                aux_params=aux, fixed_param_names=fixed, devices=devices,
+                                param_shardings=self._param_shardings)
         self._optimizer = self._trainer.optimizer
         self._owner = "trainer"
         self.optimizer_initialized = True

@@ -65,7 +65,7 @@ from ..lower import GraphFunction, RenamedFunction, _cotangents, abstract_inputs
 from ..ndarray import NDArray
 from ..ops.custom import report_failures
 from ..ops.registry import Op
-from ..parallel import DataParallel, use_mesh
+from ..parallel import DataParallel, param_shardings as _param_shardings, to_device, to_host, use_mesh
 from ..passes import optimize
 from . import initializer as _init
 from . import metric as _metric
@@ -199,6 +199,18 @@ class Trainer:
     ``data_shapes`` give each process's share, the step trains on all shares
     at once, and the initial state is rank 0's.
 
+    Over a mesh, parameters can be stored split rather than replicated:
+    ``param_shardings={name: spec}`` (a PartitionSpec or a tuple such as
+    ``('model', None)``), or the variable's own ``sharding`` attribute
+    (``mx.sym.var('fc1_weight', sharding=('model', None))``); ``param_shardings``
+    wins.  The parameter, its gradient inside the step and every optimizer
+    state of its shape then live as ``NamedSharding(mesh, spec)`` (see
+    :attr:`param_shardings`), in and out of the same donated step.  A spec
+    naming an unknown mesh axis, longer than the parameter's rank or splitting
+    a dimension unevenly raises ParallelError.  On one device specs are
+    checked for names only.  :meth:`get_params` gathers split parameters into
+    whole copies; :meth:`set_params` and :meth:`load_states` split them again.
+
         >>> import xgraph as mx
         >>> loss = mx.sym.MakeLoss(mx.sym.sum(mx.sym.square(mx.sym.var('w') - mx.sym.var('data'))))
         >>> tr = Trainer(loss, 'sgd', {'learning_rate': 0.25, 'rescale_grad': 1.0},
@@ -213,7 +225,8 @@ class Trainer:
                  initializer: Any = None, eval_metric: Any = None, fixed_param_names: Sequence[str] | None = None,
                  seed: int | None = None, mask_padding: bool = True, allow_missing: bool = True,
                  opt_level: int | str = 1, passes: Sequence[Any] | None = None,
-                 pass_options: Mapping[str, Any] | None = None, devices: Any = None):
+                 pass_options: Mapping[str, Any] | None = None, devices: Any = None,
+                 param_shardings: Mapping[str, Any] | None = None):
         self.symbol = symbol
         self.opt_level, self.passes, self.pass_options = opt_level, passes, dict(pass_options or {})
         self.report: Any = None          # the pass report of the step's graph (after the first step)
@@ -247,10 +260,14 @@ class Trainer:
                             if n not in fixed and jnp.issubdtype(self.arg_specs[n].dtype, jnp.floating)]
         self.fixed_names = [n for n in candidates if n not in self.param_names]
         self.aux_names = list(self.aux_specs)
+        self._var_shapes = {n: tuple(self.arg_specs[n].shape) for n in candidates}
+        self._var_shapes.update((n, tuple(s.shape)) for n, s in self.aux_specs.items())
+        #: ``{name: NamedSharding}`` of every parameter (or aux state) stored split over the mesh
+        self.param_shardings = _param_shardings(self.mesh, self._var_shapes, self.symbol.attr_dict(),
+                                                param_shardings, self.input_names)
         self.optimizer = self._make_optimizer(optimizer, optimizer_params)
         self.eval_metric = _metric.create(eval_metric) if eval_metric is not None else None
         self._init_values(arg_params or {}, aux_params or {}, initializer, allow_missing)
-        self.opt_state = [self.optimizer.init_state(self.params[n]) for n in self.param_names]
         self.num_update = 0
         self._count = self._put(jnp.int32(0))
         if seed is None:
@@ -258,6 +275,7 @@ class Trainer:
         self.seed = int(seed)
         if self._dp is not None and self._dp.multi_process:
             self._from_rank0()
+        self.opt_state = [self._place_tree(n, self.optimizer.init_state(self.params[n])) for n in self.param_names]
         self._seed_arr = self._put(jnp.uint32(self.seed))
         self.mask_padding = bool(mask_padding)
         self.outputs: list[jax.Array] = []
@@ -307,11 +325,45 @@ class Trainer:
         """The data-parallel ``jax.sharding.Mesh``, or None on one device."""
         return self._dp.mesh if self._dp is not None else None
 
-    def _put(self, x: Any) -> jax.Array:
-        """``x`` on the trainer's device, or replicated over its mesh."""
+    def _put(self, x: Any, sharding: Any = None) -> jax.Array:
+        """``x`` on the trainer's device, or over its mesh with ``sharding`` (replicated when None)."""
         if self._dp is not None:
-            return self._dp.put_replicated(x)
+            return self._dp.put(x, sharding)
         return jax.device_put(x, self._device)
+
+    def _sharding_for(self, name: str, shape: Sequence[int]) -> Any:
+        """How a value of ``shape`` belonging to parameter ``name`` is stored over the mesh: split like
+        the parameter when it has the parameter's shape (the parameter, its gradient, a momentum),
+        else replicated (a scalar state)."""
+        sh = self.param_shardings.get(name)
+        if sh is not None and tuple(shape) == self._var_shapes[name]:
+            return sh
+        return self._dp.replicated if self._dp is not None else None
+
+    def _put_var(self, name: str, x: Any) -> jax.Array:
+        """A whole value of parameter (or aux state) ``name`` placed as the trainer stores it."""
+        return self._put(x, self._sharding_for(name, np.shape(x)))
+
+    def _place(self, x: Any, sharding: Any) -> Any:
+        """``x`` moved to ``sharding`` over the mesh unless it is there already (unchanged on one device)."""
+        if self._dp is None or getattr(x, "sharding", None) == sharding:
+            return x
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return jax.device_put(x, sharding)          # a global array: reshard it
+        return self._dp.put(x, sharding)
+
+    def _place_tree(self, name: str, tree: Any) -> Any:
+        """An optimizer state of parameter ``name`` placed leaf by leaf (see :meth:`_sharding_for`)."""
+        return jax.tree_util.tree_map(lambda a: self._place(a, self._sharding_for(name, np.shape(a))), tree)
+
+    def _constrained(self, names: Sequence[str], values: Sequence[Any]) -> tuple:
+        """Inside a traced step over a mesh: each value (a pytree) of ``names``' parameters constrained to
+        how the trainer stores it, so the step's outputs keep the stored shardings and donation reuses them."""
+        if self._dp is None:
+            return tuple(values)
+        return tuple(jax.tree_util.tree_map(
+            lambda a, n=n: jax.lax.with_sharding_constraint(a, self._sharding_for(n, a.shape)), v)
+            for n, v in zip(names, values))
 
     def _put_rows(self, x: Any, name: str | None = None) -> jax.Array:
         """A batch input (this process's rows) on the device, or split over the mesh."""
@@ -333,31 +385,27 @@ class Trainer:
                     self._dp.check_divisible(d.name, d.shape[ax], per_process=True)
 
     def _from_rank0(self) -> None:
-        """Several processes: every process starts from process 0's parameters, states and seed."""
+        """Several processes: every process starts from process 0's parameters and seed (the values
+        are still host arrays here, see :meth:`_init_values`); they are then placed on the mesh."""
         from jax.experimental import multihost_utils
         tree = ({n: np.asarray(v) for n, v in self.params.items()}, {n: np.asarray(v) for n, v in self.fixed.items()},
                 {n: np.asarray(v) for n, v in self.aux.items()}, np.uint32(self.seed))
         params, fixed, aux, seed = multihost_utils.broadcast_one_to_all(tree)
-        self.params = {n: self._put(v) for n, v in params.items()}
-        self.fixed = {n: self._put(v) for n, v in fixed.items()}
-        self.aux = {n: self._put(v) for n, v in aux.items()}
-        self.opt_state = [self.optimizer.init_state(self.params[n]) for n in self.param_names]
-        self.opt_state = [jax.tree_util.tree_map(lambda a: self._put(np.asarray(a)), st) for st in self.opt_state]
+        self.params = {n: self._put_var(n, np.asarray(v)) for n, v in params.items()}
+        self.fixed = {n: self._put_var(n, np.asarray(v)) for n, v in fixed.items()}
+        self.aux = {n: self._put_var(n, np.asarray(v)) for n, v in aux.items()}
         self.seed = int(seed)
 
     def place_state(self) -> None:
-        """Move parameters, optimizer and aux states onto the trainer's devices (replicated over a mesh),
-        after they were set from arrays that live elsewhere (an executor's device)."""
+        """Move parameters, optimizer and aux states onto the trainer's devices (replicated over a mesh,
+        or split as :attr:`param_shardings` says), after they were set from arrays that live elsewhere
+        (an executor's device)."""
         if self._dp is None:
             return
-        want = self._device
-
-        def put(a: Any) -> Any:
-            return a if getattr(a, "sharding", None) == want else self._put(a)
-        self.params = {n: put(v) for n, v in self.params.items()}
-        self.fixed = {n: put(v) for n, v in self.fixed.items()}
-        self.aux = {n: put(v) for n, v in self.aux.items()}
-        self.opt_state = [jax.tree_util.tree_map(put, st) for st in self.opt_state]
+        self.params = {n: self._place_tree(n, v) for n, v in self.params.items()}
+        self.fixed = {n: self._place_tree(n, v) for n, v in self.fixed.items()}
+        self.aux = {n: self._place_tree(n, v) for n, v in self.aux.items()}
+        self.opt_state = [self._place_tree(n, st) for n, st in zip(self.param_names, self.opt_state)]
 
     # -- set-up ------------------------------------------------------------------------
     def _infer_specs(self) -> None:
@@ -395,6 +443,9 @@ class Trainer:
                      allow_missing: bool) -> None:
         attrs = self.symbol.attr_dict()
         init = _init.create(initializer) if isinstance(initializer, str) else (initializer or _init.Uniform(0.01))
+        # several processes: host values until every process takes rank 0's (_from_rank0)
+        multi = self._dp is not None and self._dp.multi_process
+        put = (lambda name, x: np.asarray(x)) if multi else self._put_var
 
         def value(name: str, spec: jax.ShapeDtypeStruct, given: Mapping[str, Any], what: str) -> jax.Array:
             if name in given:
@@ -403,11 +454,11 @@ class Trainer:
                 if tuple(v.shape) != tuple(spec.shape):
                     raise ShapeError(f"{what} {name!r}: given shape {tuple(v.shape)}, the symbol needs "
                                      f"{tuple(spec.shape)}")
-                return _owned(v, spec.dtype, self._put)
+                return _owned(v, spec.dtype, lambda x: put(name, x))
             if not allow_missing and given:
                 raise BindError(f"{what} {name!r} is missing from the given parameters (allow_missing=False)")
             desc = _init.InitDesc(name, attrs.get(name, {}))
-            return self._put(init.init_array(desc, spec.shape, spec.dtype))
+            return put(name, init.init_array(desc, spec.shape, spec.dtype))
 
         self.params = {n: value(n, self.arg_specs[n], arg_params, "argument") for n in self.param_names}
         self.fixed = {n: value(n, self.arg_specs[n], arg_params, "argument") for n in self.fixed_names}
@@ -465,6 +516,7 @@ class Trainer:
                 return gf(tuple(table[n] for n in arg_names), aux, key)
             outs, pullback, new_aux = jax.vjp(f, tuple(params), has_aux=True)
             (grads,) = pullback(_cotangents(outs, None))
+            grads = self._constrained(pnames, grads)     # split like their parameters (a reduce-scatter)
             n = count + 1
             nu = n + opt.begin_num_update
             new_p, new_s = [], []
@@ -475,9 +527,11 @@ class Trainer:
             if in_step:
                 st = stats_of(outs, inputs)
                 acc = jax.tree_util.tree_map(lambda a, s: a + (s * stats_on.astype(s.dtype)).astype(a.dtype), acc, st)
-            state = (tuple(new_p), tuple(new_s), new_aux, n, acc)
-            if replicated is not None:      # data parallel: the state stays replicated (donation reuses it)
-                state = jax.lax.with_sharding_constraint(state, replicated)
+            if replicated is not None:      # over a mesh: the state keeps its shardings (donation reuses it)
+                new_p, new_s = self._constrained(pnames, new_p), self._constrained(pnames, new_s)
+                new_aux = self._constrained(self.aux_names, new_aux)
+                n, acc = jax.lax.with_sharding_constraint((n, acc), replicated)
+            state = (tuple(new_p), tuple(new_s), tuple(new_aux), n, acc)
             return state + (outs,)
 
         replicated = self._dp.replicated if self._dp is not None else None
@@ -636,13 +690,13 @@ class Trainer:
                         w, s = opt.step_param(name, nu, nu, w, g, s)
                     new_p.append(w)
                     new_s.append(s)
-                return tuple(new_p), tuple(new_s), n
+                return self._constrained(pnames, new_p), self._constrained(pnames, new_s), n
             self._apply_fn = jax.jit(apply, donate_argnums=(0, 1, 2), static_argnums=4)
         present = tuple(n in grads and grads[n] is not None for n in self.param_names)
         gs = tuple((grads[n].data if isinstance(grads[n], NDArray) else jnp.asarray(grads[n])) if p
                    else jnp.zeros((), jnp.float32) for n, p in zip(self.param_names, present))
         if self._dp is not None:
-            gs = tuple(self._put(g) for g in gs)
+            gs = tuple(self._place(g, self._sharding_for(n, g.shape)) for n, g in zip(self.param_names, gs))
             self.place_state()
         new_p, new_s, self._count = self._apply_fn(tuple(self.params[n] for n in self.param_names),
                                                    tuple(self.opt_state), self._count, gs, present)
@@ -653,9 +707,17 @@ class Trainer:
 
     # -- parameters and checkpoints ---------------------------------------------------------
     def get_params(self) -> tuple[dict[str, NDArray], dict[str, NDArray]]:
-        """Copies of ``(arg_params, aux_params)`` as NDArrays (safe from later donation)."""
-        args = {n: NDArray(jnp.array(v, copy=True)) for n, v in {**self.params, **self.fixed}.items()}
-        aux = {n: NDArray(jnp.array(v, copy=True)) for n, v in self.aux.items()}
+        """Copies of ``(arg_params, aux_params)`` as NDArrays (safe from later donation).
+
+        A parameter split over the mesh (:attr:`param_shardings`) is gathered into one whole copy on
+        :attr:`context`'s device (over several processes every process must call this: it is a collective).
+        """
+        def copy(n: str, v: jax.Array) -> NDArray:
+            if n in self.param_shardings:
+                return NDArray(to_device(v, self.context.device))
+            return NDArray(jnp.array(v, copy=True))
+        args = {n: copy(n, v) for n, v in {**self.params, **self.fixed}.items()}
+        aux = {n: copy(n, v) for n, v in self.aux.items()}
         return args, aux
 
     def set_params(self, arg_params: Mapping[str, Any], aux_params: Mapping[str, Any] | None = None,
@@ -672,7 +734,7 @@ class Trainer:
                 if tuple(v.shape) != tuple(specs[name].shape):
                     raise ShapeError(f"set_params: {what} {name!r} has shape {tuple(v.shape)}, expected "
                                      f"{tuple(specs[name].shape)}")
-                v = _owned(v, specs[name].dtype, self._put)
+                v = _owned(v, specs[name].dtype, lambda x, name=name: self._put_var(name, x))
                 target = table if table is not None else (self.params if name in self.params else self.fixed)
                 target[name] = v
         if not allow_missing:
@@ -690,7 +752,7 @@ class Trainer:
             if isinstance(tree, (tuple, list)):
                 return {"seq": [enc(x) for x in tree]}
             key = f"a{len(arrays)}"
-            arrays[key] = np.asarray(jax.device_get(tree))
+            arrays[key] = to_host(tree)
             return {"array": key}
         meta = {"format": STATES_FORMAT, "version": 1, "optimizer": type(self.optimizer).__name__,
                 "params": self.param_names, "shapes": [list(self.params[n].shape) for n in self.param_names],
@@ -739,7 +801,7 @@ class Trainer:
             if arr is None or arr.shape != tuple(like.shape):
                 raise GraphFormatError(f"{fname!r}: state of {where} has shape "
                                        f"{None if arr is None else arr.shape}, expected {tuple(like.shape)}")
-            return self._put(jnp.asarray(arr, like.dtype))
+            return self._put_var(where, jnp.asarray(arr, like.dtype))
         try:
             if len(meta["states"]) != len(self.param_names):
                 raise GraphFormatError(f"{fname!r} holds {len(meta['states'])} optimizer states for "
