@@ -46,13 +46,10 @@ bit-exactly against it by ``tests/test_ops_quantized.py`` unless said otherwise:
   sqrt(1 + eps) + shift)`` (oneDNN applies eps once more to the unit variance MXNet
   hands it). MXNet's oneDNN kernel ignores ``fix_gamma``, and so does xgraph.
 
-Not supported: the oneDNN subgraph nodes ``_sg_mkldnn_conv`` / ``_sg_mkldnn_fully_connected``
-that ``quantize_net`` (Gluon) and ``quantize_model`` under the default ``MKLDNN``
-subgraph backend export (JSON nodes with a nested ``subgraphs`` float graph of
-Convolution/BatchNorm/Activation/elemwise_add or FullyConnected, float weights and
-BatchNorm parameters as inputs, attributes ``quantized``, ``with_bn``, ``with_act``,
-``with_sum``, ``with_postsum_act``, ``enable_float_output``, ``min/max_calib_range``):
-loading one raises :class:`~xgraph.errors.UnsupportedOperatorError`.
+The oneDNN fused nodes ``_sg_mkldnn_conv`` / ``_sg_mkldnn_fully_connected`` that
+``quantize_net`` (Gluon) and ``quantize_model_mkldnn`` export (JSON nodes with a
+nested ``subgraphs`` float graph) live in :mod:`xgraph.ops.mkldnn`, over
+:func:`int8_conv` and :func:`int8_matmul` below.
 
 None of these ops has a gradient (MXNet defines none): their inputs are
 constants to autodiff (``stop_gradient``).
@@ -150,19 +147,33 @@ def _conv_layer_infer(p, shapes):
     return _with_bias_and_ranges(p, out, p["num_filter"])
 
 
-def _quantized_conv_lower(ctx, p, *inputs):
-    v = _split_layer(p, inputs)
-    x, w = lax.stop_gradient(v["data"]), lax.stop_gradient(v["weight"])
+def int8_conv(p, x, w):
+    """The exact int32 convolution of uint8/int8 data ``x`` with an int8 weight ``w`` (NC* layouts);
+    ``p`` holds Convolution's attributes (kernel, stride, pad, dilate, num_group, layout).
+
+        >>> import jax.numpy as jnp
+        >>> p = {'kernel': (1, 1), 'stride': (), 'dilate': (), 'pad': (), 'num_filter': 1, 'num_group': 1,
+        ...      'layout': None, 'no_bias': True}
+        >>> int8_conv(p, jnp.full((1, 2, 1, 1), 200, jnp.uint8), jnp.full((1, 2, 1, 1), 100, jnp.int8)).ravel().tolist()
+        [40000]
+    """
+    x, w = lax.stop_gradient(x), lax.stop_gradient(w)
     if spatial_layout(p["layout"], x.ndim).index("C") != 1:
         fail(f"layout {p['layout']} is not supported: MXNet's quantized convolution takes NC* layouts")
     layout, stride, dilate, pad = checked_conv_geometry(p, x.shape, w.shape)
-    n, groups, nf = x.ndim - 2, p["num_group"], p["num_filter"]
     rhs = "OI" + layout[2:]
-    # uint8 x int8 has no common narrow type: widen to int32 (exact), accumulate in int32
-    y = lax.conv_general_dilated(
-        x.astype(jnp.int32) if x.dtype == jnp.uint8 else x, w.astype(jnp.int32) if x.dtype == jnp.uint8 else w,
+    wide = x.dtype == jnp.uint8   # uint8 x int8 has no common narrow type: widen to int32 (exact)
+    return lax.conv_general_dilated(
+        x.astype(jnp.int32) if wide else x, w.astype(jnp.int32) if wide else w,
         window_strides=stride, padding=[(q, q) for q in pad], rhs_dilation=dilate,
-        dimension_numbers=(layout, rhs, layout), feature_group_count=groups, preferred_element_type=jnp.int32)
+        dimension_numbers=(layout, rhs, layout), feature_group_count=p["num_group"],
+        preferred_element_type=jnp.int32)
+
+
+def _quantized_conv_lower(ctx, p, *inputs):
+    v = _split_layer(p, inputs)
+    y = int8_conv(p, v["data"], v["weight"])
+    n, nf = y.ndim - 2, p["num_filter"]
     if "bias" in v:
         b = lax.stop_gradient(v["bias"])
         if tuple(b.shape) != (nf,):
@@ -188,17 +199,29 @@ def _fc_layer_infer(p, shapes):
     return _with_bias_and_ranges(p, out, p["num_hidden"])
 
 
-def _quantized_fc_lower(ctx, p, *inputs):
-    v = _split_layer(p, inputs)
-    x, w = lax.stop_gradient(v["data"]), lax.stop_gradient(v["weight"])
+def int8_matmul(p, x, w):
+    """The exact int32 product ``x W^T`` of uint8/int8 data and an int8 weight, flattened first
+    when ``p['flatten']`` (FullyConnected's attributes).
+
+        >>> import jax.numpy as jnp
+        >>> p = {'num_hidden': 1, 'flatten': True}
+        >>> int8_matmul(p, jnp.full((1, 2), 255, jnp.uint8), jnp.full((1, 2), -128, jnp.int8)).tolist()
+        [[-65280]]
+    """
+    x, w = lax.stop_gradient(x), lax.stop_gradient(w)
     x2 = x.reshape(x.shape[0], -1) if p["flatten"] else x
     if tuple(w.shape) != (p["num_hidden"], x2.shape[-1]):
         fail(f"weight has shape {tuple(w.shape)}, expected {(p['num_hidden'], x2.shape[-1])} "
              f"(num_hidden, input features)")
     wide = x.dtype == jnp.uint8
-    y = lax.dot_general(x2.astype(jnp.int32) if wide else x2, w.astype(jnp.int32) if wide else w,
-                        (((x2.ndim - 1,), (1,)), ((), ())), preferred_element_type=jnp.int32)
-    data_type = jnp.dtype(x.dtype).name
+    return lax.dot_general(x2.astype(jnp.int32) if wide else x2, w.astype(jnp.int32) if wide else w,
+                           (((x2.ndim - 1,), (1,)), ((), ())), preferred_element_type=jnp.int32)
+
+
+def _quantized_fc_lower(ctx, p, *inputs):
+    v = _split_layer(p, inputs)
+    y = int8_matmul(p, v["data"], v["weight"])
+    data_type = jnp.dtype(v["data"].dtype).name
     if "bias" in v:
         b = lax.stop_gradient(v["bias"])
         if tuple(b.shape) != (p["num_hidden"],):
