@@ -94,12 +94,15 @@ def to_json(graph: Graph, np_shape: bool = False) -> str:
     for n in order:
         fields = [f'"op": {_q("null" if n.op is None else n.op.name)}', f'"name": {_q(n.name)}']
         attrs = node_attr_strings(n)
+        subgraphs = attrs.pop(SUBGRAPHS, None) if n.op is not None and SUBGRAPHS in n.op.schema else None
         if attrs:
             fields.append(f'"attrs": {_write_dict(attrs, "      ")}')
         mutated = n.aux_positions()
         ins = [(index[id(e.node)], e.index, int(pos in mutated and e.node.op is None))
                for pos, e in enumerate(n.inputs)]
         fields.append(f'"inputs": {_write_entries(ins, "      ")}')
+        if subgraphs is not None:   # a fused node's nested graphs (MXNet's NodeAttrs::subgraphs)
+            fields.append(f'"subgraphs": {subgraphs}')
         parts.append("    {\n" + ", \n".join("      " + f for f in fields) + "\n    }")
         row_ptr.append(row_ptr[-1] + n.num_outputs)
     arg_nodes = [i for i, n in enumerate(order) if n.op is None]
@@ -253,19 +256,70 @@ def _upgrade_arg_axis(ops: list, attrs: list[dict]) -> None:
             del a["axis"]
 
 
+#: the node field (and attribute) holding a fused node's nested graphs
+SUBGRAPHS = "subgraphs"
+
+
+def _subgraphs(raw: dict, op: Any, where: str) -> tuple | None:
+    """A node's ``subgraphs`` field read as nested graphs (None without one); errors name the node."""
+    docs = raw.get(SUBGRAPHS)
+    if docs is None:
+        return None
+    if op is None or SUBGRAPHS not in op.schema:
+        raise GraphFormatError(f"{where}: has 'subgraphs', but {'a variable' if op is None else op.name} "
+                               f"takes none")
+    if not isinstance(docs, list) or not docs or not all(isinstance(d, dict) for d in docs):
+        raise GraphFormatError(f"{where}: 'subgraphs' must be a non-empty list of graphs")
+    from ..ops.mkldnn import Subgraph
+    out = []
+    for k, doc in enumerate(docs):
+        try:
+            out.append(Subgraph(json.dumps(doc)))
+        except UnsupportedOperatorError as exc:
+            raise UnsupportedOperatorError(f"{where}: subgraph {k}: {exc}", exc.ops) from None
+        except XGraphError as exc:
+            raise type(exc)(f"{where}: subgraph {k}: {exc}") from None
+    return tuple(out)
+
+
+def _nested_unknown(raw_nodes: list) -> list[tuple[str, str]]:
+    """(op, where) of every unknown operator inside the nodes' ``subgraphs`` (at any depth)."""
+    found, stack = [], [(raw_nodes, "")]
+    while stack:
+        nodes, outer = stack.pop()
+        for i, n in enumerate(nodes):
+            where = f"{outer}node {i} ('{n.get('name')}', op {n.get('op')})"
+            if outer and n["op"] != "null" and not registry.exists(n["op"]):
+                found.append((n["op"], outer[:-len(" > ")]))
+            subs = n.get(SUBGRAPHS)
+            for doc in subs if isinstance(subs, list) else []:
+                inner = doc.get("nodes") if isinstance(doc, dict) else None
+                if isinstance(inner, list) and all(isinstance(m, dict) and isinstance(m.get("op"), str)
+                                                   for m in inner):
+                    stack.append((inner, where + " > "))
+    return sorted(set(found))
+
+
 def from_json(text: str | bytes) -> Graph:
     """Build a :class:`Graph` from MXNet symbol JSON, validating everything first."""
     doc = parse_document(text)
     version = file_version(doc)
     raw_nodes = doc["nodes"]
     unknown = sorted({n["op"] for n in raw_nodes if n["op"] != "null" and not registry.exists(n["op"])})
-    if unknown:
+    nested = _nested_unknown(raw_nodes)
+    if unknown or nested:
+        every = sorted(set(unknown) | {op for op, _ in nested})
+        inside = "".join(f"; {op} inside the subgraph of {where}" for op, where in nested)
         raise UnsupportedOperatorError(
-            f"the symbol uses {len(unknown)} unsupported operator(s): {', '.join(unknown)}", tuple(unknown))
+            f"the symbol uses {len(every)} unsupported operator(s): {', '.join(every)}{inside}", tuple(every))
     ops = [None if rn["op"] == "null" else registry.get(rn["op"]) for rn in raw_nodes]
     names = [rn["name"] for rn in raw_nodes]
     wheres = [f"node {i} ('{rn['name']}', op {rn['op']})" for i, rn in enumerate(raw_nodes)]
     attrs = [_node_attrs(rn, w) for rn, w in zip(raw_nodes, wheres)]
+    for rn, op, a, w in zip(raw_nodes, ops, attrs, wheres):
+        nested = _subgraphs(rn, op, w)
+        if nested is not None:
+            a[SUBGRAPHS] = nested
     entries = [[_entry(v, w) for v in rn.get("inputs", [])] for rn, w in zip(raw_nodes, wheres)]
     if version < MXNET_VERSION:
         _upgrade_hidden_keys(ops, names, attrs, entries)
@@ -291,7 +345,12 @@ def from_json(text: str | bytes) -> Graph:
         typed, user, strings = op.parse_attrs(attrs[i], name)
         params = op.with_defaults(typed)
         _check_counts(op, params, len(inputs), where)
-        expected = op.input_names(params)
+        try:
+            expected = op.input_names(params)
+        except UnsupportedOperatorError as exc:   # inputs that depend on a subgraph: name the node
+            raise UnsupportedOperatorError(f"{where}: {exc}", exc.ops) from None
+        except XGraphError as exc:
+            raise type(exc)(f"{where}: {exc}") from None
         if version < 900 and len(inputs) < len(expected):
             # pre-0.9 files did not store auxiliary states: create them as MXNet does
             hints = op.init_hints(params) if version < 904 else {}

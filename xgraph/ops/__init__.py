@@ -38,4 +38,5 @@ from . import patches
 from . import compare
 from . import dynamic
 from . import attention
+from . import mkldnn
 from . import ctc
