@@ -27,6 +27,7 @@ from xgraph.ops import registry  # noqa: E402
 
 DOC_PATH = os.path.join(ROOT, "docs", "operators.md")
 ZOO_DIR = os.path.join(ROOT, "tests", "fixtures", "zoo")
+QUANTIZED_DIR = os.path.join(ROOT, "tests", "fixtures", "quantized")
 COMMAND = "python tools/gen_operators_doc.py"
 
 
@@ -107,6 +108,33 @@ def _zoo_section() -> list[str]:
     return lines + [""]
 
 
+def _int8_section() -> list[str]:
+    """The int8 checkpoints the tests load and check against MXNet 1.9.1 (tests/fixtures/quantized)."""
+    rows = []
+    for f in sorted(os.listdir(QUANTIZED_DIR)) if os.path.isdir(QUANTIZED_DIR) else []:
+        if f.endswith("-symbol.json"):
+            with open(os.path.join(QUANTIZED_DIR, f), encoding="utf-8") as fh:
+                ops = sorted({n["op"] for n in json.load(fh)["nodes"]
+                              if n["op"].startswith(("_contrib_quantized_", "_sg_mkldnn_"))})
+            rows.append(f"| `{f[:-len('-symbol.json')]}` | {', '.join(f'`{o}`' for o in ops)} |")
+    if not rows:
+        return []
+    return ["## Int8 checkpoints that load", "",
+            "MXNet 1.9.1 int8 checkpoints load with `mx.model.load_checkpoint` and match MXNet's CPU (oneDNN) "
+            "outputs bit for bit (`tests/test_ops_quantized.py`, `tests/test_mkldnn_subgraphs.py`; `convnet_uint8` "
+            "differs where MXNet reads a uint8 relu's int8-typed bytes as uint8, see `_contrib_quantized_act`): "
+            "`quantize_model` without a subgraph backend (`_contrib_quantized_*` nodes), and the oneDNN fused "
+            "nodes `_sg_mkldnn_conv` / `_sg_mkldnn_fully_connected` (a JSON `subgraphs` field) of Gluon's "
+            "`quantize_net(quantize_mode='full')` and of `quantize_model_mkldnn` "
+            "(`get_backend_symbol('MKLDNN_QUANTIZE')`) calibrated with `calib_mode='naive'` or `'entropy'`; "
+            "float graphs of `get_backend_symbol('MKLDNN')` match to float32 rounding. Refused with an "
+            "`XGraphError`: fused int8 nodes without calibration (`calib_mode='none'`), channel-wise "
+            "quantized FullyConnected, int8 fusions with `clip`; `_sg_mkldnn_selfattn_*` (the transformer "
+            "fusions) are not operators here. Checkpoints checked (`tools/gen_quantized_cases.py`, "
+            "`tools/gen_mkldnn_cases.py`):", "",
+            "| checkpoint | quantized and fused operators |", "| --- | --- |", *rows, ""]
+
+
 def render() -> str:
     """The whole page, from the registry."""
     ops = registry.all_ops()
@@ -127,6 +155,7 @@ def render() -> str:
                      f"{'yes' if op.differentiable else 'no'} | {_cell(first)} |")
     lines.append("")
     lines += _zoo_section()
+    lines += _int8_section()
     for family in sorted(by_family):
         lines += [f"## {family}", ""]
         for op in by_family[family]:
