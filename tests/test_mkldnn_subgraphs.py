@@ -211,3 +211,15 @@ def test_float_data_into_a_quantized_node():
     args = {k: v for k, v in arg.items() if k in bad.list_arguments()}
     with pytest.raises(DTypeError, match=rf"{QCONV}.*_sg_mkldnn_conv.*data must be uint8 or int8, got float32"):
         bad.bind(mx.cpu(), {"data": mx.nd.array(io["data"]), **args}, aux_states=aux, grad_req="null").forward()
+
+
+def test_old_attribute_names():
+    """Files of older MXNet write with_relu / with_postsum_relu for with_act / with_postsum_act."""
+    sym, arg, aux, io = _checkpoint("sg_block_int8")
+    doc = json.loads(sym.get_internals()[f"{QCONV}_output"].tojson())
+    node = [n for n in doc["nodes"] if n["name"] == QCONV][0]
+    node["attrs"]["with_relu"] = node["attrs"].pop("with_act")
+    old = mx.sym.load_json(json.dumps(doc))
+    args = {k: v for k, v in arg.items() if k in old.list_arguments()}
+    out = old.bind(mx.cpu(), {"data": mx.nd.array(io["data"]), **args}, aux_states=aux, grad_req="null").forward()
+    np.testing.assert_array_equal(out[0].asnumpy(), io[f"internal:{QCONV}_output"])
