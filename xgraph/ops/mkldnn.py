@@ -415,7 +415,9 @@ def _quantized_conv(ctx, p, chain: Chain, v, w, b):
     lo, hi = _calibrated(p)
     out_type = _conv_dtype(p, [None] * len(v))[1][0]
     data_scale = quantize_scale(x.dtype, _scalar(v["data_min"]), _scalar(v["data_max"]))
-    w = lax.stop_gradient(w)
+    # a barrier: with frozen parameters XLA would otherwise constant-fold the per-channel reductions
+    # with its slow evaluator (48 s to compile a ResNet-18); at run time they cost little
+    w = lax.optimization_barrier(lax.stop_gradient(w))
     flat = w.reshape(w.shape[0], -1)
     scale = quantize_scale("int8", flat.min(axis=1), flat.max(axis=1))
     if b is not None:
