@@ -7,9 +7,9 @@ array (``min_data, max_data, min_weight, max_weight ...``), and returns the trip
 rules are those of MXNet 1.9.1's CPU build (its oneDNN kernels), checked
 bit-exactly against it by ``tests/test_ops_quantized.py`` unless said otherwise:
 
-* **conv, fully_connected**: int8 weight, uint8 or int8 data, products summed in
-  int32 exactly (``lax.conv_general_dilated`` / ``lax.dot_general`` with
-  ``preferred_element_type=int32``). The int32 output's range is
+* **conv, fully_connected**: int8 weight, uint8 or int8 data, products summed
+  exactly (:func:`int8_conv`, :func:`int8_matmul`: in float64, exact for every such
+  sum, or int32 without 64-bit types) into int32. The int32 output's range is
   ``±(R_data / L) * (R_weight / 127) * 2147483647`` with ``L`` 127 for int8 data
   and 255 for uint8 data, except that the convolution always uses ``L = 127`` (as
   MXNet's kernel does, so a uint8 convolution's range reads twice its real one).
