@@ -546,15 +546,17 @@ class Executor:
             >>> ex.memory_report()
             {'outputs': 1048576, 'saved_for_backward': 1048576}
         """
-        outputs = sum(int(np.prod(shape)) * np.dtype(_dt.canonical(dt)).itemsize for shape, dt in self._out_sigs)
+        def nbytes(shape: Sequence[int], dtype: Any) -> int:
+            return int(np.prod(shape)) * _dt.canonical(dtype).itemsize
+
+        outputs = sum(nbytes(shape, dt) for shape, dt in self._out_sigs)
         saved = 0
         if self._has_grad:
             args = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in (self.arg_dict[n] for n in self._arg_names))
             aux = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in (self.aux_dict[n] for n in self._aux_names))
             key = rng.words(0, 0) if self._needs_rng else None
             _, pullback, _ = jax.eval_shape(lambda *a: self._grad.forward(*a), args, aux, key)
-            saved = sum(int(np.prod(leaf.shape)) * np.dtype(leaf.dtype).itemsize
-                        for leaf in jax.tree_util.tree_leaves(pullback))
+            saved = sum(nbytes(leaf.shape, leaf.dtype) for leaf in jax.tree_util.tree_leaves(pullback))
         return {"outputs": outputs, "saved_for_backward": saved}
 
     def debug_str(self) -> str:
