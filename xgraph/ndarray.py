@@ -15,6 +15,7 @@ a cached one-op executable.
 from __future__ import annotations
 
 import builtins
+import math
 from numbers import Number
 from typing import Any, Callable, Sequence
 
@@ -39,10 +40,7 @@ class NDArray:
         if isinstance(data, NDArray):
             data = data.data
         if not isinstance(data, jax.Array) or dtype is not None or ctx is not None:
-            dev = as_context(ctx).device if ctx is not None else None
-            data = jnp.asarray(data, dtype=_dt.canonical(dtype)) if dtype is not None else jnp.asarray(data)
-            if dev is not None:
-                data = jax.device_put(data, dev)
+            data = device_array(data, dtype, as_context(ctx).device if ctx is not None else None)
         self._buf = data
         self._thunk: Callable[[], None] | None = None
         self._grad: "NDArray | None" = None   # set by attach_grad / autograd.mark_variables
@@ -331,23 +329,62 @@ def array(source: Any, ctx: Any = None, dtype: Any = None) -> NDArray:
         dtype = source.dtype if isinstance(source, NDArray) else np.float32
     if isinstance(source, NDArray):
         source = source.data
-    return NDArray(jnp.asarray(np.asarray(source) if not isinstance(source, jax.Array) else source,
-                               dtype=_dt.canonical(dtype)), ctx=ctx)
+    if not isinstance(source, jax.Array):
+        source = np.asarray(source)
+    return NDArray(device_array(source, dtype, as_context(ctx).device if ctx is not None else None))
 
 
 def zeros(shape: Any, ctx: Any = None, dtype: Any = "float32", **kwargs: Any) -> NDArray:
     """An array of zeros (a scalar or zero-size shape needs ``mx.np_shape()``, as in MXNet)."""
-    return NDArray(jnp.zeros(_creation_shape(shape, "zeros"), _dt.canonical(dtype)), ctx=ctx)
+    return full(_creation_shape(shape, "zeros"), 0, ctx, dtype)
 
 
 def ones(shape: Any, ctx: Any = None, dtype: Any = "float32", **kwargs: Any) -> NDArray:
     """An array of ones (a scalar or zero-size shape needs ``mx.np_shape()``, as in MXNet)."""
-    return NDArray(jnp.ones(_creation_shape(shape, "ones"), _dt.canonical(dtype)), ctx=ctx)
+    return full(_creation_shape(shape, "ones"), 1, ctx, dtype)
 
 
 def full(shape: Any, val: float, ctx: Any = None, dtype: Any = "float32", **kwargs: Any) -> NDArray:
-    """An array filled with ``val`` (a scalar or zero-size shape needs ``mx.np_shape()``)."""
-    return NDArray(jnp.full(_creation_shape(shape, "full"), val, _dt.canonical(dtype)), ctx=ctx)
+    """An array filled with ``val`` (a scalar or zero-size shape needs ``mx.np_shape()``).
+
+    Arrays up to :data:`HOST_FILL_LIMIT` elements are filled by numpy and copied over, which
+    compiles nothing; larger ones are filled on the device (one small program per shape).
+
+        >>> full((2,), 7, dtype='int32').asnumpy().tolist()
+        [7, 7]
+    """
+    dims = _creation_shape(shape, "full")
+    dt = jax.dtypes.canonicalize_dtype(_dt.canonical(dtype))
+    dev = as_context(ctx).device if ctx is not None else None
+    if math.prod(dims) <= HOST_FILL_LIMIT:
+        return NDArray(jax.device_put(np.full(dims, val, dt), dev))
+    return NDArray(jax.device_put(jnp.full(dims, val, dt), dev) if dev is not None else jnp.full(dims, val, dt))
+
+
+HOST_FILL_LIMIT = 1 << 20   # elements: above it a host buffer and its copy cost more than a device fill
+
+
+def device_array(value: Any, dtype: Any = None, device: Any = None) -> jax.Array:
+    """``value`` (an NDArray, jax array, numpy array, list or scalar) as a ``jax.Array`` of ``dtype`` on ``device``.
+
+    Host data is cast by numpy and copied over with ``jax.device_put``: ``jnp.asarray`` would compile a
+    conversion program for every new shape, which dominates scripts that make many small arrays.
+
+        >>> device_array([1, 2], 'int8').dtype
+        dtype('int8')
+    """
+    if isinstance(value, NDArray):
+        value = value.data
+    dt = None if dtype is None else _dt.canonical(dtype)
+    if isinstance(value, jax.Array):
+        out = value if dt is None or value.dtype == dt else value.astype(dt)
+        return out if device is None else jax.device_put(out, device)
+    if not isinstance(value, (np.ndarray, np.generic, list, tuple)):
+        out = jnp.asarray(value, dtype=dt)   # Python scalars keep JAX's weak types
+        return out if device is None else jax.device_put(out, device)
+    host = np.asarray(value)
+    host = host.astype(jax.dtypes.canonicalize_dtype(host.dtype if dt is None else dt), copy=False)
+    return jax.device_put(host, device)
 
 
 def _creation_shape(shape: Any, what: str) -> tuple[int, ...]:
@@ -416,7 +453,7 @@ def save(fname: str, data: Any) -> None:
 
 def _wrap_loaded(arrays: list, names: list[str], source: str) -> dict[str, NDArray] | list[NDArray]:
     from .io import params
-    wrapped = [None if a is None else NDArray(jnp.asarray(a)) for a in arrays]
+    wrapped = [None if a is None else NDArray(device_array(a)) for a in arrays]
     return params.as_dict_or_list(wrapped, names, source)
 
 
