@@ -515,3 +515,92 @@ def test_docs_custom_ops_snippets_run():
     ex = ns["y"].simple_bind(mx.cpu(), x=(2,))
     ex.arg_dict["x"][:] = np.array([0.0, 100.0], np.float32)
     np.testing.assert_allclose(ex.forward()[0].asnumpy(), [0.0, 3.0], rtol=1e-6)
+
+
+# -- MXNet's deprecated PythonOp API (NumpyOp, NDArrayOp) ------------------------------
+class _NumpySoftmaxLoss(mx.operator.NumpyOp):
+    """A loss head over numpy arrays: softmax forward, (p - onehot(label)) backward."""
+
+    def __init__(self):
+        super().__init__(need_top_grad=False)
+
+    def list_arguments(self):
+        return ["data", "label"]
+
+    def infer_shape(self, in_shape):
+        return [in_shape[0], [in_shape[0][0]]], [in_shape[0]]
+
+    def forward(self, in_data, out_data):
+        assert all(isinstance(a, np.ndarray) for a in in_data + out_data)
+        e = np.exp(in_data[0] - in_data[0].max(axis=1, keepdims=True))
+        out_data[0][:] = e / e.sum(axis=1, keepdims=True)
+
+    def backward(self, out_grad, in_data, out_data, in_grad):
+        labels = in_data[1].astype(int)
+        in_grad[0][:] = out_data[0]
+        in_grad[0][np.arange(len(labels)), labels] -= 1.0
+
+
+def test_numpy_op_loss_head_infers_shapes_runs_and_matches_softmax_output():
+    with pytest.warns(DeprecationWarning, match="CustomOp"):
+        op = _NumpySoftmaxLoss()
+    sym = op.get_symbol(mx.sym.var("x"), name="smax")
+    assert sym.list_arguments() == ["x", "smax_label"]
+    arg_shapes, out_shapes, _ = sym.infer_shape(x=(4, 3))
+    assert arg_shapes == [(4, 3), (4,)] and out_shapes == [(4, 3)]
+    x = np.random.RandomState(0).randn(4, 3).astype(np.float32)
+    label = np.array([0, 2, 1, 2], np.float32)
+    ref = mx.sym.SoftmaxOutput(mx.sym.var("x"), mx.sym.var("smax_label"))
+    runs = []
+    for s in (sym, ref):
+        grads = {"x": mx.nd.zeros((4, 3)), "smax_label": mx.nd.zeros((4,))}
+        exe = s.bind(mx.cpu(), {"x": mx.nd.array(x), "smax_label": mx.nd.array(label)}, args_grad=grads,
+                     grad_req={"x": "write", "smax_label": "null"})
+        exe.forward(is_train=True)
+        exe.backward()
+        runs.append((exe.outputs[0].asnumpy(), grads["x"].asnumpy()))
+    np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-6)
+    np.testing.assert_allclose(runs[0][1], runs[1][1], rtol=1e-5, atol=1e-7)
+
+
+def test_numpy_op_defaults_are_mxnets_identity_and_unit_gradient_with_grad_req_add():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        op = mx.operator.NumpyOp()
+    sym = op(mx.sym.var("X"), name="identity")   # __call__ is get_symbol
+    x = mx.nd.array([1.0, -2.0, 3.0])
+    dx = mx.nd.ones((3,))
+    exe = sym.bind(mx.cpu(), args=[x], args_grad={"X": dx}, grad_req="add")
+    exe.forward(is_train=True)
+    exe.backward(mx.nd.array([5.0, 5.0, 5.0]))
+    assert exe.outputs[0].asnumpy().tolist() == [1.0, -2.0, 3.0]
+    assert dx.asnumpy().tolist() == [2.0, 2.0, 2.0]   # 1 (kept) + the default backward's 1.0
+
+
+def test_ndarray_op_sees_ndarrays_and_its_backward_dependencies():
+    seen = {}
+
+    class Scale(mx.operator.NDArrayOp):
+        def forward(self, in_data, out_data):
+            seen["forward"] = type(in_data[0]).__name__
+            out_data[0][:] = in_data[0] * 3
+
+        def backward(self, out_grad, in_data, out_data, in_grad):
+            seen["backward"] = type(out_grad[0]).__name__
+            in_grad[0][:] = out_grad[0] * 3
+
+        def declare_backward_dependency(self, out_grad, in_data, out_data):
+            return list(out_grad)
+
+    with pytest.warns(DeprecationWarning):
+        op = Scale()
+    x = mx.sym.var("x")
+    y = op.get_symbol(x) * x      # d/dx (3x * x) = 6x
+    exe = y.simple_bind(mx.cpu(), x=(2,))
+    exe.arg_dict["x"][:] = np.array([1.0, 2.0], np.float32)
+    exe.forward(is_train=True)
+    exe.backward(mx.nd.ones((2,)))
+    assert exe.outputs[0].asnumpy().tolist() == [3.0, 12.0]
+    assert exe.grad_dict["x"].asnumpy().tolist() == [6.0, 12.0]
+    assert seen == {"forward": "NDArray", "backward": "NDArray"}

@@ -366,3 +366,7 @@ def get_operator_arguments(op_name: str) -> OperatorArguments:
 
 
 register("custom_op")(CustomOpProp)
+
+from .operator_legacy import NDArrayOp, NumpyOp, PythonOp  # noqa: E402  (they build on the classes above)
+
+__all__ += ["PythonOp", "NumpyOp", "NDArrayOp"]
