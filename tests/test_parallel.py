@@ -5,7 +5,6 @@ already started with one CPU device, and ``--xla_force_host_platform_device_coun
 """
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,26 +20,15 @@ from xgraph.errors import UnsupportedFeatureError
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 import parallel_worker as pw  # noqa: E402
+from multidevice import child_env, free_port, run_with_devices  # noqa: E402
 
 
-def _env(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DMLC_", "JAX_"))}
-    return {**env, "PYTHONPATH": str(ROOT), **extra}
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def eight_devices(tmp_path_factory):
     out = tmp_path_factory.mktemp("dp")
-    res = subprocess.run([sys.executable, str(ROOT / "tests" / "parallel_worker.py"), "devices", str(out)],
-                         env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=8"),
-                         capture_output=True, text=True, timeout=240)
-    assert res.returncode == 0, res.stdout + res.stderr
+    run_with_devices(ROOT / "tests" / "parallel_worker.py", "devices", out, devices=8)
     return out, json.loads((out / "devices.json").read_text())
 
 
@@ -75,7 +63,7 @@ def test_bad_device_configurations_say_what_is_wrong(eight_devices):
 def _launch(mode, out, n=2, timeout=120):
     cmd = [sys.executable, str(ROOT / "tools" / "launch.py"), "-n", str(n), "--host-devices", "2",
            "--timeout", "90", sys.executable, str(ROOT / "tests" / "parallel_worker.py"), mode, str(out)]
-    return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=timeout)
 
 
 def test_two_processes_train_as_one(tmp_path):
@@ -104,7 +92,7 @@ def test_the_launcher_stops_every_worker_when_one_fails():
             "sys.stdout.flush(); sys.exit(3) if r == 1 else time.sleep(60)")
     t0 = time.monotonic()
     res = subprocess.run([sys.executable, str(ROOT / "tools" / "launch.py"), "-n", "2", sys.executable, "-c", prog],
-                         env=_env(), capture_output=True, text=True, timeout=60)
+                         env=child_env(), capture_output=True, text=True, timeout=60)
     assert res.returncode == 3, res.stdout + res.stderr
     assert "worker 1 exited with status 3; stopping the other 1 running worker(s)" in res.stderr
     assert "[worker 0] worker 0 of 2 127.0.0.1" in res.stdout
@@ -113,9 +101,9 @@ def test_the_launcher_stops_every_worker_when_one_fails():
 
 def test_a_dead_worker_stops_the_others_without_the_launcher(tmp_path):
     """No launcher: JAX's coordination service notices the missing heartbeat and ends rank 0."""
-    port = _free_port()
+    port = free_port()
     procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "parallel_worker.py"), "die", str(tmp_path)],
-                              env=_env(DMLC_PS_ROOT_URI="127.0.0.1", DMLC_PS_ROOT_PORT=str(port),
+                              env=child_env(DMLC_PS_ROOT_URI="127.0.0.1", DMLC_PS_ROOT_PORT=str(port),
                                        DMLC_NUM_WORKER="2", DMLC_WORKER_ID=str(r),
                                        XLA_FLAGS="--xla_force_host_platform_device_count=1"),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in (0, 1)]
@@ -149,7 +137,7 @@ def test_initialize_reads_mxnet_and_jax_variables_and_refuses_bad_settings(monke
         mx.distributed.initialize("127.0.0.1", 2, 1)
     with pytest.raises(mx.DistributedError, match="process_id"):
         mx.distributed.initialize("127.0.0.1:1234", 2)
-    port = _free_port()
+    port = free_port()
     t0 = time.monotonic()
     with pytest.raises(mx.DistributedError, match=rf"127.0.0.1:{port} is unreachable after 0.5 s"):
         mx.distributed.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=1, timeout=0.5)

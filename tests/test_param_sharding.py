@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 import xgraph as mx  # noqa: E402
 from xgraph import parallel  # noqa: E402
 from xgraph.train.trainer import Trainer  # noqa: E402
@@ -146,11 +146,9 @@ import pytest  # noqa: E402
 
 @pytest.fixture(scope="module")
 def eight(tmp_path_factory):
+    from multidevice import run_with_devices
     out = tmp_path_factory.mktemp("param_sharding")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DMLC_", "JAX_"))}
-    env.update(PYTHONPATH=str(ROOT), XLA_FLAGS="--xla_force_host_platform_device_count=8")
-    res = subprocess.run([sys.executable, __file__, str(out)], env=env, capture_output=True, text=True, timeout=240)
-    assert res.returncode == 0, res.stdout + res.stderr
+    run_with_devices(__file__, out, devices=8)
     return out, json.loads((out / "result.json").read_text())
 
 
