@@ -3,6 +3,7 @@
     xgraph inspect MODEL-symbol.json [--shape data=1,3,224,224] [--params FILE]
     xgraph hlo     MODEL-symbol.json --shape data=... [--optimized] [--opt-level N]
     xgraph compile MODEL-symbol.json MODEL-0000.params -o ARTIFACT --shape data=... [--dynamic-batch]
+                   [--mesh data=4,model=2] [--sharding NAME=SPEC] [--output-sharding NAME=SPEC]
     xgraph run     ARTIFACT --input data=x.npy [--output-dir DIR]
     xgraph plot    MODEL-symbol.json [--shape ...] -o FILE.dot|FILE.svg
     xgraph bench   ARTIFACT [--batch N] [--iters N]
@@ -110,6 +111,39 @@ def parse_dtype(text: str) -> tuple[str, str]:
     except (XGraphError, TypeError, ValueError):
         raise argparse.ArgumentTypeError(f"unknown dtype {value!r} in {text!r} (e.g. float32, float16, "
                                          f"bfloat16, int32)") from None
+
+
+def parse_mesh(text: str) -> dict[str, int]:
+    """``'data=4,model=2'`` -> ``{'data': 4, 'model': 2}``: mesh axis names and sizes, in mesh order.
+
+        >>> parse_mesh('data=4,model=2')
+        {'data': 4, 'model': 2}
+    """
+    mesh: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",")):
+        name, sep, size = (t.strip() for t in part.partition("="))
+        if not sep or not _IDENT.match(name) or not size.isdigit() or int(size) < 1:
+            raise argparse.ArgumentTypeError(f"bad mesh axis {part!r} in {text!r}: expected NAME=SIZE with a "
+                                             f"positive size, e.g. --mesh data=4,model=2")
+        if name in mesh:
+            raise argparse.ArgumentTypeError(f"mesh axis {name!r} is given twice in {text!r}")
+        mesh[name] = int(size)
+    return mesh
+
+
+def parse_sharding(text: str) -> tuple[str, Any]:
+    """``'fc1_weight=model,None'`` -> ``('fc1_weight', PartitionSpec('model', None))``; an empty spec
+    (``'x='``) is replicated.
+
+        >>> parse_sharding('fc1_weight=model,None')
+        ('fc1_weight', P('model', None))
+    """
+    from .parallel import partition_spec
+    name, value = _name_value(text, "SPEC")
+    try:
+        return name, partition_spec(value)
+    except XGraphError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (e.g. fc1_weight=model,None)") from None
 
 
 def parse_input_file(text: str) -> tuple[str, str]:
@@ -346,8 +380,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
     arg_p = {k: v for k, v in arg_p.items() if k in arg_names and k not in shapes}
     aux_p = {k: v for k, v in aux_p.items() if k in aux_names}
     inputs = _artifact_inputs(sym, arg_p, shapes, dtypes, args.dynamic_batch)
+    shardings = _mapping(args.sharding, "--sharding")
+    out_shardings = _mapping(args.output_sharding, "--output-sharding")
+    if (shardings or out_shardings) and args.mesh is None:
+        raise UsageError("--sharding and --output-sharding need --mesh (e.g. --mesh data=4,model=2)")
     art = export(sym, arg_p, aux_p, inputs=inputs, path=args.output, platforms=args.platform or ("cpu",),
-                 opt_level=args.opt_level, freeze_params=args.freeze_params)
+                 opt_level=args.opt_level, freeze_params=args.freeze_params, mesh=args.mesh,
+                 input_shardings=shardings or None, output_shardings=out_shardings or None)
     m = art.manifest
 
     def tensors(table: str) -> str:
@@ -359,6 +398,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
     print(f"platforms: {', '.join(m['platforms'])}; opt level {m['opt_level']}; "
           f"{len(m['params'])} parameters and {len(m['aux'])} auxiliary states ({n_values:,} values"
           f"{', frozen' if m['params_frozen'] else ''})")
+    if m.get("sharding"):
+        t = m["sharding"]
+        split = [f"{n} {spec}" for n, spec in t["specs"].items() if spec != "()"]
+        outs = [f"{r['name']} {spec}" for r, spec in zip(m["call_results"], t.get("result_specs", []))
+                if r["kind"] == "output" and spec is not None]
+        print(f"mesh: {', '.join(f'{a}={n}' for a, n in zip(t['axis_names'], t['mesh_shape']))} "
+              f"({t['num_devices']} devices); split: {'; '.join(split) or 'nothing'}; outputs: "
+              f"{'; '.join(outs) or 'as XLA places them'}")
     return 0
 
 
@@ -382,6 +429,15 @@ def add_compile(subparsers: argparse._SubParsersAction) -> None:
                    help="make the first dimension of every input symbolic ('batch'): one artifact, any batch size")
     p.add_argument("--freeze-params", action="store_true",
                    help="bake the parameters into the module as constants (they cannot be swapped later)")
+    p.add_argument("--mesh", type=parse_mesh, metavar="AXIS=SIZE,...",
+                   help="lower for a device mesh, e.g. --mesh data=4,model=2 (8 devices; inputs split over "
+                        "'data', parameters as their variables' sharding attributes say)")
+    p.add_argument("--sharding", action="append", type=parse_sharding, metavar="NAME=SPEC",
+                   help="PartitionSpec of an input or parameter over the mesh, e.g. --sharding "
+                        "fc1_weight=model,None (repeatable; overrides the variable's sharding attribute)")
+    p.add_argument("--output-sharding", action="append", type=parse_sharding, metavar="NAME=SPEC",
+                   help="PartitionSpec an output is returned with, e.g. --output-sharding softmax_output=data "
+                        "(repeatable; default: XLA's choice)")
     p.set_defaults(func=cmd_compile)
 
 

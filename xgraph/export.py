@@ -41,7 +41,7 @@ from .infer import infer
 from .io import artifact as fmt
 from .io.atomic import atomic_write_bytes
 from .io import module_check
-from .lower import unique_names
+from .lower import SHARDING_ATTR, unique_names
 from .program import ProgramSignature, TensorSpec, constants_digest, normalize_platforms
 
 MODULE = "module.jaxexport"
@@ -197,7 +197,7 @@ def _check_request(arg_names: list, aux_names: list, arg_params: dict, aux_param
     return unfed
 
 
-_KIND_WORDS = {"input": "input", "arg": "parameter", "aux": "aux state", "seed": "seed"}
+_KIND_WORDS = {"input": "input", "arg": "parameter", "aux": "aux state", "seed": "seed", "output": "output"}
 
 
 @dataclass(frozen=True)
@@ -219,16 +219,16 @@ class _MeshShape:
         return math.prod(n for _, n in self.axes)
 
 
-def _sharding_plan(mesh: Any, input_shardings: Mapping[str, Any] | None, call_args: Sequence[TensorSpec]
-                   ) -> tuple[Any, tuple[str, ...]]:
-    """The export's mesh and the PartitionSpec string of each call argument.
+def _where(s: TensorSpec, source: str = "") -> str:
+    """How an error names a call argument: ``export: parameter 'w' of shape (4, 2)`` (+ where its spec came from)."""
+    shape = "(" + ", ".join(str(d) for d in s.shape) + ("," if len(s.shape) == 1 else "") + ")"
+    return f"export: {_KIND_WORDS[s.kind]} {s.name!r} of shape {shape}{source}"
 
-    Given specs are checked against the argument's shape and the mesh; by
-    default inputs split their first dimension over the ``data`` axis (when the
-    mesh has one and the size divides), everything else is replicated.
-    """
+
+def _as_mesh(mesh: Any, what: str) -> Any:
+    """The export's mesh: a ``_MeshShape`` for ``{axis: size}``, else a Mesh (:func:`xgraph.parallel.make_mesh`)."""
     if mesh is None:
-        raise ParallelError("export: input_shardings needs a mesh (mesh=<a jax.sharding.Mesh, a device count or "
+        raise ParallelError(f"export: {what} needs a mesh (mesh=<a jax.sharding.Mesh, a device count or "
                             "{axis name: size}>)")
     if isinstance(mesh, Mapping):
         sizes = list(mesh.items())
@@ -236,9 +236,40 @@ def _sharding_plan(mesh: Any, input_shardings: Mapping[str, Any] | None, call_ar
                                 and not isinstance(n, bool) and n >= 1 for a, n in sizes):
             raise ParallelError(f"export: mesh {dict(mesh)!r} must map axis names to positive sizes, "
                                 "e.g. {'data': 4, 'model': 2}")
-        return _sharding_plan(_MeshShape(tuple((a, int(n)) for a, n in sizes)), input_shardings, call_args)
-    if not isinstance(mesh, (_MeshShape, jax.sharding.AbstractMesh)):
-        mesh = parallel.make_mesh(mesh)
+        return _MeshShape(tuple((a, int(n)) for a, n in sizes))
+    if isinstance(mesh, (_MeshShape, jax.sharding.AbstractMesh)):
+        return mesh
+    return parallel.make_mesh(mesh)
+
+
+def variable_shardings(graph: Graph) -> dict[str, str]:
+    """``{variable name: PartitionSpec string}`` of every variable carrying a ``__sharding__`` attribute
+    (``mx.sym.var(name, sharding=spec)``, or ``mx.sym.with_sharding`` on a variable).
+
+        >>> import xgraph as mx
+        >>> w = mx.sym.var('fc_weight', sharding=('model', None))
+        >>> variable_shardings(mx.sym.FullyConnected(mx.sym.var('x'), weight=w, num_hidden=4, name='fc').graph)
+        {'fc_weight': "('model', None)"}
+    """
+    out: dict[str, str] = {}
+    for node in graph.variables():
+        text = (node.user_attrs or {}).get(SHARDING_ATTR)
+        if text:
+            out.setdefault(node.name, text)
+    return out
+
+
+def _sharding_plan(mesh: Any, input_shardings: Mapping[str, Any] | None, call_args: Sequence[TensorSpec],
+                   variable_specs: Mapping[str, str] | None = None) -> tuple[Any, tuple[str, ...]]:
+    """The export's mesh and the PartitionSpec string of each call argument.
+
+    A call argument's spec is ``input_shardings[name]``, else its variable's
+    ``__sharding__`` attribute (``variable_specs``), else the default: inputs
+    split their first dimension over the ``data`` axis (when the mesh has one
+    and the size divides), everything else is replicated.  Every spec is checked
+    against the argument's shape and the mesh (:func:`xgraph.parallel.check_spec`).
+    """
+    mesh = _as_mesh(mesh, "input_shardings")
     if not call_args:
         raise ParallelError("export: a sharded artifact needs at least one input or parameter to place on the mesh")
     given = dict(input_shardings or {})
@@ -247,11 +278,15 @@ def _sharding_plan(mesh: Any, input_shardings: Mapping[str, Any] | None, call_ar
     if unknown:
         raise ParallelError(f"export: input_shardings names {unknown}, which are not inputs, parameters or aux "
                             f"states the artifact is called with; they are {names}")
+    variable_specs = dict(variable_specs or {})
     data = mesh.shape.get(parallel.DATA_AXIS)
     texts = []
     for s in call_args:
         if s.name in given and s.kind != "seed":
-            spec = parallel.check_spec(given[s.name], s.shape, mesh, f"export: {_KIND_WORDS[s.kind]} {s.name!r}")
+            spec = parallel.check_spec(given[s.name], s.shape, mesh, _where(s))
+        elif s.name in variable_specs and s.kind != "seed":
+            spec = parallel.check_spec(variable_specs[s.name], s.shape, mesh,
+                                       _where(s, " (the sharding attribute of its variable)"))
         elif s.kind == "input" and s.shape and data is not None and (isinstance(s.shape[0], str)
                                                                     or s.shape[0] % data == 0):
             spec = PartitionSpec(parallel.DATA_AXIS)
@@ -261,11 +296,44 @@ def _sharding_plan(mesh: Any, input_shardings: Mapping[str, Any] | None, call_ar
     return mesh, tuple(texts)
 
 
+def _result_plan(mesh: Any, output_shardings: Mapping[str, Any] | None, results: Sequence[dict],
+                 out_shapes: Mapping[str, tuple], arg_texts: Mapping[str, str]) -> tuple[str | None, ...]:
+    """The PartitionSpec string of each call result, or None where XLA chooses (an output not in
+    ``output_shardings``).  Updated parameters and aux states of a training step keep their argument's spec."""
+    given = dict(output_shardings or {})
+    outs = [r["name"] for r in results if r["kind"] == "output"]
+    unknown = sorted(set(given) - set(outs))
+    if unknown:
+        raise ParallelError(f"export: output_shardings names {unknown}, which are not outputs of the symbol; "
+                            f"they are {outs}")
+    texts: list[str | None] = []
+    for r in results:
+        if r["kind"] != "output":
+            texts.append(arg_texts[r["name"]])
+        elif r["name"] in given:
+            shape = out_shapes[r["name"]]
+            where = _where(TensorSpec(r["name"], "output", shape, ""))
+            texts.append(parallel.spec_text(parallel.check_spec(given[r["name"]], shape, mesh, where)))
+        else:
+            texts.append(None)
+    return tuple(texts)
+
+
+def _output_shapes(graph: Graph, shapes: Mapping[str, tuple], dtypes: Mapping[str, str]) -> list[tuple]:
+    """The graph's output shapes, symbolic dimensions by name (inference at the first probe sizes)."""
+    symbols = sorted({d for s in shapes.values() for d in s if isinstance(d, str)})
+    probed = {n: _probe(s, 0, symbols) for n, s in shapes.items()}
+    res = infer(graph, probed, dict(dtypes), partial=False, default_dtype=np.float32)
+    by_probe = {_PROBES[0][i]: name for i, name in enumerate(symbols)}
+    return [tuple(by_probe.get(d, d) if symbols else d for d in res.shape(e)) for e in graph.outputs]
+
+
 def export(sym: Any, arg_params: Mapping[str, Any] | None = None, aux_params: Mapping[str, Any] | None = None,
            inputs: Mapping[str, Any] | None = None, path: str | os.PathLike | None = None,
            platforms: Sequence[str] | str = ("cpu",), opt_level: int = 1, for_training: bool = False,
            freeze_params: bool = False, learning_rate: float = 0.01, mesh: Any = None,
-           input_shardings: Mapping[str, Any] | None = None) -> Artifact:
+           input_shardings: Mapping[str, Any] | None = None,
+           output_shardings: Mapping[str, Any] | None = None) -> Artifact:
     """Export ``sym`` with its parameters as one artifact file (returned; also saved when ``path`` is given).
 
     ``inputs`` maps each input to ``(shape, dtype)`` (or a shape; the dtype is
@@ -284,13 +352,20 @@ def export(sym: Any, arg_params: Mapping[str, Any] | None = None, aux_params: Ma
     ``mesh`` (a ``jax.sharding.Mesh``, what :func:`xgraph.parallel.make_mesh`
     takes, e.g. a device count, or ``{axis name: size}``, which needs no devices:
     only the mesh's shape is exported) lowers the module for that many devices, keeping
-    the ``mx.sym.with_sharding`` constraints of the graph.  ``input_shardings``
-    maps inputs (and parameters or aux states) to PartitionSpecs (a
-    ``PartitionSpec``, a tuple such as ``('data', None)`` or its string); by
+    the ``mx.sym.with_sharding`` constraints of the graph.  Each call argument
+    gets a PartitionSpec (a ``PartitionSpec``, a tuple such as ``('data', None)``
+    or its string): ``input_shardings[name]`` (inputs, parameters or aux
+    states), else its variable's ``sharding`` attribute
+    (``mx.sym.var(name, sharding=spec)``, kept in the symbol JSON), else by
     default each input's first dimension is split over the mesh's ``data`` axis
-    when it has one and the size divides, the rest is replicated.  The manifest's
-    ``sharding`` table records the mesh's axis names and shape and every spec;
-    the artifact then runs on a process with at least that many devices.
+    when it has one and the size divides, the rest is replicated.
+    ``output_shardings`` maps outputs to the specs the module returns them with;
+    the other outputs are XLA's choice (a training step's updated parameters
+    keep their argument's spec).  The manifest's ``sharding`` table records the
+    mesh's axis names and shape, every argument's spec and every result's
+    (``null``: XLA's choice); the artifact then runs on a process with at least
+    that many devices.  Without a mesh, the variables' sharding attributes are
+    ignored (one device), as in a Trainer.
 
         >>> import numpy as np, xgraph as mx
         >>> art = mx.export(mx.sym.relu(mx.sym.var('x')), inputs={'x': ((2,), 'float32')})
@@ -298,8 +373,8 @@ def export(sym: Any, arg_params: Mapping[str, Any] | None = None, aux_params: Ma
         ([2], 'float32')
         >>> sharded = mx.export(mx.sym.relu(mx.sym.var('x')), inputs={'x': (('batch', 3), 'float32')},
         ...                     mesh={'data': 4, 'model': 2})      # for 8 devices, exported on one
-        >>> sharded.manifest['sharding']
-        {'num_devices': 8, 'axis_names': ['data', 'model'], 'mesh_shape': [4, 2], 'specs': {'x': "('data',)"}}
+        >>> sharded.manifest['sharding']['specs'], sharded.manifest['sharding']['result_specs']
+        ({'x': "('data',)"}, [None])
     """
     graph: Graph = sym.graph
     arg_names = unique_names(graph.argument_nodes())
@@ -335,9 +410,20 @@ def export(sym: Any, arg_params: Mapping[str, Any] | None = None, aux_params: Ma
     seed_specs = [TensorSpec("seed", "seed", (), "uint32")] if needs_rng else []
     frozen = {**arg_params, **aux_params} if freeze_params else {}
     call_args = tuple(input_specs + seed_specs + ([] if freeze_params else param_specs + aux_specs))
-    sharded = mesh is not None or input_shardings is not None
+    sharded = mesh is not None or input_shardings is not None or output_shardings is not None
+    out_names = sym.list_outputs()
+    results = [{"name": n, "kind": "output"} for n in out_names]
+    if for_training:
+        results += [{"name": s.name, "kind": "arg"} for s in param_specs
+                    if jnp.issubdtype(canonical(s.dtype), jnp.inexact)]
+        results += [{"name": s.name, "kind": "aux"} for s in aux_specs]
     if sharded:
-        mesh, shardings = _sharding_plan(mesh, input_shardings, call_args)
+        if mesh is None and output_shardings is not None:
+            _as_mesh(None, "output_shardings")
+        mesh, shardings = _sharding_plan(mesh, input_shardings, call_args, variable_shardings(graph))
+        out_shapes = dict(zip(out_names, _output_shapes(graph, shapes, dtypes))) if output_shardings else {}
+        result_shardings = _result_plan(mesh, output_shardings, results, out_shapes,
+                                        {s.name: t for s, t in zip(call_args, shardings)})
     sig = ProgramSignature(
         args=call_args, filled=tuple(spec(n, "input") for n in filled),
         constants=tuple(param_specs + aux_specs) if freeze_params else (),
@@ -345,17 +431,11 @@ def export(sym: Any, arg_params: Mapping[str, Any] | None = None, aux_params: Ma
         mode="train" if for_training else "infer", learning_rate=float(learning_rate) if for_training else 0.0,
         platforms=platforms, opt_level=int(opt_level),
         mesh=tuple((a, int(mesh.shape[a])) for a in mesh.axis_names) if sharded else (),
-        shardings=shardings if sharded else ())
+        shardings=shardings if sharded else (), result_shardings=result_shardings if sharded else ())
     exported = cached_export(graph, sig, frozen)
 
-    out_names = sym.list_outputs()
     outputs = [{"name": n, "shape": [d if isinstance(d, int) else str(d) for d in a.shape],
                 "dtype": _dtype_name(a.dtype)} for n, a in zip(out_names, exported.out_avals)]
-    results = [{"name": n, "kind": "output"} for n in out_names]
-    if for_training:
-        results += [{"name": s.name, "kind": "arg"} for s in param_specs
-                    if jnp.issubdtype(canonical(s.dtype), jnp.inexact)]
-        results += [{"name": s.name, "kind": "aux"} for s in aux_specs]
     from . import __version__
     manifest = {
         "format": fmt.FORMAT_NAME, "format_version": fmt.SHARDED_FORMAT_VERSION if sharded else fmt.FORMAT_VERSION,
@@ -376,7 +456,8 @@ def export(sym: Any, arg_params: Mapping[str, Any] | None = None, aux_params: Ma
     if sharded:
         manifest["sharding"] = {"num_devices": int(mesh.size), "axis_names": list(mesh.axis_names),
                                 "mesh_shape": [int(mesh.shape[a]) for a in mesh.axis_names],
-                                "specs": {s.name: t for s, t in zip(call_args, shardings)}}
+                                "specs": {s.name: t for s, t in zip(call_args, shardings)},
+                                "result_specs": list(result_shardings)}
     stored = {f"arg:{n}": arg_params[n] for n in arg_names if n in arg_params}
     stored.update({f"aux:{n}": aux_params[n] for n in aux_names})
     members = {MODULE: bytes(exported.serialize()), PARAMS: fmt.save_arrays(stored),
@@ -495,6 +576,25 @@ def _check_sharding_table(m: dict, where: str) -> None:
             raise ArtifactError(f"artifact {where}: sharding table: call argument {name!r} has spec {text!r}, "
                                 f"not a PartitionSpec of a {len(args[name]['shape'])}-d array over mesh axes "
                                 f"{names}")
+    if "result_specs" not in table:        # written before result specs were recorded: all XLA's choice
+        return
+    specs = table["result_specs"]
+    if not isinstance(specs, list) or len(specs) != len(m["call_results"]):
+        raise ArtifactError(f"artifact {where}: sharding table: result_specs must list one spec (or null) per "
+                            f"call result, {len(m['call_results'])} in all")
+    tables = {"output": m["outputs"], "arg": m["params"], "aux": m["aux"]}
+    for r, text in zip(m["call_results"], specs):
+        if text is None:
+            continue
+        rank = next((len(e["shape"]) for e in tables[r["kind"]] if e["name"] == r["name"]), -1)
+        try:
+            spec = parallel.partition_spec(text) if isinstance(text, str) else None
+        except ParallelError:
+            spec = None
+        axes = [a for e in (spec or ()) if e is not None for a in ((e,) if isinstance(e, str) else e)]
+        if spec is None or len(spec) > rank or not set(axes) <= set(names):
+            raise ArtifactError(f"artifact {where}: sharding table: result {r['name']!r} has spec {text!r}, "
+                                f"not null or a PartitionSpec of a {rank}-d array over mesh axes {names}")
 
 
 def _aval_matches(entry: Mapping[str, Any], aval: Any) -> bool:
@@ -522,6 +622,14 @@ def _check_module(exported: Any, m: dict, where: str) -> None:
         if not _aval_matches(entry, aval):
             raise ArtifactError(f"artifact {where}: call argument {entry['name']!r} is {entry['shape']} "
                                 f"{entry['dtype']} in the manifest but {aval.str_short()} in the module")
+    specs = (m.get("sharding") or {}).get("result_specs")
+    if specs is not None:           # a result the manifest gives a spec is one the module returns placed
+        hlo = list(getattr(exported, "out_shardings_hlo", ()) or ())
+        if len(hlo) == len(specs):
+            for r, text, h in zip(m["call_results"], specs, hlo):
+                if (text is None) != (h is None):
+                    raise ArtifactError(f"artifact {where}: result {r['name']!r} has sharding {text!r} in the "
+                                        f"manifest, but the module {'places it' if h is not None else 'leaves it to XLA'}")
     declared = {e["name"]: e for e in m["outputs"]}
     declared.update({e["name"]: e for e in m["params"] + m["aux"] if e["name"] not in declared})
     for r, aval in zip(m["call_results"], exported.out_avals):
@@ -559,12 +667,15 @@ def _remember(key: str, hit: tuple[Any, Any]) -> None:
         _MODULES.pop(next(iter(_MODULES)))
 
 
-def _sharded_call(exported: Any, digest: str, shardings: tuple) -> Any:
-    """``jax.jit(exported.call)`` placing the arguments with ``shardings`` (cached like :func:`_module`)."""
-    key = digest + "@" + ",".join(str(d.id) for d in shardings[0].mesh.devices.flat)
+def _sharded_call(exported: Any, digest: str, shardings: tuple, result_shardings: tuple = ()) -> Any:
+    """``jax.jit(exported.call)`` placing the arguments with ``shardings`` and the results with
+    ``result_shardings`` (None entries: XLA's choice), cached like :func:`_module`."""
+    key = (digest + "@" + ",".join(str(d.id) for d in shardings[0].mesh.devices.flat) + "->"
+           + ";".join("-" if r is None else str(tuple(r.spec)) for r in result_shardings))
     hit = _MODULES.pop(key, None)
     if hit is None:
-        hit = (exported, jax.jit(exported.call, in_shardings=shardings))
+        outs = {"out_shardings": tuple(result_shardings)} if result_shardings else {}
+        hit = (exported, jax.jit(exported.call, in_shardings=shardings, **outs))
     _remember(key, hit)
     return hit[1]
 
@@ -607,12 +718,18 @@ class LoadedArtifact:
         self.num_devices = self.sharding["num_devices"] if self.sharding else 1
         self.mesh: Mesh | None = None
         self._shardings: tuple = ()
+        self._result_shardings: tuple = ()
+        #: ``{output name: NamedSharding}`` the module returns each output with over :attr:`mesh`: the
+        #: requested ones (``export(output_shardings=)``) from the manifest; outputs left to XLA are None
+        #: until a call has compiled the module, then what the compiled program gave
+        self.output_shardings: dict[str, Any] = {}
         if self.sharding is not None and check_platform:
             self._place_on_mesh()
         self.exported, self._call = _module(members[MODULE], manifest["members"][MODULE], where)
         _check_module(self.exported, manifest, where)
         if self.mesh is not None:
-            self._call = _sharded_call(self.exported, manifest["members"][MODULE], self._shardings)
+            self._call = _sharded_call(self.exported, manifest["members"][MODULE], self._shardings,
+                                       self._result_shardings)
 
     def _place_on_mesh(self) -> None:
         """Lay the recorded mesh over the first ``num_devices`` local devices; ParallelError when too few."""
@@ -627,6 +744,11 @@ class LoadedArtifact:
         self.mesh = parallel.make_mesh(t["num_devices"], t["axis_names"], t["mesh_shape"])
         self._shardings = tuple(NamedSharding(self.mesh, parallel.partition_spec(t["specs"][a["name"]]))
                                 for a in self.manifest["call_args"])
+        specs = t.get("result_specs") or [None] * len(self.manifest["call_results"])
+        self._result_shardings = tuple(None if x is None else NamedSharding(self.mesh, parallel.partition_spec(x))
+                                       for x in specs)
+        self.output_shardings = {r["name"]: sh for r, sh in zip(self.manifest["call_results"], self._result_shardings)
+                                 if r["kind"] == "output"}
 
     def stablehlo(self) -> str:
         """The module's StableHLO text; a sharded artifact's shows its partitioning
@@ -730,7 +852,8 @@ class LoadedArtifact:
         if self.sharding is not None:
             if self.mesh is None:         # loaded with check_platform=False
                 self._place_on_mesh()
-                self._call = _sharded_call(self.exported, self.manifest["members"][MODULE], self._shardings)
+                self._call = _sharded_call(self.exported, self.manifest["members"][MODULE], self._shardings,
+                                           self._result_shardings)
             self._check_split(values)
         if self.manifest["params_frozen"] and (params or aux):
             raise ArtifactError(f"artifact {self.where} was exported with frozen parameters: they cannot be replaced")
@@ -763,6 +886,8 @@ class LoadedArtifact:
         outs, new_params, new_aux = {}, {}, {}
         for r, v in zip(self.manifest["call_results"], results):
             {"output": outs, "arg": new_params, "aux": new_aux}[r["kind"]][r["name"]] = v
+            if self.mesh is not None and r["kind"] == "output" and self.output_shardings.get(r["name"]) is None:
+                self.output_shardings[r["name"]] = v.sharding         # what the compiled program gave
         return outs, new_params, new_aux
 
     def run(self, inputs: Mapping[str, Any], numpy: bool = False) -> dict[str, Any]:

@@ -8,8 +8,9 @@ optimization level.  :func:`export_program` builds the function from the
 graph's :class:`~xgraph.lower.GraphFunction` programs (the same the executor
 runs) and exports it.  Dimensions given as strings (``'batch'``) are symbolic,
 so one module serves every size.  A signature with a ``mesh`` is lowered over
-that many devices, each call argument placed with its PartitionSpec, and
-``mx.sym.with_sharding`` constraints inside the graph are kept.
+that many devices, each call argument placed with its PartitionSpec (and each
+result, where the signature asks), and ``mx.sym.with_sharding`` constraints
+inside the graph are kept.
 
     >>> import xgraph as mx
     >>> from xgraph.program import ProgramSignature, TensorSpec, export_program
@@ -67,7 +68,8 @@ class ProgramSignature:
     ``mode`` is ``'infer'`` or ``'train'`` (a plain SGD step with ``learning_rate``).
     ``mesh`` is empty (one device) or the mesh's ``((axis name, size), ...)``;
     ``shardings`` then holds the PartitionSpec string of each call argument
-    (:func:`xgraph.parallel.spec_text`), aligned with ``args``.
+    (:func:`xgraph.parallel.spec_text`), aligned with ``args``, and
+    ``result_shardings`` that of each result (None: XLA chooses; empty: all do).
     """
 
     args: tuple = ()
@@ -80,6 +82,7 @@ class ProgramSignature:
     opt_level: int = 0
     mesh: tuple = ()
     shardings: tuple = ()
+    result_shardings: tuple = ()
 
     def key(self) -> str:
         """A SHA-256 naming this signature, with the jax version and xgraph's code (which decide the lowering)."""
@@ -275,7 +278,10 @@ def export_program(graph: Graph, sig: ProgramSignature, constants: Mapping[str, 
         if mesh is None:
             return jax.export.export(jax.jit(fn), platforms=sig.platforms)(*abstract_args(sig.args))
         from .parallel import use_mesh
-        jitted = jax.jit(fn, in_shardings=tuple(NamedSharding(mesh, partition_spec(t)) for t in sig.shardings))
+        outs = {} if not sig.result_shardings else {"out_shardings": tuple(
+            None if t is None else NamedSharding(mesh, partition_spec(t)) for t in sig.result_shardings)}
+        jitted = jax.jit(fn, in_shardings=tuple(NamedSharding(mesh, partition_spec(t)) for t in sig.shardings),
+                         **outs)
         with use_mesh(mesh):            # with_sharding nodes are constrained over this mesh
             return jax.export.export(jitted, platforms=sig.platforms)(
                 *abstract_args(sig.args, split_constraints(sig.args, sig.shardings, mesh)))
