@@ -188,3 +188,24 @@ def test_integer_division_and_modulo_follow_mxnet():
         out = sym.bind(mx.cpu(), args={"x": a}, grad_req="null").forward()[0]
         assert out.dtype == np.int32
         np.testing.assert_array_equal(out.asnumpy(), want)
+
+
+def test_making_arrays_of_new_shapes_compiles_nothing(caplog):
+    """nd.array / zeros / ones / full of host data cast on the host: a script making many small
+    arrays of new shapes (as MXNet's tests and data loaders do) pays no XLA compile for each."""
+    import logging
+    import jax
+    import ml_dtypes
+    made = []
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING, logger="jax"):
+        for n in range(13, 17):
+            made += [mx.nd.array(np.arange(n, dtype=np.float64)), mx.nd.array([[1, 2]] * n, dtype="int8"),
+                     mx.nd.zeros((n, 3)), mx.nd.ones((2, n), dtype="float16"), mx.nd.full((n,), 2.5),
+                     mx.nd.array(np.ones(n), dtype=ml_dtypes.bfloat16)]
+    compiles = [r.getMessage() for r in caplog.records if "ompil" in r.getMessage()]
+    assert not compiles, compiles
+    assert [np.dtype(a.dtype).name for a in made[:6]] == \
+        ["float32", "int8", "float32", "float16", "float32", "bfloat16"]
+    assert made[4].asnumpy().tolist() == [2.5] * 13 and made[3].shape == (2, 13)
+    big = mx.nd.zeros((1 << 20) + 1)   # above HOST_FILL_LIMIT: filled on the device, same values
+    assert big.shape == ((1 << 20) + 1,) and float(big.asnumpy().max()) == 0.0
