@@ -3,6 +3,7 @@
     python tests/parallel_worker.py devices OUT   # 8 host devices, one process: data parallel vs one device
     python tests/parallel_worker.py worker OUT    # one of N processes (tools/launch.py sets DMLC_*)
     python tests/parallel_worker.py die OUT       # as worker, but rank 1 dies after its first step
+    python tests/parallel_worker.py sharded OUT   # one of 2 processes x 4 devices: parameters split over 'model'
 
 Results go to OUT (a directory) as npz / json files the test compares.
 """
@@ -43,11 +44,15 @@ def dataset(n: int = BATCH * STEPS) -> tuple[np.ndarray, np.ndarray]:
     return rs.rand(n, 1, 6, 6).astype(np.float32), (rs.rand(n) * 5).astype(np.int32).astype(np.float32)
 
 
-def trainer(local_batch: int, devices, init_seed: int = 0) -> Trainer:
+#: the parameters (and an aux state) the sharded mode stores split over the mesh's 'model' axis
+SPLIT = {"c0_weight": ("model",), "bn0_gamma": ("model",), "bn0_moving_var": ("model",), "fc_weight": (None, "model")}
+
+
+def trainer(local_batch: int, devices, init_seed: int = 0, param_shardings=None) -> Trainer:
     mx.random.seed(init_seed)
     return Trainer(net(), "sgd", {"learning_rate": 0.2, "momentum": 0.9}, data_shapes=[("data", (local_batch, 1, 6, 6))],
                    label_shapes=[("softmax_label", (local_batch,))], eval_metric="acc", seed=3,
-                   initializer=mx.init.Xavier(), devices=devices)
+                   initializer=mx.init.Xavier(), devices=devices, param_shardings=param_shardings)
 
 
 def train(tr: Trainer, rank: int = 0, nproc: int = 1, die_after: int | None = None,
@@ -190,9 +195,33 @@ def worker_mode(out: str, die: bool = False) -> None:
     mx.distributed.shutdown()
 
 
+def sharded_mode(out: str) -> None:
+    """One of 2 processes x 4 devices: a ('data', 'model') mesh of 4 x 2, each process two 'data' rows,
+    the parameters of SPLIT stored split over 'model'; every process starts from its own initial values."""
+    mx.distributed.initialize(timeout=30, heartbeat_timeout=5)
+    import jax
+    from xgraph import parallel
+    rank, n = mx.distributed.rank(), mx.distributed.num_workers()
+    mesh = parallel.make_mesh("all", ("data", "model"), (jax.device_count() // 2, 2))
+    tr = train(trainer(BATCH // n, mesh, init_seed=rank, param_shardings=SPLIT), rank, n)
+    info = {"rank": rank, "devices": jax.device_count(), "local_devices": jax.local_device_count(),
+            "trace_count": tr.trace_count, "metric": tr.eval_metric.get()[1],
+            "specs": {k: str(tuple(v.sharding.spec)) for k, v in {**tr.params, **tr.aux}.items()},
+            "local_shards": {k: sorted({tuple(sh.data.shape) for sh in v.addressable_shards})
+                             for k, v in {**tr.params, **tr.aux}.items() if k in SPLIT}}
+    arg, aux = tr.get_params()                # gathered whole: a collective every process joins
+    np.savez(os.path.join(out, f"sharded{rank}.npz"), **{f"arg:{k}": v.asnumpy() for k, v in arg.items()},
+             **{f"aux:{k}": v.asnumpy() for k, v in aux.items()})
+    with open(os.path.join(out, f"sharded{rank}.json"), "w") as f:
+        json.dump(info, f)
+    mx.distributed.shutdown()
+
+
 if __name__ == "__main__":
     mode, out = sys.argv[1], sys.argv[2]
     if mode == "devices":
         devices_mode(out)
+    elif mode == "sharded":
+        sharded_mode(out)
     else:
         worker_mode(out, die=mode == "die")

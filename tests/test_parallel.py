@@ -60,8 +60,8 @@ def test_bad_device_configurations_say_what_is_wrong(eight_devices):
     assert "node 'softmax'" in errors["axis"][1] and "['model']" in errors["axis"][1]
 
 
-def _launch(mode, out, n=2, timeout=120):
-    cmd = [sys.executable, str(ROOT / "tools" / "launch.py"), "-n", str(n), "--host-devices", "2",
+def _launch(mode, out, n=2, timeout=120, host_devices=2):
+    cmd = [sys.executable, str(ROOT / "tools" / "launch.py"), "-n", str(n), "--host-devices", str(host_devices),
            "--timeout", "90", sys.executable, str(ROOT / "tests" / "parallel_worker.py"), mode, str(out)]
     return subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=timeout)
 
@@ -83,6 +83,26 @@ def test_two_processes_train_as_one(tmp_path):
         assert info["metric"] == pytest.approx(ref.eval_metric.get()[1])
         assert 0 <= info["module_acc"] <= 1           # score runs on each process's own device
         assert info["uneven"][0] == "ParallelError" and "{0: (3,), 1: (4,)}" in info["uneven"][1]
+
+
+def test_two_processes_train_split_parameters_as_one(tmp_path):
+    """2 processes x 4 host devices, a ('data', 'model') mesh of 4 x 2: the batch split over 'data' across the
+    processes, SPLIT's parameters (and an aux state) stored split over 'model'; both processes end with
+    the parameters of one process on one device."""
+    res = _launch("sharded", tmp_path, host_devices=4)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    want = pw.state(pw.train(pw.trainer(pw.BATCH, None, init_seed=0)))       # one process, rank 0's start
+    got = [dict(np.load(tmp_path / f"sharded{rank}.npz")) for rank in (0, 1)]
+    for rank in (0, 1):
+        _close(want, got[rank], f"process {rank} of 2, split parameters, vs one process")
+        info = json.loads((tmp_path / f"sharded{rank}.json").read_text())
+        assert (info["rank"], info["devices"], info["local_devices"], info["trace_count"]) == (rank, 8, 4, 1)
+        assert {k: info["specs"][k] for k in pw.SPLIT} == {k: str(tuple(v)) for k, v in pw.SPLIT.items()}
+        assert info["specs"]["fc_bias"] == "()"
+        # each device holds half of a split parameter: 4 filters / 2, 144 fc inputs / 2
+        assert info["local_shards"] == {"c0_weight": [[2, 1, 3, 3]], "bn0_gamma": [[2]], "bn0_moving_var": [[2]],
+                                        "fc_weight": [[5, 72]]}
+    assert all(np.array_equal(got[0][k], got[1][k]) for k in want)              # bit-identical on both
 
 
 def test_the_launcher_stops_every_worker_when_one_fails():
