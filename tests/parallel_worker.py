@@ -3,6 +3,7 @@
     python tests/parallel_worker.py devices OUT   # 8 host devices, one process: data parallel vs one device
     python tests/parallel_worker.py worker OUT    # one of N processes (tools/launch.py sets DMLC_*)
     python tests/parallel_worker.py die OUT       # as worker, but rank 1 dies after its first step
+    python tests/parallel_worker.py die0 OUT      # as worker, but rank 0 (the coordinator's host) dies
     python tests/parallel_worker.py sharded OUT   # one of 2 processes x 4 devices: parameters split over 'model'
 
 Results go to OUT (a directory) as npz / json files the test compares.
@@ -163,13 +164,14 @@ def devices_mode(out: str) -> None:
         json.dump(res, f)
 
 
-def worker_mode(out: str, die: bool = False) -> None:
+def worker_mode(out: str, dies: int | None = None) -> None:
+    """One worker of tools/launch.py; process ``dies`` (if any) exits after its first step."""
     mx.distributed.initialize(timeout=30, heartbeat_timeout=3)
     import jax
     rank, n = mx.distributed.rank(), mx.distributed.num_workers()
     # every rank initializes differently: training must start from rank 0's values
     tr = trainer(BATCH // n, "all", init_seed=rank)
-    train(tr, rank, n, die_after=1 if die and rank == 1 else None)
+    train(tr, rank, n, die_after=1 if dies == rank else None)
     np.savez(os.path.join(out, f"rank{rank}.npz"), **state(tr))
     params, mod_acc = fit_module("dist_sync", rank, n)
     np.savez(os.path.join(out, f"module{rank}.npz"), **params)
@@ -224,4 +226,4 @@ if __name__ == "__main__":
     elif mode == "sharded":
         sharded_mode(out)
     else:
-        worker_mode(out, die=mode == "die")
+        worker_mode(out, dies={"die": 1, "die0": 0}.get(mode))

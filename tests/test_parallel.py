@@ -119,23 +119,39 @@ def test_the_launcher_stops_every_worker_when_one_fails():
     assert time.monotonic() - t0 < 20
 
 
-def test_a_dead_worker_stops_the_others_without_the_launcher(tmp_path):
-    """No launcher: JAX's coordination service notices the missing heartbeat and ends rank 0."""
+@pytest.mark.parametrize("dead", [1, 0])
+def test_a_dead_worker_stops_the_others_without_the_launcher(tmp_path, dead):
+    """No launcher: process ``dead`` exits after its first step (0 hosts the coordinator).  The other fails
+    within seconds: its next collective raises DistributedError (gloo's connection to the dead one is
+    closed), or JAX's coordination service ends it ("another task died"), instead of hanging."""
     port = free_port()
-    procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "parallel_worker.py"), "die", str(tmp_path)],
+    procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "parallel_worker.py"),
+                               "die" if dead == 1 else "die0", str(tmp_path)],
                               env=child_env(DMLC_PS_ROOT_URI="127.0.0.1", DMLC_PS_ROOT_PORT=str(port),
-                                       DMLC_NUM_WORKER="2", DMLC_WORKER_ID=str(r),
-                                       XLA_FLAGS="--xla_force_host_platform_device_count=1"),
+                                            DMLC_NUM_WORKER="2", DMLC_WORKER_ID=str(r),
+                                            XLA_FLAGS="--xla_force_host_platform_device_count=1"),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in (0, 1)]
+    ended, deadline = {}, time.monotonic() + 120
     try:
+        while len(ended) < 2 and time.monotonic() < deadline:
+            for r, p in enumerate(procs):
+                if r not in ended and p.poll() is not None:
+                    ended[r] = time.monotonic()
+            time.sleep(0.05)
         outs = [p.communicate(timeout=60)[0] for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
-    assert procs[1].returncode == 3
-    assert procs[0].returncode != 0, outs[0]
-    assert "another task died" in outs[0] or "heartbeat" in outs[0].lower(), outs[0][-2000:]
+    alive = 1 - dead
+    assert procs[dead].returncode == 3, outs[dead][-2000:]
+    assert procs[alive].returncode != 0, outs[alive][-2000:]
+    assert ended[alive] - ended[dead] < 15, ended             # within seconds, not a hang
+    ours = f"DistributedError: reading the training metric failed in process {alive} of 2: a collective lost contact"
+    if dead == 1:       # rank 0 keeps the coordinator: the failed collective is reported as ours
+        assert ours in outs[alive], outs[alive][-3000:]
+    else:               # the coordinator is gone: JAX's poller may end the process first
+        assert ours in outs[alive] or "another task died" in outs[alive], outs[alive][-3000:]
 
 
 # -- multi-process settings (no second process needed) -----------------------------------------------

@@ -46,7 +46,8 @@ from .errors import DistributedError, ParallelError
 
 __all__ = ["DATA_AXIS", "resolve_devices", "make_mesh", "DataParallel", "partition_spec", "check_spec",
            "spec_text", "with_sharding", "param_shardings", "to_host", "to_device", "use_mesh", "current_mesh",
-           "constrain", "initialize", "is_initialized", "shutdown", "rank", "num_workers", "barrier", "allreduce_host", "settings_from_env"]
+           "constrain", "initialize", "is_initialized", "shutdown", "rank", "num_workers", "barrier", "allreduce_host",
+           "settings_from_env", "peer_failures"]
 
 #: the mesh axis a batch is split along
 DATA_AXIS = "data"
@@ -392,7 +393,8 @@ def to_host(x: Any) -> np.ndarray:
     if x.is_fully_replicated:
         return np.asarray(x.addressable_data(0))
     from jax.experimental import multihost_utils
-    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    with peer_failures("gathering a split array"):
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
 def to_device(x: jax.Array, device: Any) -> jax.Array:
@@ -558,6 +560,34 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     _state["initialized"] = True
 
 
+#: words of JAX's runtime errors when a collective loses a process (gloo's closed TCP pairs, the
+#: coordination service's missed heartbeats and failed barriers)
+_PEER_SIGNS = ("gloo", "connection closed", "connection reset", "connection refused", "heartbeat",
+               "coordination service", "barrier", "another task", "unavailable")
+
+
+@contextlib.contextmanager
+def peer_failures(what: str) -> Iterator[None]:
+    """Inside a multi-process run, turn the runtime error of a collective that lost a process (its peer
+    died: gloo's connection closed, a missed heartbeat) into a :class:`DistributedError` naming ``what``,
+    this process and the count, instead of JAX's ``JaxRuntimeError``.  Other errors pass unchanged.
+
+        >>> with peer_failures("step"):      # one process: nothing to translate
+        ...     1 + 1
+        2
+    """
+    try:
+        yield
+    except jax.errors.JaxRuntimeError as exc:
+        text = " ".join(str(exc).split())
+        if jax.process_count() <= 1 or not any(w in text.lower() for w in _PEER_SIGNS):
+            raise
+        raise DistributedError(
+            f"{what} failed in process {jax.process_index()} of {jax.process_count()}: a collective lost "
+            f"contact with another process, which has most likely died (see its output; a launcher such as "
+            f"tools/launch.py reports which); JAX said: {text[:400]}") from None
+
+
 def is_initialized() -> bool:
     """True after :func:`initialize` joined a run of several processes."""
     return bool(_state["initialized"])
@@ -584,7 +614,8 @@ def barrier(name: str = "xgraph_barrier") -> None:
     """Wait until every process reaches the barrier of the same ``name`` (a no-op in one process)."""
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
-        multihost_utils.sync_global_devices(name)
+        with peer_failures(f"barrier {name!r}"):
+            multihost_utils.sync_global_devices(name)
 
 
 def allreduce_host(x: Any) -> np.ndarray:
@@ -600,10 +631,12 @@ def allreduce_host(x: Any) -> np.ndarray:
         raise ParallelError(f"allreduce: {x.ndim}-d arrays are not supported (at most 15 dimensions)")
     head = np.full(16, -1, np.int64)
     head[0], head[1:1 + x.ndim] = x.ndim, x.shape
-    heads = np.asarray(multihost_utils.process_allgather(head, tiled=False))
+    with peer_failures("allreduce"):
+        heads = np.asarray(multihost_utils.process_allgather(head, tiled=False))
     shapes = [tuple(int(d) for d in h[1:1 + int(h[0])]) for h in heads]
     if any(s != x.shape for s in shapes):
         raise ParallelError(f"allreduce: the processes hold different shapes "
                             f"{ {r: s for r, s in enumerate(shapes)} } (by rank)")
-    gathered = np.asarray(multihost_utils.process_allgather(x, tiled=False))
+    with peer_failures("allreduce"):
+        gathered = np.asarray(multihost_utils.process_allgather(x, tiled=False))
     return gathered.sum(axis=0).astype(x.dtype)

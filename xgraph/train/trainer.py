@@ -65,7 +65,8 @@ from ..lower import GraphFunction, RenamedFunction, _cotangents, abstract_inputs
 from ..ndarray import NDArray
 from ..ops.custom import report_failures
 from ..ops.registry import Op
-from ..parallel import DataParallel, param_shardings as _param_shardings, to_device, to_host, use_mesh
+from ..parallel import (DataParallel, param_shardings as _param_shardings, peer_failures, to_device, to_host,
+                        use_mesh)
 from ..passes import optimize
 from . import initializer as _init
 from . import metric as _metric
@@ -623,16 +624,17 @@ class Trainer:
 
         The outputs are in :attr:`outputs` afterwards (device arrays, not yet synchronised).
         """
-        args, inputs, pad = self._step_args(batch)
-        new_p, new_s, new_aux, self._count, self._acc, outs = self._step_fn(*args)
-        self.params = dict(zip(self.param_names, new_p))
-        self.opt_state = list(new_s)
-        self.aux = dict(zip(self.aux_names, new_aux))
-        self.outputs = list(outs)
-        self.num_update += 1
-        self.optimizer.num_update = self.begin_num_update + self.num_update
-        if self.eval_metric is not None and (pad or not self._metric_in_step):
-            self._host_metric(inputs, pad)
+        with peer_failures(f"training step {self.num_update + 1}"):
+            args, inputs, pad = self._step_args(batch)
+            new_p, new_s, new_aux, self._count, self._acc, outs = self._step_fn(*args)
+            self.params = dict(zip(self.param_names, new_p))
+            self.opt_state = list(new_s)
+            self.aux = dict(zip(self.aux_names, new_aux))
+            self.outputs = list(outs)
+            self.num_update += 1
+            self.optimizer.num_update = self.begin_num_update + self.num_update
+            if self.eval_metric is not None and (pad or not self._metric_in_step):
+                self._host_metric(inputs, pad)
 
     def compiled_step_text(self, batch: Any) -> str:
         """The optimized HLO of the step that :meth:`step` runs for ``batch`` (nothing is run).
@@ -664,7 +666,8 @@ class Trainer:
         """Fold the statistics accumulated on the device into :attr:`eval_metric` (one small transfer)."""
         if self.eval_metric is None or not self._acc:
             return
-        acc = jax.device_get(self._acc)
+        with peer_failures("reading the training metric"):
+            acc = jax.device_get(self._acc)
         self._acc = None
         for s in acc:
             self.eval_metric.accumulate(s)
@@ -716,8 +719,9 @@ class Trainer:
             if n in self.param_shardings:
                 return NDArray(to_device(v, self.context.device))
             return NDArray(jnp.array(v, copy=True))
-        args = {n: copy(n, v) for n, v in {**self.params, **self.fixed}.items()}
-        aux = {n: copy(n, v) for n, v in self.aux.items()}
+        with peer_failures("get_params"):
+            args = {n: copy(n, v) for n, v in {**self.params, **self.fixed}.items()}
+            aux = {n: copy(n, v) for n, v in self.aux.items()}
         return args, aux
 
     def set_params(self, arg_params: Mapping[str, Any], aux_params: Mapping[str, Any] | None = None,
