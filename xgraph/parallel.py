@@ -47,7 +47,7 @@ from .errors import DistributedError, ParallelError
 __all__ = ["DATA_AXIS", "resolve_devices", "make_mesh", "DataParallel", "partition_spec", "check_spec",
            "spec_text", "with_sharding", "param_shardings", "to_host", "to_device", "use_mesh", "current_mesh",
            "constrain", "initialize", "is_initialized", "shutdown", "rank", "num_workers", "barrier", "allreduce_host",
-           "settings_from_env", "peer_failures"]
+           "settings_from_env", "peer_failures", "check_group2ctx"]
 
 #: the mesh axis a batch is split along
 DATA_AXIS = "data"
@@ -334,6 +334,35 @@ def with_sharding(sym: Any, spec: Any) -> Any:
     out = copy.copy(sym)
     out._set_attr(__sharding__=text)
     return out
+
+
+def check_group2ctx(group2ctx: Any, ctx: Any = None, where: str = "group2ctx") -> None:
+    """MXNet's ``ctx_group`` placement (``bind(group2ctx=)``, ``Module(group2ctxs=)``): groups that all
+    land on one device (with ``ctx``, the rest of the graph's, when given) are accepted, as there is
+    nothing to place; groups over several devices raise UnsupportedFeatureError pointing to
+    ``with_sharding``, since one XLA program is split by sharding, not by placing layers on devices.
+
+        >>> import xgraph as mx
+        >>> check_group2ctx({'dev1': mx.cpu(0), 'dev2': mx.cpu(0)}, mx.cpu(0))
+    """
+    from .context import as_context, current_context
+    from .errors import ConfigError, UnsupportedFeatureError
+    if not group2ctx:
+        return
+    tables = group2ctx if isinstance(group2ctx, (list, tuple)) else [group2ctx]
+    devices = set()
+    for table in tables:
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{where} must map ctx_group names to contexts, got {type(table).__name__}")
+        for ctxs in table.values():
+            devices.update(as_context(c) for c in (ctxs if isinstance(ctxs, (list, tuple)) else [ctxs]))
+    if ctx is not None or where == "group2ctx":
+        devices.add(as_context(ctx) if ctx is not None else current_context())
+    if len(devices) > 1:
+        raise UnsupportedFeatureError(
+            f"{where} places ctx_groups on {len(devices)} devices {sorted(map(str, devices))}: xgraph splits "
+            "one XLA program over a mesh instead; mark the large layers with mx.sym.with_sharding(sym, spec) "
+            "and train with Trainer(devices=mesh) (docs/distributed.md)")
 
 
 def param_shardings(mesh: Mesh | None, shapes: Mapping[str, Sequence[int]],

@@ -41,7 +41,7 @@ from ..errors import BindError, ConfigError, GraphFormatError, ParallelError
 from ..executor import Executor
 from ..model import load_checkpoint, save_checkpoint
 from ..ndarray import NDArray
-from ..parallel import to_device
+from ..parallel import check_group2ctx, to_device
 from . import initializer as _init
 from . import metric as _metric
 from . import kvstore as _kv
@@ -234,26 +234,6 @@ def _postfix(metric: Any, speed: float) -> dict:
     return out
 
 
-def _check_group2ctxs(group2ctxs: Any) -> None:
-    """MXNet's ``ctx_group`` placement: groups on one device are accepted (nothing to place); groups over
-    several devices are refused, since an XLA program is split by sharding, not by placing layers."""
-    if not group2ctxs:
-        return
-    tables = group2ctxs if isinstance(group2ctxs, (list, tuple)) else [group2ctxs]
-    devices = set()
-    for table in tables:
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"group2ctxs must map ctx_group names to contexts, got {type(table).__name__}")
-        for ctxs in table.values():
-            devices.update(as_context(c) for c in (ctxs if isinstance(ctxs, (list, tuple)) else [ctxs]))
-    if len(devices) > 1:
-        from ..errors import UnsupportedFeatureError
-        raise UnsupportedFeatureError(
-            f"group2ctxs places ctx_groups on {len(devices)} devices {sorted(map(str, devices))}: xgraph splits "
-            "one XLA program over a mesh instead; mark the large layers with mx.sym.with_sharding(sym, spec) "
-            "and train with Trainer(devices=mesh) (docs/distributed.md)")
-
-
 class Module(BaseModule):
     """MXNet's ``Module``: a symbol with its data and label names, bound to its contexts.
 
@@ -293,7 +273,7 @@ class Module(BaseModule):
                                     "split evenly over the mesh")
         self._kvstore: _kv.KVStore | None = None
         self._param_shardings = dict(param_shardings or {})
-        _check_group2ctxs(group2ctxs)
+        check_group2ctx(group2ctxs, where="group2ctxs")
         self._symbol = symbol
         self._data_names = list(data_names or [])
         self._label_names = list(label_names or [])
