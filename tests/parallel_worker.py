@@ -192,6 +192,18 @@ def worker_mode(out: str, dies: int | None = None) -> None:
         info["uneven"] = None
     except mx.XGraphError as e:
         info["uneven"] = [type(e).__name__, str(e)]
+    # processes that would build different programs are refused on every process, before any collective
+    mismatched = {}
+    for what, share, hidden in (("batch", BATCH // n // (1 + rank), 5), ("model", BATCH // n, 5 + rank)):
+        sym = mx.sym.SoftmaxOutput(mx.sym.FullyConnected(mx.sym.Flatten(mx.sym.var("data")), num_hidden=hidden,
+                                                         name="fc"), name="softmax")
+        try:
+            Trainer(sym, "sgd", data_shapes=[("data", (share, 1, 6, 6))], label_shapes=[("softmax_label", (share,))],
+                    devices="all")
+            mismatched[what] = None
+        except mx.XGraphError as e:
+            mismatched[what] = [type(e).__name__, str(e)]
+    info["mismatched"] = mismatched
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump(info, f)
     mx.distributed.shutdown()

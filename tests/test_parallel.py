@@ -83,6 +83,12 @@ def test_two_processes_train_as_one(tmp_path):
         assert info["metric"] == pytest.approx(ref.eval_metric.get()[1])
         assert 0 <= info["module_acc"] <= 1           # score runs on each process's own device
         assert info["uneven"][0] == "ParallelError" and "{0: (3,), 1: (4,)}" in info["uneven"][1]
+        batch, model = info["mismatched"]["batch"], info["mismatched"]["model"]
+        assert batch[0] == "ParallelError" and "the 2 processes disagree on 2 setting(s)" in batch[1], batch
+        assert "input 'data': rank 0 [8, 1, 6, 6], rank 1 [4, 1, 6, 6]" in batch[1], batch
+        assert "input 'softmax_label': rank 0 [8], rank 1 [4]" in batch[1], batch
+        assert model[0] == "ParallelError", model
+        assert "argument 'fc_weight': rank 0 [[5, 36], 'float32'], rank 1 [[6, 36], 'float32']" in model[1], model
 
 
 def test_two_processes_train_split_parameters_as_one(tmp_path):

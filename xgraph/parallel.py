@@ -47,7 +47,7 @@ from .errors import DistributedError, ParallelError
 __all__ = ["DATA_AXIS", "resolve_devices", "make_mesh", "DataParallel", "partition_spec", "check_spec",
            "spec_text", "with_sharding", "param_shardings", "to_host", "to_device", "use_mesh", "current_mesh",
            "constrain", "initialize", "is_initialized", "shutdown", "rank", "num_workers", "barrier", "allreduce_host",
-           "settings_from_env", "peer_failures", "check_group2ctx"]
+           "settings_from_env", "peer_failures", "check_group2ctx", "check_same_everywhere"]
 
 #: the mesh axis a batch is split along
 DATA_AXIS = "data"
@@ -645,6 +645,35 @@ def barrier(name: str = "xgraph_barrier") -> None:
         from jax.experimental import multihost_utils
         with peer_failures(f"barrier {name!r}"):
             multihost_utils.sync_global_devices(name)
+
+
+def check_same_everywhere(what: str, description: Mapping[str, Any]) -> None:
+    """Raise ParallelError on every process unless every process passes the same ``description``
+    (``{key: JSON-able value}``: parameter shapes, input shapes, the mesh): processes that build
+    different programs would otherwise hang or fail deep inside a collective.  The message lists
+    each differing key with every rank's value.  A no-op in one process.
+
+        >>> check_same_everywhere("Trainer", {"param 'w'": [4, 2]})
+    """
+    if jax.process_count() == 1:
+        return
+    import json
+    from jax.experimental import multihost_utils
+    blob = np.frombuffer(json.dumps(dict(description), sort_keys=True, default=str).encode(), np.uint8)
+    with peer_failures(f"{what}: comparing the processes' settings"):
+        sizes = np.asarray(multihost_utils.process_allgather(np.array([blob.size], np.int64), tiled=False)).ravel()
+        padded = np.zeros(int(sizes.max()), np.uint8)
+        padded[:blob.size] = blob
+        every = np.asarray(multihost_utils.process_allgather(padded, tiled=False))
+    tables = [json.loads(bytes(row[:int(n)]).decode()) for row, n in zip(every, sizes)]
+    keys = sorted(set().union(*tables))
+    differ = [k for k in keys if any(t.get(k) != tables[0].get(k) for t in tables)]
+    if differ:
+        shown = "; ".join(f"{k}: " + ", ".join(f"rank {r} {t.get(k, 'missing')}" for r, t in enumerate(tables))
+                          for k in differ[:6])
+        more = f" (and {len(differ) - 6} more)" if len(differ) > 6 else ""
+        raise ParallelError(f"{what}: the {len(tables)} processes disagree on {len(differ)} setting(s), so they "
+                            f"would not run one program: {shown}{more}")
 
 
 def allreduce_host(x: Any) -> np.ndarray:

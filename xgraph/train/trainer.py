@@ -65,8 +65,8 @@ from ..lower import GraphFunction, RenamedFunction, _cotangents, abstract_inputs
 from ..ndarray import NDArray
 from ..ops.custom import report_failures
 from ..ops.registry import Op
-from ..parallel import (DataParallel, param_shardings as _param_shardings, peer_failures, to_device, to_host,
-                        use_mesh)
+from ..parallel import (DataParallel, check_same_everywhere, param_shardings as _param_shardings, peer_failures,
+                        to_device, to_host, use_mesh)
 from ..passes import optimize
 from . import initializer as _init
 from . import metric as _metric
@@ -275,6 +275,13 @@ class Trainer:
             seed = int(np.asarray(jax.random.key_data(_rng.next_key())).ravel()[-1] % (2 ** 31 - 1))
         self.seed = int(seed)
         if self._dp is not None and self._dp.multi_process:
+            shapes = lambda specs: {n: [list(s.shape), np.dtype(s.dtype).name] for n, s in specs.items()}  # noqa: E731
+            check_same_everywhere("Trainer", {
+                "mesh": dict(self.mesh.shape), **{f"input {n!r}": list(s) for n, s in self._local_shapes.items()},
+                **{f"argument {n!r}": v for n, v in shapes(self.arg_specs).items() if n not in self.input_names},
+                **{f"aux state {n!r}": v for n, v in shapes(self.aux_specs).items()},
+                **{f"sharding of {n!r}": str(tuple(sh.spec)) for n, sh in self.param_shardings.items()},
+                "optimizer": type(self.optimizer).__name__})
             self._from_rank0()
         self.opt_state = [self._place_tree(n, self.optimizer.init_state(self.params[n])) for n in self.param_names]
         self._seed_arr = self._put(jnp.uint32(self.seed))
