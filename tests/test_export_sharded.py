@@ -60,6 +60,7 @@ def _error(make) -> list[str] | None:
 def child(out: Path) -> None:
     """In a fresh process with 8 devices: load and run both artifacts; export again over a real Mesh."""
     import jax
+    from xgraph.benchmark import bench_artifact
     assert jax.device_count() == 8, jax.devices()
     t0 = time.perf_counter()
     art8 = mx.load_artifact(out / "mlp8.xgraph")
@@ -97,7 +98,8 @@ def child(out: Path) -> None:
            "constraint": "sharding_constraint" in text and '[{"data"}, {"model"}]' in text,
            "per_device_rows": o8.addressable_shards[0].data.shape[0],
            "real_mesh_same_table": again.manifest["sharding"] == art8.manifest["sharding"],
-           "bad_batch": _error(lambda: art8(batch(6))), "specs": step_specs}
+           "bad_batch": _error(lambda: art8(batch(6))), "specs": step_specs,
+           "bench_batch": bench_artifact(art8, iters=2, warmup=0).batch}
     np.savez(out / "outputs.npz", one=np.asarray(o1), eight=np.asarray(o8), eight_again=np.asarray(o8_again),
              **steps, **outs)
     (out / "child.json").write_text(json.dumps(res))
@@ -154,6 +156,7 @@ def test_sharded_artifact_runs_on_eight_devices_as_the_unsharded_one(eight):
     np.testing.assert_allclose(np.asarray(here), outs["one"], rtol=1e-6, atol=1e-7)
     assert res["num_devices"] == 8 and res["mesh"] == {"data": 4, "model": 2} and res["out_devices"] == 8
     assert res["per_device_rows"] == BATCH // 4                # the batch is split over 'data'
+    assert res["bench_batch"] == 4             # xgraph bench's default batch: the smallest that splits over 'data'
     assert res["sdy"] and res["constraint"]                    # partitioning visible in the StableHLO
 
 

@@ -87,13 +87,40 @@ class BenchResult:
         ])
 
 
+def smallest_batch(manifest: Mapping[str, Any]) -> int:
+    """The smallest size of the symbolic dimensions that splits evenly over a sharded artifact's mesh
+    (the product of the mesh axes splitting them, their least common multiple over the inputs); 1 for
+    an artifact on one device.
+
+        >>> smallest_batch({'sharding': {'axis_names': ['data', 'model'], 'mesh_shape': [4, 2],
+        ...                 'specs': {'x': "('data',)"}}, 'inputs': [{'name': 'x', 'shape': ['batch', 3]}]})
+        4
+    """
+    import math
+    from .parallel import partition_spec
+    table = manifest.get("sharding")
+    if not table:
+        return 1
+    sizes = dict(zip(table["axis_names"], table["mesh_shape"]))
+    out = 1
+    for info in manifest["inputs"]:
+        for d, entry in zip(info["shape"], partition_spec(table["specs"][info["name"]])):
+            if isinstance(d, str) and entry is not None:
+                out = math.lcm(out, math.prod(sizes[a] for a in ((entry,) if isinstance(entry, str) else entry)))
+    return out
+
+
 def bench_artifact(loaded: Any, batch: int | None = None, iters: int = 100, warmup: int = 5,
                    inputs: Mapping[str, Any] | None = None, seed: int = 0) -> BenchResult:
     """Time ``loaded`` (a :class:`~xgraph.export.LoadedArtifact`) on random inputs (or ``inputs``).
 
     The first call (which compiles) is timed apart, then ``warmup`` untimed
-    calls, then ``iters`` timed calls, each waiting for its results.
+    calls, then ``iters`` timed calls, each waiting for its results.  A sharded
+    artifact's default batch is the smallest that splits over its mesh (:func:`smallest_batch`).
     """
+    if batch is None and inputs is None and getattr(loaded, "sharding", None):
+        batch = smallest_batch(loaded.manifest) if any(isinstance(d, str) for i in loaded.signature.inputs
+                                                       for d in i.shape) else None
     values = dict(inputs) if inputs is not None else random_inputs(loaded.signature, batch, seed)
     values = {k: jax.device_put(v) for k, v in values.items()}
     batch_size = next((int(v.shape[0]) for v in values.values() if getattr(v, "ndim", 0)), 1)
@@ -110,4 +137,4 @@ def bench_artifact(loaded: Any, batch: int | None = None, iters: int = 100, warm
     return BenchResult(batch_size, times, first)
 
 
-__all__ = ["random_inputs", "bench_artifact", "BenchResult"]
+__all__ = ["random_inputs", "bench_artifact", "BenchResult", "smallest_batch"]

@@ -546,7 +546,7 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
                     "--iters timed calls; prints p50/p90/p99 latency and throughput.")
     p.add_argument("artifact", metavar="ARTIFACT", help="artifact file written by 'xgraph compile'")
     p.add_argument("--batch", type=_positive_int, default=None, metavar="N",
-                   help="size of every symbolic dimension (default 1)")
+                   help="size of every symbolic dimension (default 1; a sharded artifact: the smallest that splits over its mesh)")
     p.add_argument("--iters", type=_positive_int, default=100, metavar="N", help="timed calls (default 100)")
     p.add_argument("--warmup", type=int, default=5, metavar="N", help="untimed calls before timing (default 5)")
     p.set_defaults(func=cmd_bench)
