@@ -72,8 +72,10 @@ def test_two_processes_train_as_one(tmp_path):
     ref = pw.train(pw.trainer(pw.BATCH, None, init_seed=0))     # one process, one device, rank 0's start
     want = pw.state(ref)
     want_mod, _ = pw.fit_module("local")          # Module.fit(kvstore='dist_sync') over 2 processes vs one
+    ranks = [dict(np.load(tmp_path / f"rank{rank}.npz")) for rank in (0, 1)]
+    assert all(np.array_equal(ranks[0][k], ranks[1][k]) for k in want)         # bit-identical on both
     for rank in (0, 1):
-        _close(want, dict(np.load(tmp_path / f"rank{rank}.npz")), f"process {rank} of 2 vs one process")
+        _close(want, ranks[rank], f"process {rank} of 2 vs one process")
         _close(want_mod, dict(np.load(tmp_path / f"module{rank}.npz")), f"Module of process {rank} vs one")
         info = json.loads((tmp_path / f"rank{rank}.json").read_text())
         assert (info["rank"], info["num_workers"], info["kv_rank"], info["kv_workers"]) == (rank, 2, rank, 2)
