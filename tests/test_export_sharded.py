@@ -11,6 +11,7 @@ and this process compares the outputs, reads the manifests and checks the refusa
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -296,6 +297,27 @@ def test_output_shardings_are_requested_recorded_and_restored(eight):
             mx.load_artifact(bad, check_platform=False)
 
 
+def test_a_sharded_artifact_runs_over_two_processes(eight):
+    """tools/launch.py: 2 processes x 4 host devices load the 8-device artifacts with devices='all'."""
+    from multidevice import child_env
+    out, _ = eight
+    cmd = [sys.executable, str(ROOT / "tools" / "launch.py"), "-n", "2", "--host-devices", "4", "--timeout", "90",
+           sys.executable, __file__, "worker", str(out)]
+    res = subprocess.run(cmd, env=child_env(XGRAPH_CACHE_DIR=str(out / "cache")), capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    outs = np.load(out / "outputs.npz")
+    for rank in (0, 1):
+        got = np.load(out / f"worker{rank}.npz")
+        np.testing.assert_allclose(got["out"], outs["one"], rtol=1e-5, atol=1e-6)
+        for k in params():             # one SGD step with fc1's weight split over 'model'
+            np.testing.assert_allclose(got[f"train:{k}"], outs[f"train1:{k}"], rtol=1e-5, atol=1e-6)
+        info = json.loads((out / f"worker{rank}.json").read_text())
+        assert (info["devices"], info["local"], info["mesh_processes"]) == (8, 4, [0, 1])
+        assert info["addressable_shards"] == 4 and info["spec"] == "('data', None)"
+        assert info["too_few"][0] == "ParallelError" and "devices='all'" in info["too_few"][1]
+
+
 def test_xgraph_compile_makes_sharded_artifacts(eight, capsys):
     out, res = eight
     cli8, _ = fmt.unpack(out / "cli8.xgraph", {})
@@ -327,5 +349,28 @@ def test_xgraph_compile_makes_sharded_artifacts(eight, capsys):
     assert not (out / "bad.xgraph").exists()
 
 
+def worker(out: Path) -> None:
+    """One of 2 processes x 4 devices (tools/launch.py): both load the 8-device artifacts over every
+    process's devices and make the same calls with the same whole inputs."""
+    import jax
+    mx.distributed.initialize(timeout=30, heartbeat_timeout=5)
+    rank = mx.distributed.rank()
+    art = mx.load_artifact(out / "var8.xgraph", devices="all")
+    (o,) = art(batch())
+    res = {"devices": jax.device_count(), "local": jax.local_device_count(),
+           "mesh_processes": sorted({d.process_index for d in art.mesh.devices.flat}),
+           "addressable_shards": len(o.addressable_shards), "spec": str(tuple(o.sharding.spec)),
+           "too_few": _error(lambda: mx.load_artifact(out / "mlp8.xgraph"))}
+    outs = art.run({"data": batch()}, numpy=True)
+    step = mx.load_artifact(out / "train8var.xgraph", devices="all")
+    step.run({"data": batch(), "softmax_label": np.arange(BATCH, dtype=np.float32) % 5})
+    np.savez(out / f"worker{rank}.npz", out=outs["softmax_output"], **{f"train:{k}": v for k, v in step.params.items()})
+    (out / f"worker{rank}.json").write_text(json.dumps(res))
+    mx.distributed.shutdown()
+
+
 if __name__ == "__main__":
-    child(Path(sys.argv[1]))
+    if sys.argv[1] == "worker":
+        worker(Path(sys.argv[2]))
+    else:
+        child(Path(sys.argv[1]))

@@ -688,10 +688,16 @@ class LoadedArtifact:
     (replace them with :meth:`set_params`).  A training-step artifact updates
     ``params`` and ``aux`` in place at every run.  A sharded artifact has
     ``num_devices > 1`` and a ``mesh`` over the first ``num_devices`` local
-    devices; loading it on a process with fewer devices raises ParallelError.
+    devices (``devices='all'``: of every process's devices, after
+    :func:`xgraph.distributed.initialize`); too few devices raise ParallelError.
     """
 
-    def __init__(self, manifest: dict, members: Mapping[str, bytes], where: str, check_platform: bool = True):
+    def __init__(self, manifest: dict, members: Mapping[str, bytes], where: str, check_platform: bool = True,
+                 devices: str = "local"):
+        if devices not in ("local", "all"):
+            raise ParallelError(f"load_artifact: devices={devices!r}, expected 'local' (this process's) or 'all' "
+                                f"(every process's, after xgraph.distributed.initialize)")
+        self.devices = devices
         self.manifest = manifest
         self.where = where
         self.kind = manifest["kind"]
@@ -717,6 +723,7 @@ class LoadedArtifact:
         self.sharding: dict | None = manifest.get("sharding")
         self.num_devices = self.sharding["num_devices"] if self.sharding else 1
         self.mesh: Mesh | None = None
+        self._dp: parallel.DataParallel | None = None
         self._shardings: tuple = ()
         self._result_shardings: tuple = ()
         #: ``{output name: NamedSharding}`` the module returns each output with over :attr:`mesh`: the
@@ -732,16 +739,21 @@ class LoadedArtifact:
                                        self._result_shardings)
 
     def _place_on_mesh(self) -> None:
-        """Lay the recorded mesh over the first ``num_devices`` local devices; ParallelError when too few."""
+        """Lay the recorded mesh over the first ``num_devices`` devices (this process's, or every
+        process's with ``devices='all'``); ParallelError when too few."""
         t = self.sharding
-        local = jax.local_devices()
-        if len(local) < t["num_devices"]:
+        have = jax.local_devices() if self.devices == "local" else jax.devices()
+        if len(have) < t["num_devices"]:
+            whose = "this process has" if self.devices == "local" else f"the {jax.process_count()} process(es) have"
+            hint = "; over several processes: load_artifact(..., devices='all')" if self.devices == "local" else ""
             raise ParallelError(
                 f"artifact {self.where} was exported for {t['num_devices']} devices (mesh "
-                f"{dict(zip(t['axis_names'], t['mesh_shape']))}), this process has {len(local)} "
-                f"{local[0].platform} device(s); run it where {t['num_devices']} are available (on the CPU: "
-                f"XLA_FLAGS=--xla_force_host_platform_device_count={t['num_devices']} before jax starts)")
-        self.mesh = parallel.make_mesh(t["num_devices"], t["axis_names"], t["mesh_shape"])
+                f"{dict(zip(t['axis_names'], t['mesh_shape']))}), {whose} {len(have)} "
+                f"{have[0].platform} device(s); run it where {t['num_devices']} are available (on the CPU: "
+                f"XLA_FLAGS=--xla_force_host_platform_device_count={t['num_devices']} before jax starts"
+                f"{hint})")
+        self.mesh = parallel.make_mesh(list(have[:t["num_devices"]]), t["axis_names"], t["mesh_shape"])
+        self._dp = parallel.DataParallel(self.mesh, t["axis_names"][0])
         self._shardings = tuple(NamedSharding(self.mesh, parallel.partition_spec(t["specs"][a["name"]]))
                                 for a in self.manifest["call_args"])
         specs = t.get("result_specs") or [None] * len(self.manifest["call_results"])
@@ -824,8 +836,21 @@ class LoadedArtifact:
         arr = self._device_cache.get(key)
         if arr is None:
             # device_put, not jnp.asarray: the latter compiles a conversion per distinct shape (~0.2 s for a convnet)
-            arr = self._device_cache[key] = jax.device_put(np.asarray(value), sharding)
+            arr = self._device_cache[key] = self._put(np.asarray(value), sharding)
         return arr
+
+    def _put(self, value: Any, sharding: Any) -> jax.Array:
+        """``value`` placed with ``sharding``; over several processes every process passes the whole value
+        and contributes its devices' slices (an array already placed that way is kept)."""
+        if sharding is None or self._dp is None or not self._dp.multi_process:
+            return jax.device_put(value, sharding)
+        if isinstance(value, jax.Array) and value.sharding == sharding:
+            return value
+        return self._dp.put(parallel.to_host(value), sharding)
+
+    def _host(self, value: Any) -> np.ndarray:
+        """``value`` as one whole NumPy array (over several processes a collective: every process calls it)."""
+        return parallel.to_host(value)
 
     def _check_split(self, values: Mapping[str, Any]) -> None:
         """Every split dimension of a sharded artifact's inputs divides evenly over its mesh axes."""
@@ -871,13 +896,13 @@ class LoadedArtifact:
             else:
                 override = (params or {}) if kind == "arg" else (aux or {})
                 if name in override:
-                    args.append(jax.device_put(np.asarray(_array(override[name]), canonical(a["dtype"])), where))
+                    args.append(self._put(np.asarray(_array(override[name]), canonical(a["dtype"])), where))
                 else:
                     table = self.params if kind == "arg" else self.aux
                     args.append(self._device(f"{'parameter' if kind == 'arg' else 'aux state'}:{name}", table[name],
                                              where))
         if where_all := self._shardings:      # inputs and the seed onto the mesh as the module expects them
-            args = [jax.device_put(v, sh) for v, sh in zip(args, where_all)]
+            args = [self._put(v, sh) for v, sh in zip(args, where_all)]
         try:
             results = self._call(*args)
         except jax.errors.JaxRuntimeError as exc:
@@ -898,13 +923,13 @@ class LoadedArtifact:
         outs, new_params, new_aux = self.apply(inputs)
         if new_params or new_aux:
             for name, v in new_params.items():
-                self.params[name] = np.asarray(v)
+                self.params[name] = self._host(v)
                 self._device_cache[f"parameter:{name}"] = v
             for name, v in new_aux.items():
-                self.aux[name] = np.asarray(v)
+                self.aux[name] = self._host(v)
                 self._device_cache[f"aux state:{name}"] = v
         if numpy:
-            return {k: np.asarray(v) for k, v in outs.items()}
+            return {k: self._host(v) for k, v in outs.items()}
         return outs
 
     def __call__(self, *args: Any, **inputs: Any) -> list[Any]:
@@ -934,8 +959,14 @@ class LoadedArtifact:
         return {**dict(zip(names, args)), **inputs}
 
 
-def load_artifact(source: str | os.PathLike | bytes | Artifact, check_platform: bool = True) -> LoadedArtifact:
+def load_artifact(source: str | os.PathLike | bytes | Artifact, check_platform: bool = True,
+                  devices: str = "local") -> LoadedArtifact:
     """Verify an artifact (zip, manifest, every member's SHA-256) and load it for running.
+
+    A sharded artifact runs over the first devices of this process (``devices='local'``), or, after
+    :func:`xgraph.distributed.initialize`, of every process (``devices='all'``: every process loads it
+    and makes the same calls with the same whole inputs; the outputs are global arrays, whole NumPy
+    arrays with ``run(..., numpy=True)``).
 
     Raises :class:`ArtifactError` for a file that is not a zip, truncated,
     tampered with, of an unsupported format version, or built for other
@@ -954,7 +985,7 @@ def load_artifact(source: str | os.PathLike | bytes | Artifact, check_platform: 
         where = "<bytes>" if isinstance(source, (bytes, bytearray)) else os.fspath(source)
     manifest, members = fmt.unpack(source, REQUIRED_FIELDS)
     _check_manifest_tables(manifest, where)
-    return LoadedArtifact(manifest, members, where, check_platform)
+    return LoadedArtifact(manifest, members, where, check_platform, devices)
 
 
 __all__ = ["export", "load_artifact", "Artifact", "LoadedArtifact", "ArtifactSignature", "TensorInfo",
