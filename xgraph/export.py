@@ -320,12 +320,17 @@ def _result_plan(mesh: Any, output_shardings: Mapping[str, Any] | None, results:
 
 
 def _output_shapes(graph: Graph, shapes: Mapping[str, tuple], dtypes: Mapping[str, str]) -> list[tuple]:
-    """The graph's output shapes, symbolic dimensions by name (inference at the first probe sizes)."""
+    """The graph's output shapes, symbolic dimensions by name (inference at both probe sizes: a
+    dimension that follows the probes is that symbol)."""
     symbols = sorted({d for s in shapes.values() for d in s if isinstance(d, str)})
-    probed = {n: _probe(s, 0, symbols) for n, s in shapes.items()}
-    res = infer(graph, probed, dict(dtypes), partial=False, default_dtype=np.float32)
-    by_probe = {_PROBES[0][i]: name for i, name in enumerate(symbols)}
-    return [tuple(by_probe.get(d, d) if symbols else d for d in res.shape(e)) for e in graph.outputs]
+    runs = [infer(graph, {n: _probe(s, which, symbols) for n, s in shapes.items()}, dict(dtypes), partial=False,
+                  default_dtype=np.float32) for which in range(2 if symbols else 1)]
+    out = []
+    for e in graph.outputs:
+        s0, s1 = runs[0].shape(e), runs[-1].shape(e)
+        out.append(tuple(symbols[_PROBES[0].index(a)] if a != b and a in _PROBES[0] else int(a)
+                         for a, b in zip(s0, s1)))
+    return out
 
 
 def export(sym: Any, arg_params: Mapping[str, Any] | None = None, aux_params: Mapping[str, Any] | None = None,
