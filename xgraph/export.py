@@ -994,4 +994,4 @@ def load_artifact(source: str | os.PathLike | bytes | Artifact, check_platform: 
 
 
 __all__ = ["export", "load_artifact", "Artifact", "LoadedArtifact", "ArtifactSignature", "TensorInfo",
-           "current_platform"]
+           "current_platform", "variable_shardings"]
