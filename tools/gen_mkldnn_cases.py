@@ -44,8 +44,9 @@ from mxnet.gluon.model_zoo.vision.resnet import BasicBlockV1, ResNetV1
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from gen_quantized_cases import convnet  # noqa: E402
+from mxnet_fixtures import out_dir, save_case  # noqa: E402
 
-OUT_DIR = os.path.join(os.path.dirname(HERE), "tests", "fixtures", "quantized")
+OUT_DIR = out_dir(os.path.join(os.path.dirname(HERE), "tests", "fixtures", "quantized"))
 QUIET = logging.getLogger("quiet")
 QUIET.setLevel(logging.ERROR)
 
@@ -88,25 +89,13 @@ def seed_params(net, rng):
         p.set_data(mx.nd.array(v.astype(np.float32)))
 
 
-def run_checkpoint(prefix: str, x: np.ndarray):
-    """Load a saved checkpoint, run it on x; returns (out, {internal output name: value})."""
-    sym, arg, aux = mx.model.load_checkpoint(prefix, 0)
-    exe = sym.bind(mx.cpu(), {"data": mx.nd.array(x), **arg}, aux_states=aux, grad_req="null")
-    out = exe.forward(is_train=False)[0].asnumpy()
-    internals = sym.get_internals()
-    names = [n for n in internals.list_outputs() if "_sg_mkldnn_" in n or n.endswith(("quantize_output",))]
-    if not names:
-        return out, {}
-    grp = mx.sym.Group([internals[n] for n in names])
-    exe2 = grp.bind(mx.cpu(), {"data": mx.nd.array(x), **arg}, aux_states=aux, grad_req="null")
-    inner = {f"internal:{n}": o.asnumpy() for n, o in zip(names, exe2.forward(is_train=False))}
-    return out, inner
+def _fused(name: str) -> bool:
+    return "_sg_mkldnn_" in name or name.endswith("quantize_output")
 
 
 def save(name: str, x: np.ndarray):
-    prefix = os.path.join(OUT_DIR, name)
-    out, inner = run_checkpoint(prefix, x)
-    np.savez_compressed(prefix + ".npz", data=x, out=out, **inner)
+    """MXNet's output of checkpoint ``name`` and of every fused node, into ``<name>.npz``."""
+    out, inner = save_case(os.path.join(OUT_DIR, name), x, keep=_fused)
     print(name, out.shape, len(inner), "fused outputs")
 
 
@@ -156,7 +145,6 @@ def quantize_symbolic(name: str, rng):
 
 
 if __name__ == "__main__":
-    os.makedirs(OUT_DIR, exist_ok=True)
     mx.random.seed(3)
     quantize_gluon(Block(prefix="blk_"), (2, 3, 8, 8), np.random.default_rng(20261208), "sg_block_int8",
                    float_name="sg_block_float")

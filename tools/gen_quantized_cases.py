@@ -30,13 +30,17 @@ os.environ.update(OMP_NUM_THREADS="1", MXNET_ENGINE_TYPE="NaiveEngine", MXNET_SU
 
 import json
 import logging
+import sys
 
 import numpy as np
 import mxnet as mx
 from mxnet.contrib import quantization as mxq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT_DIR = os.path.join(os.path.dirname(HERE), "tests", "fixtures", "quantized")
+sys.path.insert(0, HERE)
+from mxnet_fixtures import out_dir, save_case  # noqa: E402
+
+OUT_DIR = out_dir(os.path.join(os.path.dirname(HERE), "tests", "fixtures", "quantized"))
 RNG = np.random.default_rng(20261207)
 
 
@@ -207,20 +211,10 @@ def write_convnet(prefix: str, dtype: str):
         calib_data=mx.io.NDArrayIter(calib, batch_size=4), num_calib_examples=8, quantized_dtype=dtype,
         excluded_sym_names=[], logger=logging.getLogger("quiet"))
     mx.model.save_checkpoint(os.path.join(OUT_DIR, prefix), 0, qsym, qarg, qaux)
-    x = RNG.uniform(0, 1, (2, 3, 8, 8)).astype(np.float32)
-    exe = qsym.bind(mx.cpu(), {"data": mx.nd.array(x), **qarg}, aux_states=qaux, grad_req="null")
-    out = exe.forward(is_train=False)[0].asnumpy()
-    internals = qsym.get_internals()
-    params = set(qarg) | set(qaux) | {"data"}
-    names = [n for n in internals.list_outputs() if n not in params]
-    grp = mx.sym.Group([internals[n] for n in names])
-    exe2 = grp.bind(mx.cpu(), {"data": mx.nd.array(x), **qarg}, aux_states=qaux, grad_req="null")
-    inner = {f"internal:{n}": o.asnumpy() for n, o in zip(names, exe2.forward(is_train=False))}
-    np.savez_compressed(os.path.join(OUT_DIR, f"{prefix}.npz"), data=x, out=out, **inner)
+    save_case(os.path.join(OUT_DIR, prefix), RNG.uniform(0, 1, (2, 3, 8, 8)).astype(np.float32))
 
 
 if __name__ == "__main__":
-    os.makedirs(OUT_DIR, exist_ok=True)
     build_cases()
     write_cases()
     for prefix, dtype in (("convnet", "auto"), ("convnet_uint8", "uint8"), ("convnet_int8", "int8")):
