@@ -223,3 +223,34 @@ def test_old_attribute_names():
     args = {k: v for k, v in arg.items() if k in old.list_arguments()}
     out = old.bind(mx.cpu(), {"data": mx.nd.array(io["data"]), **args}, aux_states=aux, grad_req="null").forward()
     np.testing.assert_array_equal(out[0].asnumpy(), io[f"internal:{QCONV}_output"])
+
+
+def test_cpu_isa_setting():
+    """The oneDNN CPU kind the int8 convolutions reproduce: 'vnni' (exact sums, the default) or 'avx2'
+    (GluonCV int8 zoo fixtures, tests/test_zoo.py); anything else is a ConfigError naming the choices."""
+    from xgraph.errors import ConfigError
+    from xgraph.ops import mkldnn
+    before = mkldnn.set_cpu_isa("vnni")
+    try:
+        with mkldnn.cpu_isa("avx2"):
+            assert mkldnn._current_isa() == "avx2"
+        assert mkldnn._current_isa() == "vnni"
+        with pytest.raises(ConfigError, match="vnni, avx2"):
+            mkldnn.set_cpu_isa("avx512")
+    finally:
+        mkldnn.set_cpu_isa(before)
+
+
+def test_avx2_pair_saturation():
+    """Without VNNI, u8 x s8 products of two adjacent channels saturate to int16 before the int32 sum
+    (the halved weights of signed data are checked against MXNet by the int8 zoo entries); depthwise
+    kernels do not saturate."""
+    import jax.numpy as jnp
+    from xgraph.ops import mkldnn
+    p = {"kernel": (1, 1), "stride": (), "dilate": (), "pad": (), "num_filter": 2, "num_group": 1,
+         "layout": None, "no_bias": True}
+    x = jnp.full((1, 4, 1, 1), 255, jnp.uint8)
+    w = jnp.array([[127, 127, 1, 1], [-128, -128, 100, -100]], jnp.int8).reshape(2, 4, 1, 1)
+    lost = np.asarray(mkldnn._pair_saturation(p, x, w)).ravel().tolist()
+    assert lost == [32767 - 2 * 255 * 127, -32768 + 2 * 255 * 128]
+    assert mkldnn._pair_saturation(dict(p, num_group=4, num_filter=4), x, w[:, :1].repeat(2, 0)) is None

@@ -51,9 +51,11 @@ weights (not ``channel_wise_quantize``) and no ``clip`` activation.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,10 +64,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..errors import AttributeValueError, UnsupportedFeatureError, UnsupportedOperatorError
+from ..errors import AttributeValueError, ConfigError, UnsupportedFeatureError, UnsupportedOperatorError
 from .attrs import AttrKind, Bool, Float, Optional, attr
 from .common import fail
 from .quantization import _pair, range_of, saturate
+from .nn import checked_conv_geometry
 from .quantized import _LEVELS, _div, _need, _need_range, f32_product, int8_conv, int8_matmul
 from .registry import Op, get, register
 
@@ -74,6 +77,47 @@ _I8, _U8, _I32 = np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int32)
 #: float(INT32_MAX): MXNet's scale for a zero range, and 2^31 / 2 its bias overflow limit
 _INT32_MAX_F = np.float32(2147483647)
 _HALF_INT32 = np.float32(1073741824.0)
+
+
+# -- which CPU's oneDNN kernels the quantized convolutions reproduce -----------------
+#: MXNet's int8 results depend on the CPU it ran on. "vnni" (CPUs with AVX512-VNNI or AVX-VNNI): the
+#: exact int32 sums. "avx2" (AVX2 and AVX-512 CPUs without VNNI): oneDNN halves the weights of a
+#: signed-data convolution and saturates unsigned-data products pairwise to int16 (_signed_input_sum,
+#: _pair_saturation). Set with XGRAPH_ONEDNN_ISA or set_cpu_isa / cpu_isa() before binding: an
+#: executable compiled for a graph is reused for it within the process whatever the setting.
+CPU_ISAS = ("vnni", "avx2")
+_isa = [os.environ.get("XGRAPH_ONEDNN_ISA", "vnni")]
+
+
+def set_cpu_isa(name: str) -> str:
+    """Reproduce the int8 kernels MXNet's oneDNN runs on CPUs of kind ``name`` ('vnni' or 'avx2');
+    returns the previous setting.
+
+        >>> from xgraph.ops import mkldnn
+        >>> old = mkldnn.set_cpu_isa('avx2'); mkldnn.set_cpu_isa(old)
+        'avx2'
+    """
+    if name not in CPU_ISAS:
+        raise ConfigError(f"unknown oneDNN CPU kind {name!r} (XGRAPH_ONEDNN_ISA / set_cpu_isa): "
+                          f"expected one of {', '.join(CPU_ISAS)}")
+    old, _isa[0] = _isa[0], name
+    return old
+
+
+@contextlib.contextmanager
+def cpu_isa(name: str):
+    """``with cpu_isa('avx2'):`` graphs bound (and first run) inside reproduce that CPU's int8 kernels."""
+    old = set_cpu_isa(name)
+    try:
+        yield
+    finally:
+        set_cpu_isa(old)
+
+
+def _current_isa() -> str:
+    if _isa[0] not in CPU_ISAS:
+        set_cpu_isa(_isa[0])        # a bad XGRAPH_ONEDNN_ISA: the ConfigError names it
+    return _isa[0]
 
 
 # -- the subgraphs attribute ---------------------------------------------------------
@@ -406,6 +450,58 @@ def _fma_f32(a, b, c):
     return f32_product(b, a) + c
 
 
+def _pair_saturation(p, x, qw):
+    """What int16 saturation takes off an unsigned-data convolution in oneDNN's x8s8s32x kernels on CPUs
+    without VNNI: ``vpmaddubsw`` sums the products of each two adjacent input channels (within a group)
+    into an int16 with saturation, before the int32 accumulation, so ``x_2k w_2k + x_2k+1 w_2k+1`` above
+    32767 (or below -32768) counts as the limit.  Returns the int32 correction (0 almost everywhere),
+    per kernel tap ``sum_k clip(pair_k) - pair_k`` as one batched product of the channel pairs with the
+    weight pairs (exact in float32: |pair| <= 2 * 255 * 128).  Depthwise kernels widen to int32 first
+    and do not saturate."""
+    groups = p["num_group"]
+    n, c = x.shape[:2]
+    o, cg = qw.shape[:2]
+    if cg % 4:                      # depthwise kernels widen to int32; and with channels not in whole
+        return None                 # blocks of 4 (a first layer's 3) MXNet's results show no saturation
+    _, stride, dilate, pad = checked_conv_geometry(p, x.shape, qw.shape)
+    spatial = x.ndim - 2
+    kernel = qw.shape[2:]
+    dilate = dilate or (1,) * spatial
+    stride = stride or (1,) * spatial
+    og, half, taps = o // groups, cg // 2, int(np.prod(kernel))
+    # (N, C * taps, *out), channel-major: one batched product of every (pair, tap) with its weights
+    patches = lax.conv_general_dilated_patches(
+        x.astype(jnp.float32), kernel, stride, [(q, q) for q in (pad or (0,) * spatial)], rhs_dilation=dilate,
+        precision=lax.Precision.HIGHEST)
+    out = patches.shape[2:]
+    lhs = patches.reshape(n, groups, half, 2, taps, -1)                       # (N, G, K, 2, T, P)
+    lhs = jnp.transpose(lhs, (1, 2, 4, 0, 5, 3)).reshape(groups, half, taps, -1, 2)   # (G, K, T, N*P, 2)
+    rhs = jnp.transpose(qw.astype(jnp.float32).reshape(groups, og, half, 2, taps), (0, 2, 4, 3, 1))  # (G,K,T,2,Og)
+    pairs = lax.dot_general(lhs, rhs, (((4,), (3,)), ((0, 1, 2), (0, 1, 2))),
+                            precision=lax.Precision.HIGHEST)                   # (G, K, T, N*P, Og)
+    lost = (jnp.clip(pairs, -32768.0, 32767.0) - pairs).astype(jnp.int32).sum(axis=(1, 2))   # (G, N*P, Og)
+    lost = lost.reshape(groups, n, -1, og)
+    return jnp.transpose(lost, (1, 0, 3, 2)).reshape((n, o) + tuple(out))
+
+
+def _signed_input_sum(chain: Chain, x, w_scaled, qb):
+    """The float sum of an int8-data convolution as oneDNN's x8s8s32x kernels form it on CPUs without
+    VNNI (AVX2, AVX-512 before VNNI), where MXNet 1.9.1's checkpoints were run: the float weight is
+    quantized at half scale (``round_half_even(w * s_c / 2)``, so that u8 x s8 pairs cannot saturate
+    int16), the data shifted to uint8 (``x + 128``, padding included) and the shift taken back by a
+    per-channel compensation ``-128 * sum(w')``; ``float32(acc) + float32(comp) + float32(bias) / 2``,
+    each sum rounded to float32, is then scaled by twice the requantize scale (the caller's).
+    ``w_scaled`` is ``float32(w * s_c)``."""
+    half = saturate(w_scaled * jnp.float32(0.5), jnp.int8)
+    total = jnp.sum(half.astype(jnp.int32), axis=tuple(range(1, half.ndim)))
+    bshape = (1, -1) + (1,) * (x.ndim - 2)
+    shifted = int8_conv(_layer_params(chain, False), x, half) + (128 * total).reshape(bshape)
+    acc = shifted.astype(jnp.float32) + (-128 * total).astype(jnp.float32).reshape(bshape)
+    if qb is not None:
+        acc = acc + (qb.astype(jnp.float32) * jnp.float32(0.5)).reshape(bshape)
+    return acc
+
+
 def _quantized_conv(ctx, p, chain: Chain, v, w, b):
     _quantized_needs(p, chain, "_sg_mkldnn_conv")
     x = v["data"]
@@ -427,12 +523,21 @@ def _quantized_conv(ctx, p, chain: Chain, v, w, b):
     out_scale = quantize_scale(out_type, jnp.float32(lo), jnp.float32(hi))
     requant = _div(_div(out_scale, data_scale), scale)
     shape = (-1,) + (1,) * (w.ndim - 1)
-    qw = saturate(w * scale.reshape(shape), jnp.int8)
-    acc = int8_conv(_layer_params(chain, False), x, qw).astype(jnp.float32)
+    w_scaled = w * scale.reshape(shape)
     bshape = (1, -1) + (1,) * (x.ndim - 2)
-    if b is not None:
-        qb = jnp.clip(jnp.round(b * (scale * data_scale)), -2.0 ** 31, 2.0 ** 31 - 128).astype(jnp.int32)
-        acc = acc + qb.astype(jnp.float32).reshape(bshape)
+    qb = None if b is None else \
+        jnp.clip(jnp.round(b * (scale * data_scale)), -2.0 ** 31, 2.0 ** 31 - 128).astype(jnp.int32)
+    avx2 = _current_isa() == "avx2"
+    if avx2 and x.dtype == _I8:   # oneDNN's signed-data kernels: half-scale weights, twice the output scale
+        acc = _signed_input_sum(chain, x, w_scaled, qb)
+        requant = requant * jnp.float32(2.0)
+    else:
+        qw = saturate(w_scaled, jnp.int8)
+        exact = int8_conv(_layer_params(chain, False), x, qw)
+        lost = _pair_saturation(_layer_params(chain, False), x, qw) if avx2 and x.dtype == _U8 else None
+        acc = (exact if lost is None else exact + lost).astype(jnp.float32)
+        if qb is not None:
+            acc = acc + qb.astype(jnp.float32).reshape(bshape)
     y = acc * requant.reshape(bshape)
     if chain.act is not None:
         y = _eltwise(ctx, chain.act, y)
