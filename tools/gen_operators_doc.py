@@ -97,15 +97,34 @@ def _zoo_section() -> list[str]:
                 metas.append(json.load(fh))
     if not metas:
         return []
+    floats = [m for m in metas if "int8" not in m]
+    int8 = [m for m in metas if "int8" in m]
     lines = ["## Model-zoo networks that run", "",
-             f"{len(metas)} networks of the Gluon (`mxnet.gluon.model_zoo.vision`) and GluonCV 0.10 model zoos, "
+             f"{len(floats)} networks of the Gluon (`mxnet.gluon.model_zoo.vision`) and GluonCV 0.10 model zoos, "
              "exported by MXNet 1.9.1 (`tools/gen_zoo_cases.py`), load with `mx.model.load_checkpoint` and "
              "match MXNet's outputs (`tests/test_zoo.py`):", "",
              "| network | zoo | input | operators |", "| --- | --- | --- | --- |"]
-    for m in metas:
+    for m in floats:
         shape = "x".join(str(d) for d in m["input"]["data"])
         lines.append(f"| `{m['name']}` | {m['zoo']} | {shape} | {len(m['ops'])} |")
-    return lines + [""]
+    lines.append("")
+    if int8:
+        lines += [f"{len(int8)} of GluonCV 0.10's int8 entries (`get_model('<network>_int8')`, whose pretrained "
+                  "weights are GluonCV's float ones) rebuilt as GluonCV built them: the float network with seeded weights "
+                  "quantized by `quantize_net(quantized_dtype='auto', quantize_mode='full', calib_mode='naive')`, "
+                  "leaving float the layers GluonCV's shipped int8 symbols leave float "
+                  "(`tools/gen_zoo_cases.py --int8` checks it). They load with `mx.model.load_checkpoint` and "
+                  "match MXNet's oneDNN outputs bit for bit up to every `_contrib_dequantize` node (the float "
+                  "layers after them to the float tolerance), reproducing the int8 kernels of the kind of CPU "
+                  "that made the fixture (`XGRAPH_ONEDNN_ISA`, see `_sg_mkldnn_conv`):", "",
+                  "| network | float network | input | CPU kind | layers left float |", "| --- | --- | --- | --- | --- |"]
+        for m in int8:
+            shape = "x".join(str(d) for d in m["input"]["data"])
+            left = ", ".join(f"{op} x{k}" for op, k in m["int8"]["float_layers"].items()) or "none"
+            lines.append(f"| `{m['name']}` | `{m['int8']['float_network']}` | {shape} | {m['int8']['cpu_isa']} | "
+                         f"{left} |")
+        lines.append("")
+    return lines
 
 
 def _int8_section() -> list[str]:
@@ -127,7 +146,11 @@ def _int8_section() -> list[str]:
             "nodes `_sg_mkldnn_conv` / `_sg_mkldnn_fully_connected` (a JSON `subgraphs` field) of Gluon's "
             "`quantize_net(quantize_mode='full')` and of `quantize_model_mkldnn` "
             "(`get_backend_symbol('MKLDNN_QUANTIZE')`) calibrated with `calib_mode='naive'` or `'entropy'`; "
-            "float graphs of `get_backend_symbol('MKLDNN')` match to float32 rounding. Refused with an "
+            "float graphs of `get_backend_symbol('MKLDNN')` match to float32 rounding. MXNet's int8 "
+            "convolutions depend on the CPU: with VNNI the sums are exact (xgraph's default, "
+            "`XGRAPH_ONEDNN_ISA=vnni`, these checkpoints); on AVX2 and pre-VNNI AVX-512 CPUs oneDNN halves the "
+            "weights of signed-data convolutions and saturates unsigned-data products pairwise to int16, "
+            "which `XGRAPH_ONEDNN_ISA=avx2` (or `xgraph.ops.mkldnn.cpu_isa('avx2')`) reproduces. Refused with an "
             "`XGraphError`: fused int8 nodes without calibration (`calib_mode='none'`), channel-wise "
             "quantized FullyConnected, int8 fusions with `clip`; `_sg_mkldnn_selfattn_*` (the transformer "
             "fusions) are not operators here. Checkpoints checked (`tools/gen_quantized_cases.py`, "

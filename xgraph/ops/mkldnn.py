@@ -37,6 +37,16 @@ tests check them (``tests/test_mkldnn_subgraphs.py``):
   float output; the eltwise op then multiplies by ``s_out``), rounded to uint8/int8,
   or kept float32 with ``enable_float_output``.
 
+MXNet's int8 convolutions depend on the CPU it ran on, and so does what matches them
+bit for bit: with VNNI (the default here, ``XGRAPH_ONEDNN_ISA=vnni``) the sums above are
+exact; on AVX2 and pre-VNNI AVX-512 CPUs (``XGRAPH_ONEDNN_ISA=avx2``, or
+``with mkldnn.cpu_isa('avx2'):`` around the bind) oneDNN quantizes the weight of a
+signed-data convolution at half scale (``round_half_even(w * s_c / 2)``, the requantize
+scale doubled; data shifted to uint8 and compensated) and sums unsigned data's products
+of two adjacent input channels into a saturating int16 first (channel counts in whole
+blocks of 4; depthwise kernels widen first and do not saturate). Quantized FullyConnected
+is exact in both (its non-VNNI gemm is not reproduced).
+
 Quantized nodes need ``min_calib_range``/``max_calib_range`` (``calib_mode='none'``
 graphs, whose fused nodes output int32, are refused), per-tensor FullyConnected
 weights (not ``channel_wise_quantize``) and no ``clip`` activation.
@@ -584,7 +594,9 @@ register(Op(
     doc="MXNet's oneDNN fused convolution: Convolution [+BatchNorm] [+act] [+sum] [+act] from its "
         "subgraph, in float32 or (quantized) int8 as MXNet 1.9.1's CPU kernel. Inputs: data, weight, [bias], "
         "[gamma, beta, mean, var (auxiliary)], [sum], then when quantized data_min, data_max, [sum_min, sum_max]. "
-        "Returns output (quantized: output, output_min, output_max)."))
+        "Returns output (quantized: output, output_min, output_max). The int8 sums are those of a CPU with "
+        "VNNI (exact) unless XGRAPH_ONEDNN_ISA=avx2 (or mkldnn.cpu_isa('avx2')): then as oneDNN without VNNI, "
+        "signed data against half-scale weights and unsigned data's channel-pair products saturated to int16."))
 
 
 # -- _sg_mkldnn_fully_connected -----------------------------------------------------------
