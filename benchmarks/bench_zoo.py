@@ -13,10 +13,15 @@ first output):
     python benchmarks/bench_zoo.py                                  # the default networks, batch 1 and 8
     XG_MX_PY=/path/to/mxnet-venv/bin/python python benchmarks/bench_zoo.py --only resnet18_v1 --batch 1
     python benchmarks/bench_zoo.py --quick                          # smoke run: seconds, meaningless timings
+    python benchmarks/bench_zoo.py --only mobilenet1.0_int8,resnet50_v1_int8 --batch 1   # GluonCV int8 entries
+
+An int8 entry runs its convolutions as oneDNN does on the kind of CPU that made its fixture
+(the meta's ``cpu_isa``; ``avx2`` costs the int16 pair-saturation products on top).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -38,6 +43,7 @@ import jax  # noqa: E402
 
 import _workloads as W  # noqa: E402
 import xgraph as mx  # noqa: E402
+from xgraph.ops import mkldnn  # noqa: E402
 from zoo_weights import ZOO_DIR, seeded_input, write_checkpoint  # noqa: E402
 
 DEFAULT = ("resnet18_v1", "resnet50_v2", "mobilenet1.0", "mobilenetv2_1.0", "densenet121",
@@ -78,17 +84,20 @@ def input_shape(name: str, batch: int, size: int | None) -> tuple[int, ...]:
     return (batch, *small[1:-2], side, side)
 
 
-def bench_xgraph(name: str, prefix: str, shape: tuple[int, ...], warmup: int, iters: int) -> tuple[float, float]:
-    """(median ms per forward, seconds from load_checkpoint to the first output) of the default bind."""
+def bench_xgraph(name: str, prefix: str, shape: tuple[int, ...], warmup: int, iters: int,
+                 cpu_isa: str | None = None) -> tuple[float, float]:
+    """(median ms per forward, seconds from load_checkpoint to the first output) of the default bind;
+    an int8 network's convolutions as oneDNN computes them on ``cpu_isa`` (mkldnn.CPU_ISAS)."""
     t0 = time.perf_counter()
     sym, arg_params, aux_params = mx.model.load_checkpoint(prefix, 0)
     x = mx.nd.array(seeded_input(name, shape))
-    ex = sym.bind(mx.cpu(), args=dict(arg_params, data=x), aux_states=aux_params, grad_req="null")
 
     def run() -> None:
         for o in ex.forward(is_train=False):
             o.wait_to_read()
-    run()
+    with mkldnn.cpu_isa(cpu_isa) if cpu_isa else contextlib.nullcontext():
+        ex = sym.bind(mx.cpu(), args=dict(arg_params, data=x), aux_states=aux_params, grad_req="null")
+        run()
     first = time.perf_counter() - t0
     for _ in range(warmup):
         run()
@@ -140,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shapes = [(b, *meta["input"]["data"][1:]) if a.quick else input_shape(name, b, a.size) for b in batches]
         jobs.append([name, prefix, [list(s) for s in shapes]])
         for shape in shapes:
-            ms, first = bench_xgraph(name, prefix, shape, warmup, iters)
+            ms, first = bench_xgraph(name, prefix, shape, warmup, iters, meta.get("int8", {}).get("cpu_isa"))
             rows.append((name, shape, ms, first))
     mx_res, mx_note = run_mxnet(jobs, warmup, iters, os.environ.get("XG_MX_PY"))
     print(f"# model-zoo inference, xgraph default bind vs MXNet; jax {jax.__version__}, "
