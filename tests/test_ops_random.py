@@ -177,3 +177,20 @@ def test_errors_name_the_node():
         mx.sym.random_uniform(dtype="int8", name="ru")
     with pytest.raises(mx.SymbolError, match=r"all be numbers or all be arrays"):
         mx.sym.random.uniform(V("a"), 1.0)
+
+
+def test_rank_3_and_higher_draws_are_the_flat_draw_reshaped():
+    """Random ops draw over the flattened shape (XLA CPU compiles N-d threefry counters very slowly);
+    with JAX's partitionable threefry the values are exactly the N-d draw's."""
+    import jax
+    if not jax.config.jax_threefry_partitionable:
+        pytest.skip("flat and N-d draws coincide only with the partitionable threefry")
+    for op in (lambda s: mx.nd.random.normal(shape=s), lambda s: mx.nd.random.uniform(-1, 2, shape=s),
+               lambda s: mx.nd.random.randint(0, 100, shape=s)):
+        mx.random.seed(7)
+        nd4 = op((2, 3, 4, 5)).asnumpy()
+        mx.random.seed(7)
+        flat = op((120,)).asnumpy()
+        assert nd4.shape == (2, 3, 4, 5)
+        np.testing.assert_array_equal(nd4.reshape(-1), flat)
+        assert len(np.unique(nd4)) > 10

@@ -26,7 +26,7 @@ from ..conv_strategy import grouped_conv_taps, prefers_taps
 from ..dtypes import canonical as canonical_dtype
 from ..errors import AttributeValueError, XGraphError
 from .attrs import Bool, DType, Enum, Float, Int, Optional, Shape, attr
-from .common import channel_shape, fail, normalize_axis, spatial_tuple
+from .common import channel_shape, fail, flat_draw, normalize_axis, spatial_tuple
 from .registry import Op, optional_input, register
 
 
@@ -373,7 +373,8 @@ def _dropout_lower(ctx, p, x):
     if rate >= 1:   # MXNet keeps nothing and divides by 1 - p = 0: NaN outputs and gradients
         mask = jnp.full(mask_shape, jnp.nan, x.dtype)
     else:
-        keep = jax.random.bernoulli(ctx.rng(), jnp.float32(1.0 - rate), tuple(mask_shape))
+        key = ctx.rng()
+        keep = flat_draw(lambda s: jax.random.bernoulli(key, jnp.float32(1.0 - rate), s), mask_shape)
         mask = keep.astype(x.dtype) / jnp.asarray(1.0 - rate, x.dtype)
     mask = jnp.broadcast_to(mask, x.shape)
     return x * mask, mask
@@ -475,7 +476,8 @@ def _leaky_lower(ctx, p, x, gamma=None):
         return _gelu_erf(x).astype(x.dtype)
     lower, upper = p["lower_bound"], p["upper_bound"]  # rrelu
     if ctx.is_train:
-        slope = jax.random.uniform(ctx.rng(), x.shape, x.dtype, lower, upper)
+        key = ctx.rng()
+        slope = flat_draw(lambda s: jax.random.uniform(key, s, x.dtype, lower, upper), x.shape)
     else:
         slope = jnp.full(x.shape, (lower + upper) / 2, x.dtype)
     return jnp.where(x > 0, x, x * slope), slope

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 
 from .. import dtypes as _dt
 from .attrs import Bool, Enum, Float, Int, Shape, Str, attr
-from .common import fail
+from .common import fail, flat_draw
 from .registry import Op, register
 
 #: MXNet's choices, plus bfloat16 (an xgraph extension: MXNet 1.9 has no bfloat16 sampling)
@@ -91,13 +91,16 @@ def _random_dtype(p, dtypes):
 def _random_lowering(sampler: Callable, names: tuple[str, ...]) -> Callable:
     def lower(ctx, p):
         shape = tuple(p["shape"]) or (1,)
-        return sampler(ctx.rng(), *(p[n] for n in names), shape).astype(_out_dtype(p["dtype"], jnp.float32))
+        key = ctx.rng()
+        return flat_draw(lambda s: sampler(key, *(p[n] for n in names), s), shape).astype(
+            _out_dtype(p["dtype"], jnp.float32))
     return lower
 
 
 def _like_lowering(sampler: Callable, names: tuple[str, ...]) -> Callable:
     def lower(ctx, p, data):
-        return sampler(ctx.rng(), *(p[n] for n in names), tuple(data.shape)).astype(data.dtype)
+        key = ctx.rng()
+        return flat_draw(lambda s: sampler(key, *(p[n] for n in names), s), data.shape).astype(data.dtype)
     return lower
 
 
@@ -112,7 +115,9 @@ def _sample_lowering(sampler: Callable, inputs: tuple[str, ...]) -> Callable:
         shape = tuple(first.shape) + extra
         expanded = [jax.lax.stop_gradient(x).astype(jnp.float32).reshape(tuple(x.shape) + (1,) * len(extra))
                     for x in params]
-        return sampler(ctx.rng(), *expanded, shape).astype(_out_dtype(p["dtype"], first.dtype))
+        key = ctx.rng()
+        return flat_draw(lambda s, *xs: sampler(key, *xs, s), shape, *expanded).astype(
+            _out_dtype(p["dtype"], first.dtype))
     return lower
 
 
@@ -154,7 +159,8 @@ def _randint_lower(ctx, p):
     if p["high"] <= p["low"]:
         fail(f"randint: high={p['high']} must be greater than low={p['low']}")
     dtype = _out_dtype(p["dtype"], jnp.int32)
-    return jax.random.randint(ctx.rng(), tuple(p["shape"]) or (1,), p["low"], p["high"], dtype)
+    key = ctx.rng()
+    return flat_draw(lambda s: jax.random.randint(key, s, p["low"], p["high"], dtype), tuple(p["shape"]) or (1,))
 
 
 register(Op(

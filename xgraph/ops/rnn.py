@@ -31,7 +31,7 @@ import numpy as np
 from jax import lax
 
 from .attrs import Bool, Enum, Float, Int, Optional, attr
-from .common import fail
+from .common import fail, flat_draw
 from .registry import Op, optional_input, register
 
 #: gates per mode, in MXNet's block order
@@ -252,7 +252,8 @@ def _rnn_lower(ctx, p, data, params, state, *rest):
         h_out.append(hT)
         c_out.append(cT)
         if ctx.is_train and p["p"] > 0 and layer < geo.layers - 1:
-            keep = jax.random.bernoulli(jax.random.fold_in(ctx.rng(), layer), jnp.float32(1.0 - p["p"]), x.shape)
+            key = jax.random.fold_in(ctx.rng(), layer)
+            keep = flat_draw(lambda s: jax.random.bernoulli(key, jnp.float32(1.0 - p["p"]), s), x.shape)
             x = jnp.where(keep, x / (1.0 - p["p"]), 0).astype(x.dtype)
     outs = [x.astype(out_dtype)]
     if p["state_outputs"]:

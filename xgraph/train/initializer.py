@@ -29,6 +29,7 @@ from .. import dtypes as _dt
 from .. import rng as _rng
 from ..errors import ConfigError, ShapeError
 from ..ndarray import NDArray
+from ..ops.common import flat_draw
 from .registry import ClassRegistry
 
 __all__ = ["InitDesc", "Initializer", "Zero", "One", "Constant", "Uniform", "Normal", "Xavier", "MSRAPrelu",
@@ -149,11 +150,13 @@ class Initializer:
 
     def uniform(self, low: float, high: float, shape: Sequence[int]) -> jax.Array:
         """Float32 uniform samples in [low, high) from this call's key stream."""
-        return jax.random.uniform(self._next_key(), tuple(shape), jnp.float32, low, high)
+        key = self._next_key()
+        return flat_draw(lambda s: jax.random.uniform(key, s, jnp.float32, low, high), shape)
 
     def normal(self, loc: float, scale: float, shape: Sequence[int]) -> jax.Array:
         """Float32 normal samples from this call's key stream."""
-        return loc + scale * jax.random.normal(self._next_key(), tuple(shape), jnp.float32)
+        key = self._next_key()
+        return loc + scale * flat_draw(lambda s: jax.random.normal(key, s, jnp.float32), shape)
 
     # -- entry points ---------------------------------------------------------
     def __call__(self, desc: str, arr: Any, key: Any = None) -> None:
