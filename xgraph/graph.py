@@ -127,13 +127,14 @@ class Graph:
         ['x', 'fc_weight', 'fc_bias']
     """
 
-    __slots__ = ("outputs", "_topo", "_hash", "_program_hash", "_roles")
+    __slots__ = ("outputs", "_topo", "_hash", "_program_hash", "_roles", "_variant_ops")
 
     def __init__(self, outputs: Iterable[Entry]):
         self.outputs = tuple(outputs)
         self._topo: tuple[Node, ...] | None = None
         self._hash: str | None = None
         self._program_hash: str | None = None
+        self._variant_ops: tuple | None = None
         self._roles: tuple[list[Node], list[Node]] | None = None
 
     def topo_order(self) -> tuple[Node, ...]:
@@ -230,7 +231,7 @@ class Graph:
         """
         if self._hash is None:
             self._hash = self._digest(op_names=True)
-        return self._hash
+        return self._with_variants(self._hash)
 
     def program_hash(self) -> str:
         """:meth:`structural_hash` without the names of op nodes (variables keep theirs).
@@ -247,7 +248,18 @@ class Graph:
         """
         if self._program_hash is None:
             self._program_hash = self._digest(op_names=False)
-        return self._program_hash
+        return self._with_variants(self._program_hash)
+
+    def _with_variants(self, digest: str) -> str:
+        """``digest``, combined with the current ``variant()`` of the graph's ops that have one (read at
+        every call: the choice may change between binds of one graph)."""
+        if self._variant_ops is None:
+            self._variant_ops = tuple({n.op.name: n.op for n in self.topo_order()
+                                       if n.op is not None and n.op.variant is not None}.values())
+        if not self._variant_ops:
+            return digest
+        variants = sorted((op.name, op.variant()) for op in self._variant_ops)
+        return hashlib.sha256(repr((digest, variants)).encode()).hexdigest()
 
     def _digest(self, op_names: bool) -> str:
         h = hashlib.sha256()

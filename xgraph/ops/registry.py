@@ -114,6 +114,8 @@ class Op:
     function of those inputs with every shape fixed (differentiable by JAX),
     which ``mx.nd`` runs and records for autograd instead of a compiled graph;
     the op's lowering refuses to be part of a symbol graph.
+    ``variant()`` names a process-wide choice the lowering depends on (the oneDNN CPU kind the int8
+    kernels reproduce, ops/mkldnn.py); the graph's hashes, under which programs are cached, include it.
     """
 
     name: str
@@ -145,6 +147,7 @@ class Op:
     differentiable: bool = True
     doc: str = ""
     family: str = ""
+    variant: Callable[[], str] | None = None
     schema: dict[str, AttrSpec] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
