@@ -254,3 +254,27 @@ def test_avx2_pair_saturation():
     lost = np.asarray(mkldnn._pair_saturation(p, x, w)).ravel().tolist()
     assert lost == [32767 - 2 * 255 * 127, -32768 + 2 * 255 * 128]
     assert mkldnn._pair_saturation(dict(p, num_group=4, num_filter=4), x, w[:, :1].repeat(2, 0)) is None
+
+
+AVX2 = os.path.join(HERE, "avx2")
+
+
+@pytest.mark.parametrize("name", ["sg_block_int8", "sg_resnet18_int8", "sg_convnet_int8", "convnet"])
+def test_avx2_checkpoints_match_mxnet_on_a_cpu_without_vnni(name):
+    """The same checkpoints (tools/gen_mkldnn_cases.py, gen_quantized_cases.py with
+    XG_FIXTURE_OUT=tests/fixtures/quantized/avx2) made on an AVX2 CPU, where MXNet's results differ:
+    under cpu_isa('avx2') every quantized node matches them bit for bit, int8 FullyConnected included."""
+    from xgraph.ops import mkldnn
+    sym, arg, aux = mx.model.load_checkpoint(os.path.join(AVX2, name), 0)
+    io = np.load(os.path.join(AVX2, f"{name}.npz"))
+    names = [k[len("internal:"):] for k in io.files if k.startswith("internal:")]
+    names = [n for n in names if n in set(sym.get_internals().list_outputs()) and not n.startswith("sm_")]
+    with mkldnn.cpu_isa("avx2"):
+        out, *inner = _run(sym, arg, aux, io["data"], names)
+    assert sum("quantized" in n for n in names) >= 5
+    for n, got in zip(names, inner):
+        np.testing.assert_array_equal(got, io[f"internal:{n}"], err_msg=n)
+    np.testing.assert_allclose(out, io["out"], rtol=1e-6, atol=1e-7)
+    with mkldnn.cpu_isa("vnni"):       # the same graph in the default mode: another program, other sums
+        vnni = _run(sym, arg, aux, io["data"], names)[1:]
+    assert any(not np.array_equal(g, io[f"internal:{n}"]) for n, g in zip(names, vnni))

@@ -44,8 +44,12 @@ exact; on AVX2 and pre-VNNI AVX-512 CPUs (``XGRAPH_ONEDNN_ISA=avx2``, or
 signed-data convolution at half scale (``round_half_even(w * s_c / 2)``, the requantize
 scale doubled; data shifted to uint8 and compensated) and sums unsigned data's products
 of two adjacent input channels into a saturating int16 first (channel counts in whole
-blocks of 4; depthwise kernels widen first and do not saturate). Quantized FullyConnected
-is exact in both (its non-VNNI gemm is not reproduced).
+odd counts padded with a zero channel; depthwise kernels widen first and do not saturate);
+its int8 gemm (FullyConnected) likewise saturates adjacent input features' products, signed
+data shifted by 128 first. The plain ``_contrib_quantized_conv``/``_fully_connected``
+follow the same rules (a plain convolution of an odd channel count shows no saturation).
+Tested against checkpoints made on both kinds of CPU (``tests/fixtures/quantized`` and its
+``avx2/``, the GluonCV int8 zoo entries).
 
 Quantized nodes need ``min_calib_range``/``max_calib_range`` (``calib_mode='none'``
 graphs, whose fused nodes output int32, are refused), per-tensor FullyConnected
@@ -61,11 +65,9 @@ weights (not ``channel_wise_quantize``) and no ``clip`` activation.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,11 +76,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..errors import AttributeValueError, ConfigError, UnsupportedFeatureError, UnsupportedOperatorError
+from ..errors import AttributeValueError, UnsupportedFeatureError, UnsupportedOperatorError
 from .attrs import AttrKind, Bool, Float, Optional, attr
 from .common import fail
 from .quantization import _pair, range_of, saturate
 from .nn import checked_conv_geometry
+from .quantized import CPU_ISAS, _current_isa, cpu_isa, set_cpu_isa  # noqa: F401 (re-exported)
 from .quantized import _LEVELS, _div, _need, _need_range, f32_product, int8_conv, int8_matmul
 from .registry import Op, get, register
 
@@ -87,47 +90,6 @@ _I8, _U8, _I32 = np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int32)
 #: float(INT32_MAX): MXNet's scale for a zero range, and 2^31 / 2 its bias overflow limit
 _INT32_MAX_F = np.float32(2147483647)
 _HALF_INT32 = np.float32(1073741824.0)
-
-
-# -- which CPU's oneDNN kernels the quantized convolutions reproduce -----------------
-#: MXNet's int8 results depend on the CPU it ran on. "vnni" (CPUs with AVX512-VNNI or AVX-VNNI): the
-#: exact int32 sums. "avx2" (AVX2 and AVX-512 CPUs without VNNI): oneDNN halves the weights of a
-#: signed-data convolution and saturates unsigned-data products pairwise to int16 (_signed_input_sum,
-#: _pair_saturation). Set with XGRAPH_ONEDNN_ISA or set_cpu_isa / cpu_isa() before binding: an
-#: executable compiled for a graph is reused for it within the process whatever the setting.
-CPU_ISAS = ("vnni", "avx2")
-_isa = [os.environ.get("XGRAPH_ONEDNN_ISA", "vnni")]
-
-
-def set_cpu_isa(name: str) -> str:
-    """Reproduce the int8 kernels MXNet's oneDNN runs on CPUs of kind ``name`` ('vnni' or 'avx2');
-    returns the previous setting.
-
-        >>> from xgraph.ops import mkldnn
-        >>> old = mkldnn.set_cpu_isa('avx2'); mkldnn.set_cpu_isa(old)
-        'avx2'
-    """
-    if name not in CPU_ISAS:
-        raise ConfigError(f"unknown oneDNN CPU kind {name!r} (XGRAPH_ONEDNN_ISA / set_cpu_isa): "
-                          f"expected one of {', '.join(CPU_ISAS)}")
-    old, _isa[0] = _isa[0], name
-    return old
-
-
-@contextlib.contextmanager
-def cpu_isa(name: str):
-    """``with cpu_isa('avx2'):`` graphs bound (and first run) inside reproduce that CPU's int8 kernels."""
-    old = set_cpu_isa(name)
-    try:
-        yield
-    finally:
-        set_cpu_isa(old)
-
-
-def _current_isa() -> str:
-    if _isa[0] not in CPU_ISAS:
-        set_cpu_isa(_isa[0])        # a bad XGRAPH_ONEDNN_ISA: the ConfigError names it
-    return _isa[0]
 
 
 # -- the subgraphs attribute ---------------------------------------------------------
@@ -460,7 +422,7 @@ def _fma_f32(a, b, c):
     return f32_product(b, a) + c
 
 
-def _pair_saturation(p, x, qw):
+def _pair_saturation(p, x, qw, odd_channels: bool = True):
     """What int16 saturation takes off an unsigned-data convolution in oneDNN's x8s8s32x kernels on CPUs
     without VNNI: ``vpmaddubsw`` sums the products of each two adjacent input channels (within a group)
     into an int16 with saturation, before the int32 accumulation, so ``x_2k w_2k + x_2k+1 w_2k+1`` above
@@ -471,13 +433,18 @@ def _pair_saturation(p, x, qw):
     groups = p["num_group"]
     n, c = x.shape[:2]
     o, cg = qw.shape[:2]
-    if cg % 4:                      # depthwise kernels widen to int32; and with channels not in whole
-        return None                 # blocks of 4 (a first layer's 3) MXNet's results show no saturation
+    if cg == 1 or (cg % 2 and not odd_channels):   # depthwise kernels widen to int32 first
+        return None
     _, stride, dilate, pad = checked_conv_geometry(p, x.shape, qw.shape)
     spatial = x.ndim - 2
     kernel = qw.shape[2:]
     dilate = dilate or (1,) * spatial
     stride = stride or (1,) * spatial
+    if cg % 2:                      # oneDNN pads each group's channels with zeros
+        x = jnp.pad(x.reshape(n, groups, cg, *x.shape[2:]), [(0, 0), (0, 0), (0, 1)] + [(0, 0)] * spatial)
+        qw = jnp.pad(qw, [(0, 0), (0, 1)] + [(0, 0)] * spatial)
+        cg += 1
+        x = x.reshape(n, groups * cg, *x.shape[3:])
     og, half, taps = o // groups, cg // 2, int(np.prod(kernel))
     # (N, C * taps, *out), channel-major: one batched product of every (pair, tap) with its weights
     patches = lax.conv_general_dilated_patches(
@@ -489,9 +456,27 @@ def _pair_saturation(p, x, qw):
     rhs = jnp.transpose(qw.astype(jnp.float32).reshape(groups, og, half, 2, taps), (0, 2, 4, 3, 1))  # (G,K,T,2,Og)
     pairs = lax.dot_general(lhs, rhs, (((4,), (3,)), ((0, 1, 2), (0, 1, 2))),
                             precision=lax.Precision.HIGHEST)                   # (G, K, T, N*P, Og)
-    lost = (jnp.clip(pairs, -32768.0, 32767.0) - pairs).astype(jnp.int32).sum(axis=(1, 2))   # (G, N*P, Og)
+    lost = (jnp.clip(pairs, -32768.0, 32767.0) - pairs).astype(jnp.int32).sum(axis=(1, 2), dtype=jnp.int32)
     lost = lost.reshape(groups, n, -1, og)
     return jnp.transpose(lost, (1, 0, 3, 2)).reshape((n, o) + tuple(out))
+
+
+def _fc_pair_saturation(p, x, w):
+    """_pair_saturation for an unsigned-data FullyConnected: oneDNN's int8 gemm without VNNI sums each two
+    adjacent input features' products into a saturating int16 (features padded to an even count)."""
+    x2 = x.reshape(x.shape[0], -1) if p["flatten"] else x
+    k = x2.shape[-1]
+    lead = x2.shape[:-1]
+    xf = x2.astype(jnp.float32).reshape(-1, k) + (128.0 if x.dtype == _I8 else 0.0)   # s8 data: shifted
+    wf = w.astype(jnp.float32)
+    if k % 2:
+        xf, wf = jnp.pad(xf, [(0, 0), (0, 1)]), jnp.pad(wf, [(0, 0), (0, 1)])
+    half = xf.shape[1] // 2
+    lhs = jnp.transpose(xf.reshape(-1, half, 2), (1, 0, 2))                    # (K, M, 2)
+    rhs = jnp.transpose(wf.reshape(-1, half, 2), (1, 2, 0))                    # (K, 2, O)
+    pairs = lax.dot_general(lhs, rhs, (((2,), (1,)), ((0,), (0,))), precision=lax.Precision.HIGHEST)
+    lost = (jnp.clip(pairs, -32768.0, 32767.0) - pairs).astype(jnp.int32).sum(axis=0, dtype=jnp.int32)
+    return lost.reshape(lead + (w.shape[0],))                                  # (..., O)
 
 
 def _signed_input_sum(chain: Chain, x, w_scaled, qb):
@@ -591,6 +576,7 @@ register(Op(
     num_outputs=_conv_outputs,
     output_names=lambda p: ["output", "output_min", "output_max"] if p["quantized"] else ["output"],
     infer_inputs=_conv_infer, infer_dtype=_conv_dtype, differentiable=False, family="quantization",
+    variant=_current_isa,
     doc="MXNet's oneDNN fused convolution: Convolution [+BatchNorm] [+act] [+sum] [+act] from its "
         "subgraph, in float32 or (quantized) int8 as MXNet 1.9.1's CPU kernel. Inputs: data, weight, [bias], "
         "[gamma, beta, mean, var (auxiliary)], [sum], then when quantized data_min, data_max, [sum_min, sum_max]. "
@@ -665,7 +651,10 @@ def _quantized_fc(ctx, p, chain: Chain, v):
         w_scale = jnp.where(over, w_scale * w_rescale, w_scale)
         rescale = jnp.minimum(rescale, limit)
         qb = _round_half_away(b.astype(jnp.float32) * rescale).astype(jnp.int32)
-    acc = int8_matmul(chain.layer.params, x, w).astype(jnp.float32)
+    acc = int8_matmul(chain.layer.params, x, w)
+    if _current_isa() == "avx2":
+        acc = acc + _fc_pair_saturation(chain.layer.params, x, w)
+    acc = acc.astype(jnp.float32)
     if qb is not None:
         acc = acc + qb.astype(jnp.float32)
     calib = None if p["enable_float_output"] else _calibrated(p)
@@ -708,6 +697,7 @@ register(Op(
     num_outputs=_fc_outputs,
     output_names=lambda p: ["output", "min_output", "max_output"] if _fc_outputs(p) == 3 else ["output"],
     infer_inputs=_fc_infer, infer_dtype=_fc_dtype, differentiable=False, family="quantization",
+    variant=_current_isa,
     doc="MXNet's oneDNN fused FullyConnected [+ an elementwise op] from its subgraph, in float32 or "
         "(quantized) int8 as MXNet 1.9.1's CPU kernel. Inputs: data, weight, [bias], then when quantized "
         "min_data, max_data, min_weight, max_weight, [min_bias, max_bias]. Returns output (quantized without "

@@ -61,14 +61,16 @@ constants to autodiff (``stop_gradient``).
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..errors import AttributeValueError, DTypeError
+from ..errors import AttributeValueError, ConfigError, DTypeError
 from .attrs import Bool, Enum, Float, Int, Optional, attr
 from .common import fail, normalize_axis
 from .nn import CONVOLUTION_ATTRS, checked_conv_geometry, spatial_layout
@@ -147,6 +149,49 @@ def _conv_layer_infer(p, shapes):
     return _with_bias_and_ranges(p, out, p["num_filter"])
 
 
+# -- which CPU's oneDNN int8 kernels are reproduced (ops/mkldnn.py re-exports these) ------
+#: MXNet's int8 results depend on the CPU it ran on. "vnni" (CPUs with AVX512-VNNI or AVX-VNNI): the
+#: exact int32 sums. "avx2" (AVX2 and AVX-512 CPUs without VNNI): oneDNN halves the weights of a
+#: signed-data convolution and saturates u8 x s8 products pairwise to int16 (mkldnn._signed_input_sum,
+#: _pair_saturation, _fc_pair_saturation). Set with XGRAPH_ONEDNN_ISA, set_cpu_isa or cpu_isa(); the ops
+#: that depend on it name it as their Op.variant, so the graph hashes programs are cached under differ.
+CPU_ISAS = ("vnni", "avx2")
+_isa = [os.environ.get("XGRAPH_ONEDNN_ISA", "vnni")]
+
+
+def set_cpu_isa(name: str) -> str:
+    """Reproduce the int8 kernels MXNet's oneDNN runs on CPUs of kind ``name`` ('vnni' or 'avx2');
+    returns the previous setting.
+
+        >>> from xgraph.ops import mkldnn
+        >>> old = mkldnn.set_cpu_isa('avx2'); mkldnn.set_cpu_isa(old)
+        'avx2'
+    """
+    if name not in CPU_ISAS:
+        raise ConfigError(f"unknown oneDNN CPU kind {name!r} (XGRAPH_ONEDNN_ISA / set_cpu_isa): "
+                          f"expected one of {', '.join(CPU_ISAS)}")
+    old, _isa[0] = _isa[0], name
+    return old
+
+
+@contextlib.contextmanager
+def cpu_isa(name: str):
+    """``with cpu_isa('avx2'):`` graphs bound (and first run) inside reproduce that CPU's int8 kernels."""
+    old = set_cpu_isa(name)
+    try:
+        yield
+    finally:
+        set_cpu_isa(old)
+
+
+def _current_isa() -> str:
+    if _isa[0] not in CPU_ISAS:
+        set_cpu_isa(_isa[0])        # a bad XGRAPH_ONEDNN_ISA: the ConfigError names it
+    return _isa[0]
+
+
+
+
 def int8_conv(p, x, w):
     """The exact int32 convolution of uint8/int8 data ``x`` with an int8 weight ``w`` (NC* layouts);
     ``p`` holds Convolution's attributes (kernel, stride, pad, dilate, num_group, layout).
@@ -178,9 +223,23 @@ def _exact_type(x):
     return jnp.float64 if jax.config.jax_enable_x64 else jnp.int32
 
 
+def _non_vnni_loss(kind: str, p, x, w):
+    """What oneDNN's int16 pair saturation takes off the int32 sum on CPUs without VNNI, when xgraph
+    reproduces those (``XGRAPH_ONEDNN_ISA=avx2``, ops/mkldnn.py), else 0."""
+    from . import mkldnn     # mkldnn builds on this module
+    if _current_isa() != "avx2":
+        return 0
+    x, w = lax.stop_gradient(x), lax.stop_gradient(w)
+    if kind == "fc":
+        return mkldnn._fc_pair_saturation(p, x, w)
+    # (MXNet's plain quantized convolution of a 3-channel input shows no saturation, unlike the fused one)
+    lost = mkldnn._pair_saturation(p, x, w, odd_channels=False) if x.dtype == jnp.uint8 else None
+    return 0 if lost is None else lost
+
+
 def _quantized_conv_lower(ctx, p, *inputs):
     v = _split_layer(p, inputs)
-    y = int8_conv(p, v["data"], v["weight"])
+    y = int8_conv(p, v["data"], v["weight"]) + _non_vnni_loss("conv", p, v["data"], v["weight"])
     n, nf = y.ndim - 2, p["num_filter"]
     if "bias" in v:
         b = lax.stop_gradient(v["bias"])
@@ -193,7 +252,7 @@ def _quantized_conv_lower(ctx, p, *inputs):
 register(Op(
     "_contrib_quantized_conv", _quantized_conv_lower, dynamic_inputs=_layer_inputs, attrs=CONVOLUTION_ATTRS,
     num_outputs=3, output_names=_OUTPUT_NAMES, infer_inputs=_conv_layer_infer, infer_dtype=_layer_dtype, differentiable=False,
-    family="quantization",
+    family="quantization", variant=_current_isa,
     doc="Convolution of uint8 (or int8) data with an int8 weight, summed in int32; the int8 bias is "
         "added unscaled (MXNet 1.9.1's CPU kernel). Returns (out int32, min_out, max_out)."))
 
@@ -228,7 +287,7 @@ def int8_matmul(p, x, w):
 
 def _quantized_fc_lower(ctx, p, *inputs):
     v = _split_layer(p, inputs)
-    y = int8_matmul(p, v["data"], v["weight"])
+    y = int8_matmul(p, v["data"], v["weight"]) + _non_vnni_loss("fc", p, v["data"], v["weight"])
     data_type = jnp.dtype(v["data"].dtype).name
     if "bias" in v:
         b = lax.stop_gradient(v["bias"])
@@ -249,7 +308,7 @@ register(Op(
            attr("no_bias", Bool(), False, "leave out the bias (and its range inputs)"),
            attr("flatten", Bool(), True, "flatten all but the first axis first; otherwise apply on the last axis")),
     num_outputs=3, output_names=_OUTPUT_NAMES, infer_inputs=_fc_layer_infer, infer_dtype=_layer_dtype, differentiable=False,
-    family="quantization",
+    family="quantization", variant=_current_isa,
     doc="x W^T of uint8/int8 data and an int8 weight, summed in int32, plus the int8 bias rescaled to the "
         "product's scale. Returns (out int32, min_out, max_out)."))
 
