@@ -43,8 +43,8 @@ exact; on AVX2 and pre-VNNI AVX-512 CPUs (``XGRAPH_ONEDNN_ISA=avx2``, or
 ``with mkldnn.cpu_isa('avx2'):`` around the bind) oneDNN quantizes the weight of a
 signed-data convolution at half scale (``round_half_even(w * s_c / 2)``, the requantize
 scale doubled; data shifted to uint8 and compensated) and sums unsigned data's products
-of two adjacent input channels into a saturating int16 first (channel counts in whole
-odd counts padded with a zero channel; depthwise kernels widen first and do not saturate);
+of two adjacent input channels into a saturating int16 first (an odd channel count padded
+with a zero channel; depthwise kernels widen first and do not saturate);
 its int8 gemm (FullyConnected) likewise saturates adjacent input features' products, signed
 data shifted by 128 first. The plain ``_contrib_quantized_conv``/``_fully_connected``
 follow the same rules (a plain convolution of an odd channel count shows no saturation).
