@@ -41,6 +41,7 @@ from .infer import InferResult, infer, resolve_deferred
 from .bound import BoundPrograms, parameter_names
 from .lower import unique_names
 from .ndarray import NDArray
+from .placement import PlacedPrograms, assign_devices, resolve_group2ctx, spans_devices, variable_contexts
 
 _GRAD_REQS = ("write", "add", "null")
 
@@ -87,6 +88,15 @@ def _grad_req_dict(grad_req: Any, names: Sequence[str]) -> dict[str, str]:
     return reqs
 
 
+def _context_of(value: Any) -> Context | None:
+    """The context of the device an NDArray or jax array lives on (None for host values)."""
+    data = value.data if isinstance(value, NDArray) else value
+    if not isinstance(data, jax.Array):
+        return None
+    devs = data.devices()
+    return Context.from_device(next(iter(devs))) if len(devs) == 1 else None
+
+
 def _to_ndarray(value: Any, device: Any, what: str) -> NDArray:
     if isinstance(value, NDArray):
         return value
@@ -124,13 +134,17 @@ def _isolated_outputs(outputs: Sequence[Entry]) -> list[Entry]:
 class Executor:
     """A bound graph: arrays for every argument, gradient and auxiliary state, and its programs.
 
-    Build one with :meth:`Symbol.bind` or :meth:`Symbol.simple_bind`.
+    Build one with :meth:`Symbol.bind` or :meth:`Symbol.simple_bind`.  With ``group2ctx`` (a dict
+    of ``ctx_group`` name → context) whose placement spans several devices, the graph runs as
+    segments, one jitted program per device run (MXNet's model parallelism, :mod:`xgraph.placement`;
+    :attr:`segments` lists them); otherwise it is one XLA program.
     """
 
     def __init__(self, symbol: Any, ctx: Any = None, args: Any = None, args_grad: Any = None,
                  grad_req: Any = "write", aux_states: Any = None, opt_level: int | str | None = None,
                  passes: Sequence[Any] | None = None, pass_options: Mapping[str, Any] | None = None,
-                 freeze_params: bool | None = None, data_names: Sequence[str] | None = None, **_: Any):
+                 freeze_params: bool | None = None, data_names: Sequence[str] | None = None,
+                 group2ctx: Mapping[str, Any] | None = None, **_: Any):
         self._symbol = symbol
         self._graph = graph = symbol.graph
         self._ctx = as_context(ctx)
@@ -139,13 +153,21 @@ class Executor:
         self._aux_names = unique_names(graph.aux_nodes())
         args = _as_dict("args", self._arg_names, args, required=True)
         aux = _as_dict("aux_states", self._aux_names, aux_states, required=True)
-        self.arg_dict = {n: _to_ndarray(args[n], device, f"argument {n!r}") for n in self._arg_names}
-        self.aux_dict = {n: _to_ndarray(aux[n], device, f"aux state {n!r}") for n in self._aux_names}
         reqs = _grad_req_dict(grad_req, self._arg_names)
         grads = _as_dict("args_grad", self._arg_names, args_grad, required=False) if args_grad is not None else {}
+        self._group2ctx = resolve_group2ctx(group2ctx)
+        if self._group2ctx:
+            # ctx_group placement: a variable is where its array is (a host value: its group's context)
+            homes = variable_contexts(graph, self._group2ctx, self._ctx)
+            dev = {n: (_context_of(v) or homes[n]).device for n, v in {**args, **aux}.items()}
+            gdev = {n: (_context_of(v) or homes[n]).device for n, v in grads.items()}
+        else:
+            dev = gdev = dict.fromkeys({*args, *aux, *grads}, device)
+        self.arg_dict = {n: _to_ndarray(args[n], dev[n], f"argument {n!r}") for n in self._arg_names}
+        self.aux_dict = {n: _to_ndarray(aux[n], dev[n], f"aux state {n!r}") for n in self._aux_names}
         self._grad_req = {n: (reqs[n] if n in grads else "null") for n in self._arg_names}
         self.grad_dict: dict[str, NDArray | None] = {
-            n: (_to_ndarray(grads[n], device, f"gradient {n!r}") if self._grad_req[n] != "null" else None)
+            n: (_to_ndarray(grads[n], gdev[n], f"gradient {n!r}") if self._grad_req[n] != "null" else None)
             for n in self._arg_names}
         self._graph = graph = resolve_deferred(graph, self._check_signature())
         # an argument whose gradient is always zero (integer, or behind BlockGrad) is not differentiated
@@ -155,8 +177,18 @@ class Executor:
         self._has_grad = any(self._diff_mask)
         self._needs_rng = any(n.is_random for n in graph.topo_order())
         self._opt = dict(opt_level=opt_level, passes=passes, pass_options=pass_options,
-                         freeze_params=freeze_params, data_names=data_names)
+                         freeze_params=freeze_params, data_names=data_names, group2ctx=group2ctx)
         sigs = {**self.arg_dict, **self.aux_dict}
+        self._placed = self._placement(graph, sigs) if self._group2ctx else None
+        if self._placed is not None:
+            self._programs = self._placed
+            self._infer = self._placed.infer
+            self._train_fwd = self._placed.train_forward()
+            self._grad = self._placed.gradient(self._diff_mask) if self._has_grad else None
+            self.outputs = [NDArray(jax.device_put(np.zeros(s, d), c.device))
+                            for (s, d), c in zip(self._out_sigs, self._placed.output_contexts())]
+            self._init_state()
+            return
         # the defaults are the fast path: O1 for training, O2 for inference, and an executor bound
         # without gradients (a predictor) freezes its parameters until they keep changing
         freeze = ("auto" if not self._has_grad else False) if freeze_params is None else freeze_params
@@ -172,6 +204,9 @@ class Executor:
         self._train_fwd = self._programs.train_forward()
         self._grad = self._programs.gradient(self._diff_mask) if self._has_grad else None
         self.outputs = [NDArray(np.zeros(s, d)) for s, d in self._out_sigs]
+        self._init_state()
+
+    def _init_state(self) -> None:
         self._pending: tuple | None = None      # (args, aux, key) of a deferred training forward
         self._monitor: tuple | None = None      # (callback, internals executor, names) once set
         self._pullback: Any = None              # residuals of the last training forward
@@ -179,6 +214,23 @@ class Executor:
         self._last_train = True                  # the mode of the last forward (a later backward follows it)
 
     # -- construction helpers ----------------------------------------------
+    def _placement(self, graph: Any, arrays: Mapping[str, NDArray]) -> PlacedPrograms | None:
+        """The segmented programs when the ctx_group placement spans several devices, else None."""
+        var_ctx = {n: _context_of(a) or self._ctx for n, a in arrays.items()}
+        devices = assign_devices(graph, self._group2ctx, self._ctx, var_ctx)
+        if not spans_devices(devices):
+            return None
+        grad_ctx = {n: _context_of(g) or var_ctx[n] for n, g in self.grad_dict.items() if g is not None}
+        return PlacedPrograms(graph, self._arg_names, self._aux_names, {n: a.shape for n, a in arrays.items()},
+                              {n: a.dtype for n, a in arrays.items()}, self._ctx, self._group2ctx, var_ctx,
+                              {**var_ctx, **grad_ctx})
+
+    @property
+    def segments(self) -> list:
+        """The :class:`~xgraph.placement.Segment` list of a ctx_group placement over several devices
+        (each with its ``ctx`` and ``nodes``); ``[]`` for the ordinary one-program executor."""
+        return list(self._placed.segments) if self._placed is not None else []
+
     def _check_signature(self) -> InferResult:
         """Infer every shape from the bound arrays; refuse inconsistent ones."""
         shapes = {n: a.shape for n, a in {**self.arg_dict, **self.aux_dict}.items()}
@@ -201,7 +253,8 @@ class Executor:
                     type_dict: Mapping[str, Any] | None = None, shared_exec: "Executor | None" = None,
                     opt_level: int | str | None = None, passes: Sequence[Any] | None = None,
                     pass_options: Mapping[str, Any] | None = None, freeze_params: bool | None = None,
-                    data_names: Sequence[str] | None = None, **shapes: Any) -> "Executor":
+                    data_names: Sequence[str] | None = None, group2ctx: Mapping[str, Any] | None = None,
+                    **shapes: Any) -> "Executor":
         """Allocate zero-filled arrays from the given input shapes (and dtypes) and bind.
 
             >>> import xgraph as mx
@@ -223,20 +276,24 @@ class Executor:
         device = ctx.device
         shared = shared_exec.arg_dict if shared_exec is not None else {}
         shared_aux = shared_exec.aux_dict if shared_exec is not None else {}
+        groups = resolve_group2ctx(group2ctx)
+        # MXNet allocates a variable (and its gradient) on its ctx_group's context, others on ctx
+        homes = {n: c.device for n, c in variable_contexts(graph, groups, ctx).items()} if groups else {}
 
         def alloc(name: str, table: Mapping[str, NDArray]) -> NDArray:
             shape, dt = tuple(res.var_shapes[name]), res.var_dtypes.get(name) or np.dtype(np.float32)
             if name in table and table[name].shape == shape and table[name].dtype == np.dtype(dt).type:
                 return table[name]
-            return NDArray(jax.device_put(np.zeros(shape, dt), device))
+            return NDArray(jax.device_put(np.zeros(shape, dt), homes.get(name, device)))
 
         args = {n: alloc(n, shared) for n in arg_names}
         aux = {n: alloc(n, shared_aux) for n in aux_names}
         reqs = _grad_req_dict(grad_req, arg_names)
-        grads = {n: NDArray(jax.device_put(np.zeros(args[n].shape, np.dtype(args[n].dtype)), device))
+        grads = {n: NDArray(jax.device_put(np.zeros(args[n].shape, np.dtype(args[n].dtype)), homes.get(n, device)))
                  for n in arg_names if reqs[n] != "null"}
         return cls(symbol, ctx, args=args, args_grad=grads, grad_req=reqs, aux_states=aux, opt_level=opt_level,
-                   passes=passes, pass_options=pass_options, freeze_params=freeze_params, data_names=data_names)
+                   passes=passes, pass_options=pass_options, freeze_params=freeze_params, data_names=data_names,
+                   group2ctx=group2ctx)
 
     # -- MXNet's views --------------------------------------------------------
     @property
@@ -315,7 +372,10 @@ class Executor:
             elif self._grad_req[n] == "write":
                 # an integer argument (softmax's length) is not differentiated: MXNet writes it a zero gradient
                 g = self.grad_dict[n]
-                g._set(jax.numpy.zeros(g.shape, g.dtype))
+                if self._placed is None:
+                    g._set(jax.numpy.zeros(g.shape, g.dtype))
+                else:
+                    g._set(jax.numpy.zeros(g.shape, g.dtype, device=next(iter(g.data.devices()))))
 
     def _old_grads(self) -> tuple | None:
         if not any(self._grad_req[n] == "add" for n, m in zip(self._arg_names, self._diff_mask) if m):
@@ -400,7 +460,7 @@ class Executor:
         everything = type(self._symbol)(entries)
         aux = {n: NDArray(a.data) for n, a in self.aux_dict.items()}   # its aux updates stay its own
         internals = Executor(everything, self._ctx, args=self.arg_dict, grad_req="null", aux_states=aux,
-                             opt_level=0, freeze_params=False)
+                             opt_level=0, freeze_params=False, group2ctx=self._group2ctx)
         self._monitor = (callback, internals, names)
 
     def _report_to_monitor(self, is_train: bool) -> None:
@@ -517,7 +577,8 @@ class Executor:
             size = int(np.prod(shape))
             if size <= old.size:  # MXNet reshapes the old array in place: it keeps the leading values
                 return NDArray(old.data.reshape(-1)[:size].reshape(shape))
-            return NDArray(jax.device_put(np.zeros(shape, np.dtype(old.dtype)), device))
+            where = device if self._placed is None else next(iter(old.data.devices()))
+            return NDArray(jax.device_put(np.zeros(shape, np.dtype(old.dtype)), where))
 
         def shape_of(name: str) -> tuple:
             s = res.var_shapes.get(name)
@@ -551,7 +612,9 @@ class Executor:
 
         outputs = sum(nbytes(shape, dt) for shape, dt in self._out_sigs)
         saved = 0
-        if self._has_grad:
+        if self._has_grad and self._placed is not None:
+            saved = self._placed.saved_for_backward(self._diff_mask)
+        elif self._has_grad:
             args = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in (self.arg_dict[n] for n in self._arg_names))
             aux = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in (self.aux_dict[n] for n in self._aux_names))
             key = rng.words(0, 0) if self._needs_rng else None

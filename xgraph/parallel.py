@@ -336,33 +336,38 @@ def with_sharding(sym: Any, spec: Any) -> Any:
     return out
 
 
-def check_group2ctx(group2ctx: Any, ctx: Any = None, where: str = "group2ctx") -> None:
-    """MXNet's ``ctx_group`` placement (``bind(group2ctx=)``, ``Module(group2ctxs=)``): groups that all
-    land on one device (with ``ctx``, the rest of the graph's, when given) are accepted, as there is
-    nothing to place; groups over several devices raise UnsupportedFeatureError pointing to
-    ``with_sharding``, since one XLA program is split by sharding, not by placing layers on devices.
+def check_group2ctx(group2ctx: Any, contexts: Sequence[Any] = (), where: str = "group2ctxs") -> dict:
+    """MXNet's ``Module(group2ctxs=)``: a dict of ctx_group name → context, or a list of them, one per
+    context of the module.  Returns the first context's table, checked
+    (:func:`xgraph.placement.resolve_group2ctx`; ``{}`` when there is none).  The executor places each
+    group there (MXNet's model parallelism, :mod:`xgraph.placement`).  A module over several contexts
+    (data parallel) whose groups land off its first context raises UnsupportedFeatureError: the
+    data-parallel step is one XLA program over a mesh, which cannot also place layers.
 
         >>> import xgraph as mx
-        >>> check_group2ctx({'dev1': mx.cpu(0), 'dev2': mx.cpu(0)}, mx.cpu(0))
+        >>> check_group2ctx({'dev1': mx.cpu(0), 'dev2': mx.cpu(0)}, [mx.cpu(0)])
+        {'dev1': cpu(0), 'dev2': cpu(0)}
     """
-    from .context import as_context, current_context
+    from .context import as_context
     from .errors import ConfigError, UnsupportedFeatureError
+    from .placement import resolve_group2ctx
     if not group2ctx:
-        return
-    tables = group2ctx if isinstance(group2ctx, (list, tuple)) else [group2ctx]
-    devices = set()
-    for table in tables:
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"{where} must map ctx_group names to contexts, got {type(table).__name__}")
-        for ctxs in table.values():
-            devices.update(as_context(c) for c in (ctxs if isinstance(ctxs, (list, tuple)) else [ctxs]))
-    if ctx is not None or where == "group2ctx":
-        devices.add(as_context(ctx) if ctx is not None else current_context())
-    if len(devices) > 1:
-        raise UnsupportedFeatureError(
-            f"{where} places ctx_groups on {len(devices)} devices {sorted(map(str, devices))}: xgraph splits "
-            "one XLA program over a mesh instead; mark the large layers with mx.sym.with_sharding(sym, spec) "
-            "and train with Trainer(devices=mesh) (docs/distributed.md)")
+        return {}
+    tables = list(group2ctx) if isinstance(group2ctx, (list, tuple)) else [group2ctx]
+    contexts = [as_context(c) for c in contexts]
+    if isinstance(group2ctx, (list, tuple)) and contexts and len(tables) != len(contexts):
+        raise ConfigError(f"{where}: {len(tables)} tables for {len(contexts)} contexts {contexts}; give one "
+                          "ctx_group -> context dict per context")
+    checked = [resolve_group2ctx(t, where) for t in tables]
+    if len(contexts) > 1:
+        places = {c.device for t in checked for c in t.values()} | {contexts[0].device}
+        if len(places) > 1:
+            raise UnsupportedFeatureError(
+                f"{where} places ctx_groups on {len(places)} devices while the module is data parallel over "
+                f"{len(contexts)} contexts {contexts}: its step is one XLA program over a mesh, which cannot also "
+                "place layers on devices; use one context with group2ctxs, or mx.sym.with_sharding with "
+                "Trainer(devices=mesh) (docs/distributed.md)")
+    return checked[0]
 
 
 def param_shardings(mesh: Mesh | None, shapes: Mapping[str, Sequence[int]],

@@ -323,22 +323,18 @@ class Symbol:
                     stype_dict: Any = None, group2ctx: Any = None, shared_arg_names: Any = None,
                     shared_exec: Any = None, shared_buffer: Any = None, **kwargs: Any):
         """Allocate every array from the given input shapes and bind; see :meth:`Executor.simple_bind`.
-        ``group2ctx`` is accepted when every ctx_group lands on ``ctx``'s device (see
-        :func:`xgraph.parallel.check_group2ctx`)."""
+        ``group2ctx`` maps ``ctx_group`` names to contexts: each group's nodes (and variables) go
+        there, MXNet's model parallelism (see :mod:`xgraph.placement`)."""
         from .executor import Executor
-        from .parallel import check_group2ctx
-        check_group2ctx(group2ctx, ctx)
         return Executor.simple_bind(self, ctx, grad_req=grad_req, type_dict=type_dict,
-                                    shared_exec=shared_exec, **kwargs)
+                                    shared_exec=shared_exec, group2ctx=group2ctx, **kwargs)
 
     def bind(self, ctx: Any = None, args: Any = None, args_grad: Any = None, grad_req: Any = "write",
              aux_states: Any = None, group2ctx: Any = None, shared_exec: Any = None, **kwargs: Any):
         """Bind to given arrays; see :class:`xgraph.executor.Executor`.  ``group2ctx`` as in :meth:`simple_bind`."""
         from .executor import Executor
-        from .parallel import check_group2ctx
-        check_group2ctx(group2ctx, ctx)
         return Executor(self, ctx, args=args, args_grad=args_grad, grad_req=grad_req, aux_states=aux_states,
-                        **kwargs)
+                        group2ctx=group2ctx, **kwargs)
 
     def eval(self, ctx: Any = None, **kwargs: Any) -> list:
         """Bind to the given arrays and run one inference forward; returns the outputs."""

@@ -42,6 +42,7 @@ from ..executor import Executor
 from ..model import load_checkpoint, save_checkpoint
 from ..ndarray import NDArray
 from ..parallel import check_group2ctx, to_device
+from ..placement import refuse_fused_training
 from . import initializer as _init
 from . import metric as _metric
 from . import kvstore as _kv
@@ -273,7 +274,7 @@ class Module(BaseModule):
                                     "split evenly over the mesh")
         self._kvstore: _kv.KVStore | None = None
         self._param_shardings = dict(param_shardings or {})
-        check_group2ctx(group2ctxs, where="group2ctxs")
+        self._group2ctx = check_group2ctx(group2ctxs, self._contexts, where="group2ctxs")
         self._symbol = symbol
         self._data_names = list(data_names or [])
         self._label_names = list(label_names or [])
@@ -433,7 +434,7 @@ class Module(BaseModule):
             reqs = dict.fromkeys(reqs, "null")
         shared = shared_module._exec if shared_module is not None else None
         self._exec = Executor.simple_bind(self._symbol, self._context, grad_req=reqs, type_dict=types,
-                                          shared_exec=shared, **shapes)
+                                          shared_exec=shared, group2ctx=self._group2ctx or None, **shapes)
         self._owner = "exec"
         self.binded = True
         if shared_module is not None and shared_module.params_initialized:
@@ -557,6 +558,8 @@ class Module(BaseModule):
         if self.optimizer_initialized and not force_init:
             self.logger.warning("optimizer already initialized, ignoring...")
             return
+        if self._exec.segments:
+            refuse_fused_training("Module.init_optimizer (and so fit and update)")
         kv = _kv.resolve(kvstore)
         self._kvstore = kv
         if kv is not None and kv.is_distributed and kv.num_workers > 1:
