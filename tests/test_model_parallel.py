@@ -255,6 +255,7 @@ def child(out_dir: str) -> None:   # noqa: C901 - one script, one report
                                                     group2ctx={"dev1": mx.cpu(1), "dev2": mx.cpu(9)}),
         "not_a_dict": lambda: mlp().simple_bind(mx.cpu(0), data=(8, 10), group2ctx=[mx.cpu(1)]),
         "module_data_parallel": lambda: mx.mod.Module(mlp(), context=[mx.cpu(0), mx.cpu(1)], group2ctxs=G2C),
+        "passes": lambda: mlp().simple_bind(mx.cpu(0), data=(8, 10), group2ctx=G2C, passes=["amp"]),
     }
     for name, fn in cases.items():
         try:
@@ -364,6 +365,8 @@ def test_bad_group2ctx_says_what_is_wrong(result):
     assert e["not_a_dict"][0] == "ConfigError" and "must map ctx_group names to contexts" in e["not_a_dict"][1]
     kind, msg = e["module_data_parallel"]
     assert kind == "UnsupportedFeatureError" and "data parallel over 2 contexts" in msg
+    kind, msg = e["passes"]
+    assert kind == "UnsupportedFeatureError" and "passes=['amp']" in msg and "'dev2': 'cpu(2)'" in msg
 
 
 def test_one_device_process_refuses_a_device_it_does_not_have():

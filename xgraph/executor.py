@@ -33,7 +33,7 @@ import numpy as np
 from . import dtypes as _dt
 from . import rng
 from .context import Context, as_context
-from .errors import BindError, ShapeError
+from .errors import BindError, ShapeError, UnsupportedFeatureError
 from .graph import Entry, Node
 from .ops import registry as _registry
 from .passes import level_pipeline
@@ -220,6 +220,12 @@ class Executor:
         devices = assign_devices(graph, self._group2ctx, self._ctx, var_ctx)
         if not spans_devices(devices):
             return None
+        if self._opt["passes"] is not None or self._opt["pass_options"]:
+            raise UnsupportedFeatureError(
+                f"bind with passes={self._opt['passes']!r}, pass_options={self._opt['pass_options']!r}: graph "
+                "passes do not run on a ctx_group placement over several devices (group2ctx "
+                f"{ {g: str(c) for g, c in self._group2ctx.items()} }); each device's segment is optimized by XLA "
+                "alone. Bind without passes, or on one device")
         grad_ctx = {n: _context_of(g) or var_ctx[n] for n, g in self.grad_dict.items() if g is not None}
         return PlacedPrograms(graph, self._arg_names, self._aux_names, {n: a.shape for n, a in arrays.items()},
                               {n: a.dtype for n, a in arrays.items()}, self._ctx, self._group2ctx, var_ctx,
