@@ -222,13 +222,15 @@ def child(out_dir: str) -> None:   # noqa: C901 - one script, one report
     res["one_device"] = {"segments": len(one.segments)}
 
     lap("7")
-    # 8. Module(group2ctxs=): forward/backward through the placed executor; the fused trainer refuses
-    it = mx.io.NDArrayIter(np.random.RandomState(7).rand(8, 10).astype(np.float32), np.arange(8) % 5, batch_size=8)
+    # 8. Module(group2ctxs=): forward/backward through the placed executor; fit and update train the parameters
+    #    where they are, as the fused trainer of the one-device module does
+    rs = np.random.RandomState(7)
+    it = mx.io.NDArrayIter(rs.rand(24, 10).astype(np.float32), np.arange(24) % 5, batch_size=8)
     mods = []
     for g in (G2C, None):
         mod = mx.mod.Module(mlp(), group2ctxs=g)
         mod.bind(data_shapes=it.provide_data, label_shapes=it.provide_label)
-        mod.init_params(mx.init.Xavier(), arg_params=None)
+        mod.init_params(mx.init.Xavier())
         mods.append(mod)
     mods[0].set_params(*mods[1].get_params())
     batch = next(iter(it))
@@ -238,12 +240,29 @@ def child(out_dir: str) -> None:   # noqa: C901 - one script, one report
                      "out_dev": _dev(mods[0].get_outputs()[0]),
                      "grad_err": _grads(mods[0]._exec, mods[1]._exec),
                      "predict_shape": list(mods[0].predict(it).shape)}
+    start_w = mods[1].get_params()[0]["fc1_weight"].asnumpy()
+    metrics = []
+    for mod in mods:
+        it.reset()
+        metric = mx.metric.create("ce")
+        mod.fit(it, num_epoch=2, optimizer="sgd", eval_metric=metric, progress_bar=False,
+                optimizer_params={"learning_rate": 0.5, "momentum": 0.9, "wd": 1e-3})
+        metrics.append(metric.get()[1])
+    placed, one = (m.get_params()[0] for m in mods)
+    res["module"]["fit_err"] = {n: _err(placed[n], one[n]) for n in one}
+    res["module"]["fit_moved"] = float(np.abs(one["fc1_weight"].asnumpy() - start_w).max())
+    res["module"]["fit_dev"] = {n: _dev(mods[0]._exec.arg_dict[n]) for n in one}
+    res["module"]["metrics"] = metrics
+    for mod in mods:                       # MXNet's step by step: forward_backward, update
+        mod.forward_backward(batch)
+        mod.update()
+    placed, one = (m.get_params()[0] for m in mods)
+    res["module"]["update_err"] = {n: _err(placed[n], one[n]) for n in one}
     try:
-        mods[0].init_optimizer()
+        mods[0].save_optimizer_states(str(Path(out_dir, "opt.states")))
         res["module"]["refused"] = None
     except mx.XGraphError as exc:
         res["module"]["refused"] = [type(exc).__name__, str(exc)]
-
     lap("8")
     # 9. bad input
     errors = {}
@@ -345,12 +364,17 @@ def test_one_device_placement_is_the_ordinary_executor(result):
     assert result["one_device"]["segments"] == 0
 
 
-def test_module_places_groups_and_refuses_the_fused_trainer(result):
+def test_module_places_groups_and_fits_as_one_device(result):
     r = result["module"]
     assert r["out_err"] < TOL and r["out_dev"] == 2 and max(r["grad_err"].values()) < TOL
-    assert r["predict_shape"] == [8, 5]
+    assert r["predict_shape"] == [24, 5]
+    # fit (SGD with momentum and weight decay, 2 epochs) and update equal the one-device fused trainer
+    assert r["fit_moved"] > 1e-2
+    assert max(r["fit_err"].values()) < 1e-5 and max(r["update_err"].values()) < 1e-5
+    assert abs(r["metrics"][0] - r["metrics"][1]) < 1e-5
+    assert r["fit_dev"] == {"fc1_weight": 1, "fc1_bias": 1, "fc2_weight": 2, "fc2_bias": 2}
     kind, msg = r["refused"]
-    assert kind == "UnsupportedFeatureError" and "Module.init_optimizer" in msg and "several devices" in msg
+    assert kind == "UnsupportedFeatureError" and "Module.save_optimizer_states" in msg and "several devices" in msg
 
 
 def test_bad_group2ctx_says_what_is_wrong(result):

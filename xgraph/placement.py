@@ -494,8 +494,8 @@ class _PlacedGradient:
 
 
 def refuse_fused_training(where: str) -> None:
-    """Raise UnsupportedFeatureError: the fused training step (``Trainer``, ``Module.fit``/``update``)
-    is one XLA program on one device or mesh, which a ctx_group placement over several devices is not.
+    """Raise UnsupportedFeatureError: a ctx_group placement over several devices cannot run where the
+    training step must be one XLA program over a mesh (several processes, ``dist_*`` KVStores).
 
         >>> try:
         ...     refuse_fused_training('Module.init_optimizer')
@@ -504,7 +504,7 @@ def refuse_fused_training(where: str) -> None:
         'UnsupportedFeatureError'
     """
     raise UnsupportedFeatureError(
-        f"{where}: the fused training step is one XLA program on one device (or one mesh), but this module's "
-        "ctx_groups are placed on several devices (group2ctxs); train it with forward/backward and an "
-        "optimizer over the executor's arrays, or split the layers with mx.sym.with_sharding and "
+        f"{where}: this module's ctx_groups are placed on several devices (group2ctxs), but training over "
+        "several processes is one XLA program over every process's mesh, which cannot also place layers; "
+        "train the placed module in one process, or split the layers with mx.sym.with_sharding and "
         "Trainer(devices=mesh) (docs/distributed.md)")

@@ -2,7 +2,9 @@
 
 ``fit`` trains with the fused step: forward, backward, every optimizer update
 and the metric are ONE compiled, buffer-donating call per batch, with a tqdm
-progress bar showing throughput and the running metric.  ``forward`` /
+progress bar showing throughput and the running metric.  A module whose
+``group2ctxs`` place layers on several devices trains through its placed
+executor instead (forward+backward, then one update call per device).  ``forward`` /
 ``backward`` / ``update`` / ``update_metric`` called separately (MXNet style)
 go through the :class:`~xgraph.executor.Executor`; ``update`` applies the same
 optimizer (and state) as the fused step, in one donated call.
@@ -37,7 +39,7 @@ import numpy as np
 
 from .. import ndarray as nd
 from ..context import as_context, cpu
-from ..errors import BindError, ConfigError, GraphFormatError, ParallelError
+from ..errors import BindError, ConfigError, GraphFormatError, ParallelError, UnsupportedFeatureError
 from ..executor import Executor
 from ..model import load_checkpoint, save_checkpoint
 from ..ndarray import NDArray
@@ -71,6 +73,64 @@ class _SyncedMetric:
     def __getattr__(self, name: str) -> Any:
         self._trainer.sync_metric()
         return getattr(self._metric, name)
+
+
+class _PlacedUpdater:
+    """The optimizer of a module whose executor is placed on several devices (``group2ctxs``): what the
+    fused :class:`Trainer` step applies (``optimizer.step_param`` at the same update count), run as one
+    jitted call per device over that device's parameters, so weights and states never leave their
+    device.  The optimizer is made as the Trainer makes it (``rescale_grad`` 1 / batch, ``lr_mult`` /
+    ``wd_mult`` from the symbol)."""
+
+    def __init__(self, symbol: Any, optimizer: Any, params: Mapping[str, Any] | None, names: Sequence[str],
+                 batch_size: int, exe: Executor):
+        idx2name = dict(enumerate(names))
+        if isinstance(optimizer, _opt.Optimizer):
+            if params:
+                raise ConfigError("optimizer_params must be empty when optimizer is an Optimizer instance")
+            opt = optimizer
+            if not opt.idx2name:
+                opt.idx2name = idx2name
+                if not opt.sym_info:
+                    opt.sym_info = (symbol.attr_dict(), symbol.list_arguments())
+                opt.set_lr_mult(dict(opt.lr_mult))
+                opt.set_wd_mult(dict(opt.wd_mult))
+        else:
+            kwargs = dict(params or {})
+            kwargs.setdefault("rescale_grad", 1.0 / batch_size)
+            opt = _opt.create(optimizer, sym=symbol, param_idx2name=idx2name, **kwargs)
+        self.optimizer, self.names, self.count = opt, list(names), 0
+        self.by_device: dict[Any, list[str]] = {}
+        self.state: dict[str, Any] = {}
+        for n in self.names:
+            w = exe.arg_dict[n].data
+            dev = next(iter(w.devices()))
+            self.by_device.setdefault(dev, []).append(n)
+            self.state[n] = jax.device_put(opt.init_state(w), dev)
+        self._fns: dict[tuple, Any] = {}
+
+    def apply(self, exe: Executor) -> None:
+        """One update of every parameter from the executor's gradients (parameters without one are left)."""
+        opt = self.optimizer
+        nu = np.int32(self.count + 1 + opt.begin_num_update)
+        for dev, names in self.by_device.items():
+            names = [n for n in names if exe.grad_dict.get(n) is not None]
+            if not names:
+                continue
+            key = tuple(names)
+            if key not in self._fns:
+                def update(ws, gs, ss, nu, _names=key):
+                    out = [opt.step_param(n, nu, nu, w, g, st) for n, w, g, st in zip(_names, ws, gs, ss)]
+                    return tuple(w for w, _ in out), tuple(st for _, st in out)
+                self._fns[key] = jax.jit(update)
+            ws, ss = self._fns[key](tuple(exe.arg_dict[n].data for n in names),
+                                    tuple(exe.grad_dict[n].data for n in names),
+                                    tuple(self.state[n] for n in names), nu)
+            for n, w, st in zip(names, ws, ss):
+                exe.arg_dict[n]._set(w)
+                self.state[n] = st
+        self.count += 1
+        opt.num_update = opt.begin_num_update + self.count
 
 
 class BaseModule:
@@ -176,6 +236,11 @@ class BaseModule:
             validation_metric = eval_metric
         if not isinstance(eval_metric, _metric.EvalMetric):
             eval_metric = _metric.create(eval_metric)
+        if self._updater is not None:
+            self._fit_placed(train_data, eval_data, eval_metric, validation_metric, epoch_end_callback,
+                             batch_end_callback, eval_end_callback, eval_batch_end_callback, begin_epoch,
+                             num_epoch)
+            return
         trainer = self._take_to_trainer()
         trainer.set_metric(eval_metric)
         shown = _SyncedMetric(eval_metric, trainer)
@@ -203,6 +268,35 @@ class BaseModule:
             if bar is not None:
                 bar.set_postfix(_postfix(shown, seen / max(time.time() - tic, 1e-9)), refresh=False)
                 bar.close()
+            for name, val in eval_metric.get_global_name_value():
+                self.logger.info("Epoch[%d] Train-%s=%f", epoch, name, val)
+            self.logger.info("Epoch[%d] Time cost=%.3f", epoch, time.time() - tic)
+            arg_params_now, aux_params_now = self.get_params()
+            if epoch_end_callback is not None:
+                for cb in _as_list(epoch_end_callback):
+                    cb(epoch, self.symbol, arg_params_now, aux_params_now)
+            if eval_data:
+                res = self.score(eval_data, validation_metric, score_end_callback=eval_end_callback,
+                                 batch_end_callback=eval_batch_end_callback, epoch=epoch)
+                for name, val in res:
+                    self.logger.info("Epoch[%d] Validation-%s=%f", epoch, name, val)
+            train_data.reset()
+
+
+    def _fit_placed(self, train_data: Any, eval_data: Any, eval_metric: Any, validation_metric: Any,
+                    epoch_end_callback: Any, batch_end_callback: Any, eval_end_callback: Any,
+                    eval_batch_end_callback: Any, begin_epoch: int, num_epoch: int) -> None:
+        """``fit`` of a module placed on several devices: forward+backward, update and metric per batch."""
+        for epoch in range(begin_epoch, num_epoch):
+            tic = time.time()
+            eval_metric.reset()
+            for nbatch, batch in enumerate(train_data):
+                self.forward_backward(batch)
+                self.update()
+                self.update_metric(eval_metric, batch.label, pad=batch.pad)
+                if batch_end_callback is not None:
+                    for cb in _as_list(batch_end_callback):
+                        cb(BatchEndParam(epoch=epoch, nbatch=nbatch, eval_metric=eval_metric, locals=locals()))
             for name, val in eval_metric.get_global_name_value():
                 self.logger.info("Epoch[%d] Train-%s=%f", epoch, name, val)
             self.logger.info("Epoch[%d] Time cost=%.3f", epoch, time.time() - tic)
@@ -293,6 +387,7 @@ class Module(BaseModule):
         self._aux_params: dict[str, NDArray] | None = None
         self._exec: Executor | None = None
         self._trainer: Trainer | None = None
+        self._updater: _PlacedUpdater | None = None   # the optimizer of a module placed on several devices
         self._owner = "exec"
         self._optimizer: _opt.Optimizer | None = None
         self._preload_opt_states: str | None = None
@@ -346,12 +441,20 @@ class Module(BaseModule):
         """Optimizer state, update counter and RNG state to ``fname`` (npz + JSON, atomic)."""
         if not self.optimizer_initialized:
             raise BindError("save_optimizer_states: call init_optimizer first")
+        if self._updater is not None:
+            raise UnsupportedFeatureError(
+                "Module.save_optimizer_states: this module's parameters are placed on several devices (group2ctxs), and "
+                "its optimizer states, kept per device, have no file format yet; save_checkpoint saves the parameters")
         self._take_to_trainer().save_states(fname)
 
     def load_optimizer_states(self, fname: str) -> None:
         """Restore what :meth:`save_optimizer_states` wrote."""
         if not self.optimizer_initialized:
             raise BindError("load_optimizer_states: call init_optimizer first")
+        if self._updater is not None:
+            raise UnsupportedFeatureError(
+                "Module.load_optimizer_states: this module's parameters are placed on several devices (group2ctxs), and "
+                "its optimizer states, kept per device, have no file format yet; save_checkpoint saves the parameters")
         self._take_to_trainer().load_states(fname)
 
     # -- names and shapes ----------------------------------------------------------------------
@@ -449,6 +552,7 @@ class Module(BaseModule):
         self.binded = False
         self._exec = None
         self._trainer = None
+        self._updater = None
         self.optimizer_initialized = False
         self._owner = "exec"
 
@@ -558,10 +662,22 @@ class Module(BaseModule):
         if self.optimizer_initialized and not force_init:
             self.logger.warning("optimizer already initialized, ignoring...")
             return
-        if self._exec.segments:
-            refuse_fused_training("Module.init_optimizer (and so fit and update)")
         kv = _kv.resolve(kvstore)
         self._kvstore = kv
+        self._updater = None
+        if self._exec.segments:
+            if kv is not None and kv.is_distributed and kv.num_workers > 1:
+                refuse_fused_training(f"Module.init_optimizer(kvstore={kv.type!r})")
+            self._take_to_exec()
+            fixed = set(self._fixed_param_names)
+            names = [n for n in self._param_names if n not in fixed and self._exec.grad_dict.get(n) is not None]
+            self._updater = _PlacedUpdater(self._symbol, optimizer,
+                                           None if isinstance(optimizer, _opt.Optimizer) else dict(optimizer_params),
+                                           names, self._data_shapes[0].shape[0], self._exec)
+            self._optimizer = self._updater.optimizer
+            self._trainer = None
+            self.optimizer_initialized = True
+            return
         if kv is not None and kv.is_distributed and kv.num_workers > 1:
             devices: Any = "all"      # every process's devices in one mesh: MXNet's dist_sync
         else:
@@ -627,6 +743,9 @@ class Module(BaseModule):
         if not self.optimizer_initialized:
             raise BindError("update: call init_optimizer first")
         ex = self._take_to_exec()
+        if self._updater is not None:
+            self._updater.apply(ex)
+            return
         grads = {n: ex.grad_dict[n].data for n in self._trainer.param_names if ex.grad_dict.get(n) is not None}
         self._take_to_trainer().apply_gradients(grads)
 
