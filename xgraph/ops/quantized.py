@@ -73,6 +73,7 @@ from jax import lax
 from ..errors import AttributeValueError, ConfigError, DTypeError
 from .attrs import Bool, Enum, Float, Int, Optional, attr
 from .common import fail, normalize_axis
+from ..conv_strategy import grouped_conv_taps, prefers_taps
 from .nn import CONVOLUTION_ATTRS, checked_conv_geometry, spatial_layout
 from .quantization import _F32, _pair, _scalar, range_of, saturate
 from .registry import Op, get, register
@@ -208,6 +209,12 @@ def int8_conv(p, x, w):
     layout, stride, dilate, pad = checked_conv_geometry(p, x.shape, w.shape)
     rhs = "OI" + layout[2:]
     wide = _exact_type(x)
+    groups = p["num_group"]
+    if wide == jnp.float64 and prefers_taps(groups, w.shape[1]):
+        # XLA's CPU grouped convolution (depthwise above all) is many times slower than a sum over taps;
+        # exact all the same (integer products summed in float64)
+        return grouped_conv_taps(x.astype(wide), w.astype(wide), stride or (1,) * (x.ndim - 2),
+                                 dilate or (1,) * (x.ndim - 2), pad or (0,) * (x.ndim - 2), groups).astype(jnp.int32)
     y = lax.conv_general_dilated(
         x.astype(wide), w.astype(wide),
         window_strides=stride, padding=[(q, q) for q in pad], rhs_dilation=dilate,
