@@ -217,6 +217,30 @@ def child(out_dir: str) -> None:   # noqa: C901 - one script, one report
                       "out_dev": [_dev(o) for o in small.forward()], "shape": list(small.outputs[1].shape)}
 
     lap("6")
+    # an op reading `x` first runs on the bind context; a node without inputs where its consumer is;
+    # a variable and an integer output; an aux state outside BatchNorm's group is copied in and back
+    x = mx.sym.var("x")
+    mm = mx.sym.var("bn_moving_mean")
+    with mx.AttrScope(ctx_group="a"):
+        h = mx.sym.BatchNorm(mx.sym.FullyConnected(x, num_hidden=4, name="fc"), moving_mean=mm, name="bn")
+        h = h + mx.sym.ones((3, 4), name="one")
+    y = mx.sym.exp(x, name="ex0")
+    with mx.AttrScope(ctx_group="b"):
+        z = mx.sym.sum(h, axis=1, name="sh") + mx.sym.sum(y, axis=1, name="sy")
+    sym = mx.sym.Group([z, x, mx.sym.argmax(h, axis=1, name="am")])
+    ex = sym.simple_bind(mx.cpu(0), x=(3, 5), group2ctx=g2c)
+    ref = sym.simple_bind(mx.cpu(0), x=(3, 5))
+    _fill(ex, ref, seed=8)
+    for e in (ex, ref):
+        e.forward(is_train=True)
+        e.backward(out_grads=[mx.nd.ones((3,)), mx.nd.ones((3, 5)), None])
+    where = {n.name: str(s.ctx) for s in ex.segments for n in s.nodes}
+    res["mixed"] = {"where": {k: where[k] for k in ("one", "ex0", "sy", "am")},
+                    "out_err": [_err(a, b) for a, b in zip(ex.outputs, ref.outputs)],
+                    "out_dev": [_dev(o) for o in ex.outputs], "grad_err": _grads(ex, ref),
+                    "aux_err": {n: _err(a, ref.aux_dict[n]) for n, a in ex.aux_dict.items()},
+                    "aux_dev": {n: _dev(a) for n, a in ex.aux_dict.items()}}
+
     # 7. a placement on one device is the ordinary executor (one program)
     one = mlp().simple_bind(mx.cpu(0), data=(8, 10), group2ctx={"dev1": mx.cpu(0), "dev2": mx.cpu(0)})
     res["one_device"] = {"segments": len(one.segments)}
@@ -358,6 +382,15 @@ def test_branches_on_three_devices_and_bind_with_arrays_placed(result):
     assert b["arg_dev"] == {"x": 6, "fa_weight": 0, "fa_bias": 0, "fb_weight": 0, "fb_bias": 0}
     assert set(b["grad_dev"].values()) == {7}          # bind keeps the given gradient arrays where they are
     assert result["reshape"] == {"segments": 3, "x_dev": 0, "out_dev": [5, 3], "shape": [2, 6]}
+
+
+def test_mxnet_placement_rules_for_ungrouped_nodes(result):
+    r = result["mixed"]
+    # `ex0` has no group and reads `x` (bind context); `ones` has no inputs and goes where its consumer is
+    assert r["where"] == {"one": "cpu(3)", "ex0": "cpu(0)", "sy": "cpu(4)", "am": "cpu(3)"}
+    assert r["out_dev"] == [4, 0, 3]                    # `x` itself is an output: its own array
+    assert max(r["out_err"]) < TOL and max(r["grad_err"].values()) < TOL
+    assert max(r["aux_err"].values()) < TOL and r["aux_dev"] == {"bn_moving_mean": 0, "bn_moving_var": 3}
 
 
 def test_one_device_placement_is_the_ordinary_executor(result):

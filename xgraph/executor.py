@@ -234,7 +234,13 @@ class Executor:
     @property
     def segments(self) -> list:
         """The :class:`~xgraph.placement.Segment` list of a ctx_group placement over several devices
-        (each with its ``ctx`` and ``nodes``); ``[]`` for the ordinary one-program executor."""
+        (each with its ``ctx`` and ``nodes``); ``[]`` for the ordinary one-program executor.
+
+            >>> import xgraph as mx
+            >>> fc = mx.sym.FullyConnected(mx.sym.var('x'), num_hidden=2, name='fc', attr={'ctx_group': 'g'})
+            >>> fc.simple_bind(mx.cpu(0), x=(1, 3), group2ctx={'g': mx.cpu(0)}).segments   # one device
+            []
+        """
         return list(self._placed.segments) if self._placed is not None else []
 
     def _check_signature(self) -> InferResult:

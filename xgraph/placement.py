@@ -161,6 +161,13 @@ class Segment:
     placeholder variables (``inputs`` maps each placeholder name to that entry), the user's variables
     are themselves, and its outputs are ``exports``, the entries later segments or the graph's
     outputs read.
+
+        >>> import xgraph as mx
+        >>> with mx.AttrScope(ctx_group='a'):
+        ...     y = mx.sym.relu(mx.sym.var('x'), name='r')
+        >>> seg = plan_segments(y.graph, assign_devices(y.graph, {'a': mx.cpu(0)}, mx.cpu(0), {}))[0]
+        >>> seg.ctx, seg.arg_names, [e.node.name for e in seg.exports]
+        (cpu(0), ('x',), ['r'])
     """
 
     __slots__ = ("index", "ctx", "device", "nodes", "graph", "inputs", "exports", "arg_names", "aux_names")
@@ -312,7 +319,14 @@ class PlacedPrograms:
 
     # -- the executor's interface -------------------------------------------------------------
     def output_contexts(self) -> list[Context]:
-        """The context of each graph output (its node's)."""
+        """The context of each graph output (its node's).
+
+            >>> import numpy as np, xgraph as mx
+            >>> y = mx.sym.relu(mx.sym.var('x', attr={'ctx_group': 'a'}), name='r')
+            >>> PlacedPrograms(y.graph, ['x'], [], {'x': (2,)}, {'x': np.float32}, mx.cpu(0), {'a': mx.cpu(0)},
+            ...                {'x': mx.cpu(0)}).output_contexts()
+            [cpu(0)]
+        """
         return [self.devices[id(e.node)] for e in self.graph.outputs]
 
     def infer(self, args: Sequence[Any], aux: Sequence[Any], key: Any) -> tuple:
@@ -329,7 +343,16 @@ class PlacedPrograms:
         return call
 
     def gradient(self, diff_mask: Sequence[bool]) -> "_PlacedGradient":
-        """Forward and backward chained over the segments, differentiating the masked arguments."""
+        """Forward and backward chained over the segments, differentiating the masked arguments.
+
+            >>> import numpy as np, xgraph as mx
+            >>> y = mx.sym.MakeLoss(mx.sym.sum(mx.sym.var('x', attr={'ctx_group': 'a'}) ** 2))
+            >>> p = PlacedPrograms(y.graph, ['x'], [], {'x': (2,)}, {'x': np.float32}, mx.cpu(0),
+            ...                    {'a': mx.cpu(0)}, {'x': mx.cpu(0)})
+            >>> _, _, (g,) = p.gradient([True]).step((np.array([1, 2], np.float32),), (), None, None, None)
+            >>> g.tolist()
+            [2.0, 4.0]
+        """
         return _PlacedGradient(self, tuple(bool(m) for m in diff_mask), is_train=True)
 
     def inference_gradient(self, diff_mask: Sequence[bool]) -> "_PlacedGradient":
@@ -355,12 +378,12 @@ class PlacedPrograms:
 
     # -- running ----------------------------------------------------------------------------------
     def _value(self, run: _Run, name_or_entry: Any, by_name: Mapping[str, Any], device: Any, moved: dict) -> Any:
-        if isinstance(name_or_entry, str):
-            k = (name_or_entry, device)
-            if k not in moved:
-                moved[k] = jax.device_put(by_name[name_or_entry], device)
-            return moved[k]
-        return jax.device_put(run.values[_key(name_or_entry)], device)
+        """A variable's value or another segment's output, on ``device`` (each moved once per run)."""
+        k = (name_or_entry if isinstance(name_or_entry, str) else _key(name_or_entry), device)
+        if k not in moved:
+            value = by_name[name_or_entry] if isinstance(name_or_entry, str) else run.values[k[0]]
+            moved[k] = jax.device_put(value, device)
+        return moved[k]
 
     def _forward(self, args: Sequence[Any], aux: Sequence[Any], key: Any, is_train: bool,
                  mask: Sequence[bool] | None) -> _Run:
