@@ -122,6 +122,25 @@ def test_winograd_matches_lax_conv(m, shape, filters, pad):
         np.testing.assert_allclose(g, r, **tol)
 
 
+@pytest.mark.parametrize("m", [2, 4])
+def test_winograd_with_a_constant_weight_transforms_it_on_the_host_to_the_same_values(m):
+    """Frozen parameters reach the lowering as numpy constants: G g G^T is then computed on the host
+    (float64) instead of in the program, and the result equals the traced weight's."""
+    import jax
+    from jax import lax
+    from xgraph.conv_strategy import _filter_transform, WINOGRAD, winograd_conv
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 6, 9, 7)).astype(np.float32)
+    w = rng.standard_normal((5, 6, 3, 3)).astype(np.float32)
+    const = jax.jit(lambda x: winograd_conv(x, w, (1, 1), m))(x)
+    traced = jax.jit(lambda x, w: winograd_conv(x, w, (1, 1), m))(x, w)
+    ref = lax.conv_general_dilated(x, w, (1, 1), [(1, 1), (1, 1)], precision="highest")
+    np.testing.assert_allclose(const, ref, rtol=1e-4, atol=1e-4 if m == 2 else 5e-4)
+    np.testing.assert_allclose(const, traced, rtol=1e-4, atol=1e-4)   # the host transform is float64
+    host = _filter_transform(w, WINOGRAD[m][1], np.float32)
+    assert not isinstance(host, jax.core.Tracer) and host.shape == ((m + 2) ** 2, 5, 6)
+
+
 def test_winograd_low_precision_computes_in_float32():
     import jax
     import jax.numpy as jnp

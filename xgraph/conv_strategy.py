@@ -198,32 +198,42 @@ WINOGRAD: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {
 }
 
 
-def _combine(mat: np.ndarray, parts: list) -> list:
-    """``[sum_j mat[i, j] * parts[j] for i]`` with the zero terms left out and ±1 as adds."""
-    out = []
-    for row in mat:
-        acc = None
-        for coef, part in zip(row.tolist(), parts):
-            if coef == 0:
-                continue
-            term = part if coef == 1 else -part if coef == -1 else part * coef
-            acc = term if acc is None else acc + term
-        out.append(acc)
-    return out
+def _tiles(x: Any, axis: int, count: int, m: int, alpha: int) -> Any:
+    """The ``alpha`` overlapping strided views of ``x`` along ``axis`` (tile ``t`` starts at ``t * m``),
+    stacked in front: ``out[i][..., t, ...] = x[..., t * m + i, ...]`` for ``count`` tiles."""
+    return jnp.stack([lax.slice_in_dim(x, i, i + (count - 1) * m + 1, m, axis=axis) for i in range(alpha)])
+
+
+def _filter_transform(w: Any, g: np.ndarray, acc: Any) -> Any:
+    """G g G^T of every (O, C) 3×3 filter, as ``(α², O, C)``.
+
+    A concrete weight (frozen parameters: a constant of the program) is transformed
+    on the host, in float64, once: left in the program, XLA constant-folds the
+    product in its evaluator, over a second per 512-channel layer of compile time.
+    """
+    o, c = w.shape[:2]
+    gg = np.kron(g, g)
+    if not isinstance(w, jax.core.Tracer):
+        return jnp.asarray(np.einsum("kt,oct->koc", gg, np.asarray(w, np.float64).reshape(o, c, 9)).astype(acc))
+    return jnp.einsum("kt,oct->koc", jnp.asarray(gg, acc), w.astype(acc).reshape(o, c, 9))
 
 
 def winograd_conv(x: Any, w: Any, pad: tuple, m: int) -> Any:
     """A 2-D NCHW single-group 3×3 stride-1 convolution by Winograd's F(m×m, 3×3) (``m`` 2 or 4).
 
     The padded input is cut into overlapping (m+2)² tiles with stride m (extra
-    zero rows/columns where the output size is not a multiple of m); the input
-    transform B^T d B is separable, so it is strided slices and adds per axis.
-    The weight transform G g G^T is one small matrix product (a constant XLA
-    folds when parameters are frozen).  One batched matrix product per tile
-    position (``(m+2)²`` of them) contracts the input channels; the inverse
-    transform A^T M A, an interleave and a crop give the output.  Computes in
-    float32 at least (low-precision inputs are cast back); F(4×4) loses about
-    a decimal digit against ``lax.conv`` (measured in ``docs/passes.md``).
+    zero rows/columns where the output size is not a multiple of m).  The
+    input transform B^T d B and the inverse transform A^T M A are separable:
+    each is two small contractions, one per spatial axis, over the stacked
+    strided views of the tiles.  (Spelling them out as sums of slices, with
+    the zero terms left out, computes no faster on XLA CPU and compiles 3-5x
+    slower: hundreds of elementwise ops per layer, 1-2 s of compile each.)
+    The weight transform G g G^T is one small matrix product (done on the
+    host when the weight is a constant, i.e. frozen parameters).  One batched matrix product per tile
+    position (``(m+2)²`` of them) contracts the input channels; an interleave
+    and a crop give the output.  Computes in float32 at least (low-precision
+    inputs are cast back); F(4×4) loses about a decimal digit against
+    ``lax.conv`` (measured in ``docs/passes.md``).
 
         >>> import jax.numpy as jnp
         >>> y = winograd_conv(jnp.ones((1, 1, 4, 4)), jnp.ones((1, 1, 3, 3)), (1, 1), 2)
@@ -240,16 +250,15 @@ def winograd_conv(x: Any, w: Any, pad: tuple, m: int) -> Any:
     # (C, N, H, W): the tiles of all images side by side, so the products need no transpose
     xp = jnp.pad(jnp.swapaxes(x.astype(acc), 0, 1),
                  [(0, 0), (0, 0), (pad[0], th * m + 2 - h - pad[0]), (pad[1], tw * m + 2 - wd - pad[1])])
-    rows = _combine(bt, [lax.slice_in_dim(xp, i, i + (th - 1) * m + 1, m, axis=2) for i in range(alpha)])
-    v = jnp.stack([t for r in rows
-                   for t in _combine(bt, [lax.slice_in_dim(r, j, j + (tw - 1) * m + 1, m, axis=3)
-                                          for j in range(alpha)])])              # (α², C, N, th, tw)
-    u = jnp.einsum("kt,oct->koc", jnp.asarray(np.kron(g, g), acc), w.astype(acc).reshape(o, c, 9))
+    hi = lax.Precision.HIGHEST
+    b_t, a_t = jnp.asarray(bt, acc), jnp.asarray(at, acc)
+    rows = jnp.einsum("ia,acnhw->icnhw", b_t, _tiles(xp, 2, th, m, alpha), precision=hi)    # B^T along H
+    v = jnp.einsum("jb,bicnhw->ijcnhw", b_t, _tiles(rows, 4, tw, m, alpha), precision=hi)   # and along W
+    u = _filter_transform(w, g, acc)
     prod = lax.dot_general(u, v.reshape(alpha * alpha, c, n * th * tw), (((2,), (1,)), ((0,), (0,))),
-                           precision=lax.Precision.HIGHEST)                     # (α², O, N·th·tw)
+                           precision=hi)                                        # (α², O, N·th·tw)
     prod = prod.reshape(alpha, alpha, o, n, th, tw)
-    rows = _combine(at, [prod[a] for a in range(alpha)])                         # m × (α, O, N, th, tw)
-    y = jnp.stack([jnp.stack(_combine(at, [r[b] for b in range(alpha)])) for r in rows])  # (m, m, O, N, th, tw)
+    y = jnp.einsum("pa,qb,abonhw->pqonhw", a_t, a_t, prod, precision=hi)       # (m, m, O, N, th, tw)
     y = y.transpose(3, 2, 4, 0, 5, 1).reshape(n, o, th * m, tw * m)
     return y[:, :, :ho, :wo].astype(x.dtype)
 
