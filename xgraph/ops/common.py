@@ -125,7 +125,8 @@ def flat_draw(sample: Callable[..., Any], shape: Sequence[int], *params: Any) ->
     counter arithmetic of rank >= 3 draws very slowly (jax 0.10.2: 4-18 s per
     new 4-d shape against under 1 s flat), which every Dropout, random op and
     initializer of a convolution weight paid.  Array parameters are broadcast
-    to ``shape`` and flattened with it; scalars pass as they are.
+    to ``shape`` and flattened with it; scalars pass as they are.  A shape
+    with symbolic dimensions is drawn as it is.
 
         >>> import jax, numpy as np
         >>> k = jax.random.key(0)
@@ -133,9 +134,9 @@ def flat_draw(sample: Callable[..., Any], shape: Sequence[int], *params: Any) ->
         >>> bool((np.asarray(a) == np.asarray(jax.random.uniform(k, (2, 3, 4)))).all())
         True
     """
-    shape = tuple(int(d) for d in shape)
-    if len(shape) <= 2:
-        return sample(shape, *params)
+    shape = tuple(shape)
+    if len(shape) <= 2 or not all(isinstance(d, (int, np.integer)) for d in shape):
+        return sample(shape, *params)   # symbolic dimensions (shape-polymorphic export) draw as they are
     size = int(np.prod(shape))
     flat = [p if jnp.ndim(p) == 0 else jnp.broadcast_to(p, shape).reshape(size) for p in params]
     return sample((size,), *flat).reshape(shape)
