@@ -290,7 +290,11 @@ def test_output_shardings_are_requested_recorded_and_restored(eight):
         mx.export(mlp(), params(), inputs=INPUTS, output_shardings={"softmax_output": ("data",)})
     # a manifest whose result specs disagree with the module, or are malformed, is refused
     manifest, members = fmt.unpack(out / "var8.xgraph", {})
-    for broken in ([None], ["('data', None)", None], ["('rows',)"], [7]):
+    reported = any(h is not None for h in
+                   mx.load_artifact(out / "var8.xgraph", check_platform=False).exported.out_shardings_hlo)
+    # a spec the module contradicts can only be seen where JAX reports the module's result shardings
+    # (jax 0.10; jax 0.12's Shardy modules report none)
+    for broken in ([None], ["('data', None)", None], ["('rows',)"], [7])[0 if reported else 1:]:
         bad = fmt.pack({k: v for k, v in {**manifest, "sharding": {**manifest["sharding"], "result_specs": broken}}
                         .items() if k != "members"}, members)
         with pytest.raises(mx.ArtifactError, match="result"):

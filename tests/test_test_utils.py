@@ -126,4 +126,6 @@ def test_numeric_gradient_of_every_input_is_one_program_shared_by_rebuilt_symbol
     # small and large inputs together, equal to the per-element loop
     batched, looped = _numeric_both_ways(ln * ln, loc)
     for k in loc:
-        np.testing.assert_array_equal(batched[k], looped[k])
+        # bit-equal on jax 0.10; jax 0.12 reduces the vmapped LayerNorm in another order, and one ulp
+        # of the float32 loss (~30 here) is ~2e-3 once divided by 2 * eps (measured up to 1.9e-3)
+        np.testing.assert_allclose(batched[k], looped[k], rtol=1e-3, atol=2e-3)
