@@ -73,7 +73,37 @@ from . import metric as _metric
 from . import optimizer as _opt
 from .data import DataDesc, as_descs
 
-__all__ = ["Trainer", "STATES_FORMAT"]
+
+def make_optimizer(optimizer: Any, params: Mapping[str, Any] | None, symbol: Any, names: Sequence[str],
+                   batch_size: int) -> _opt.Optimizer:
+    """The optimizer a training step uses, made as MXNet's Module makes it.
+
+    A name is created with ``params`` (``rescale_grad`` 1 / ``batch_size`` unless given, ``lr_mult``
+    / ``wd_mult`` from ``symbol``'s attributes); an :class:`Optimizer` instance is taken as it is,
+    learning its parameter names (and the symbol's multipliers) if it has none yet.
+
+        >>> import xgraph as mx
+        >>> make_optimizer('sgd', {'learning_rate': 0.1}, mx.sym.var('w'), ['w'], 4).rescale_grad
+        0.25
+    """
+    idx2name = dict(enumerate(names))
+    if isinstance(optimizer, _opt.Optimizer):
+        if params:
+            raise ConfigError("optimizer_params must be empty when optimizer is an Optimizer instance")
+        opt = optimizer
+        if not opt.idx2name:
+            opt.idx2name = idx2name
+            if not opt.sym_info:
+                opt.sym_info = (symbol.attr_dict(), symbol.list_arguments())
+            opt.set_lr_mult(dict(opt.lr_mult))
+            opt.set_wd_mult(dict(opt.wd_mult))
+        return opt
+    kwargs = dict(params or {})
+    kwargs.setdefault("rescale_grad", 1.0 / batch_size)
+    return _opt.create(optimizer, sym=symbol, param_idx2name=idx2name, **kwargs)
+
+
+__all__ = ["Trainer", "STATES_FORMAT", "make_optimizer"]
 
 #: the tag of the optimizer-state files this module writes
 STATES_FORMAT = "xgraph-trainer-states"
@@ -431,21 +461,7 @@ class Trainer:
         self._needs_rng = gf.needs_rng
 
     def _make_optimizer(self, optimizer: Any, params: Mapping[str, Any] | None) -> _opt.Optimizer:
-        idx2name = dict(enumerate(self.param_names))
-        if isinstance(optimizer, _opt.Optimizer):
-            if params:
-                raise ConfigError("optimizer_params must be empty when optimizer is an Optimizer instance")
-            opt = optimizer
-            if not opt.idx2name:
-                opt.idx2name = idx2name
-                if not opt.sym_info:
-                    opt.sym_info = (self.symbol.attr_dict(), self.symbol.list_arguments())
-                opt.set_lr_mult(dict(opt.lr_mult))
-                opt.set_wd_mult(dict(opt.wd_mult))
-            return opt
-        kwargs = dict(params or {})
-        kwargs.setdefault("rescale_grad", 1.0 / self.batch_size)
-        return _opt.create(optimizer, sym=self.symbol, param_idx2name=idx2name, **kwargs)
+        return make_optimizer(optimizer, params, self.symbol, self.param_names, self.batch_size)
 
     def _init_values(self, arg_params: Mapping[str, Any], aux_params: Mapping[str, Any], initializer: Any,
                      allow_missing: bool) -> None:
