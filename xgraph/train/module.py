@@ -51,7 +51,7 @@ from . import kvstore as _kv
 from . import optimizer as _opt
 from .callback import BatchEndParam
 from .data import DataBatch, DataDesc, as_descs
-from .trainer import Trainer
+from .trainer import Trainer, make_optimizer
 
 __all__ = ["BaseModule", "Module"]
 
@@ -84,21 +84,7 @@ class _PlacedUpdater:
 
     def __init__(self, symbol: Any, optimizer: Any, params: Mapping[str, Any] | None, names: Sequence[str],
                  batch_size: int, exe: Executor):
-        idx2name = dict(enumerate(names))
-        if isinstance(optimizer, _opt.Optimizer):
-            if params:
-                raise ConfigError("optimizer_params must be empty when optimizer is an Optimizer instance")
-            opt = optimizer
-            if not opt.idx2name:
-                opt.idx2name = idx2name
-                if not opt.sym_info:
-                    opt.sym_info = (symbol.attr_dict(), symbol.list_arguments())
-                opt.set_lr_mult(dict(opt.lr_mult))
-                opt.set_wd_mult(dict(opt.wd_mult))
-        else:
-            kwargs = dict(params or {})
-            kwargs.setdefault("rescale_grad", 1.0 / batch_size)
-            opt = _opt.create(optimizer, sym=symbol, param_idx2name=idx2name, **kwargs)
+        opt = make_optimizer(optimizer, params, symbol, names, batch_size)
         self.optimizer, self.names, self.count = opt, list(names), 0
         self.by_device: dict[Any, list[str]] = {}
         self.state: dict[str, Any] = {}
@@ -268,20 +254,27 @@ class BaseModule:
             if bar is not None:
                 bar.set_postfix(_postfix(shown, seen / max(time.time() - tic, 1e-9)), refresh=False)
                 bar.close()
-            for name, val in eval_metric.get_global_name_value():
-                self.logger.info("Epoch[%d] Train-%s=%f", epoch, name, val)
-            self.logger.info("Epoch[%d] Time cost=%.3f", epoch, time.time() - tic)
-            arg_params_now, aux_params_now = self.get_params()
-            if epoch_end_callback is not None:
-                for cb in _as_list(epoch_end_callback):
-                    cb(epoch, self.symbol, arg_params_now, aux_params_now)
-            if eval_data:
-                res = self.score(eval_data, validation_metric, score_end_callback=eval_end_callback,
-                                 batch_end_callback=eval_batch_end_callback, epoch=epoch)
-                for name, val in res:
-                    self.logger.info("Epoch[%d] Validation-%s=%f", epoch, name, val)
-            train_data.reset()
+            self._end_epoch(epoch, tic, eval_metric, train_data, eval_data, validation_metric, epoch_end_callback,
+                            eval_end_callback, eval_batch_end_callback)
 
+    def _end_epoch(self, epoch: int, tic: float, eval_metric: Any, train_data: Any, eval_data: Any,
+                   validation_metric: Any, epoch_end_callback: Any, eval_end_callback: Any,
+                   eval_batch_end_callback: Any) -> None:
+        """What ``fit`` does after an epoch's batches: log the metric and time, run the epoch-end
+        callbacks with the current parameters, score ``eval_data``, and rewind ``train_data``."""
+        for name, val in eval_metric.get_global_name_value():
+            self.logger.info("Epoch[%d] Train-%s=%f", epoch, name, val)
+        self.logger.info("Epoch[%d] Time cost=%.3f", epoch, time.time() - tic)
+        arg_params_now, aux_params_now = self.get_params()
+        if epoch_end_callback is not None:
+            for cb in _as_list(epoch_end_callback):
+                cb(epoch, self.symbol, arg_params_now, aux_params_now)
+        if eval_data:
+            res = self.score(eval_data, validation_metric, score_end_callback=eval_end_callback,
+                             batch_end_callback=eval_batch_end_callback, epoch=epoch)
+            for name, val in res:
+                self.logger.info("Epoch[%d] Validation-%s=%f", epoch, name, val)
+        train_data.reset()
 
     def _fit_placed(self, train_data: Any, eval_data: Any, eval_metric: Any, validation_metric: Any,
                     epoch_end_callback: Any, batch_end_callback: Any, eval_end_callback: Any,
@@ -297,19 +290,8 @@ class BaseModule:
                 if batch_end_callback is not None:
                     for cb in _as_list(batch_end_callback):
                         cb(BatchEndParam(epoch=epoch, nbatch=nbatch, eval_metric=eval_metric, locals=locals()))
-            for name, val in eval_metric.get_global_name_value():
-                self.logger.info("Epoch[%d] Train-%s=%f", epoch, name, val)
-            self.logger.info("Epoch[%d] Time cost=%.3f", epoch, time.time() - tic)
-            arg_params_now, aux_params_now = self.get_params()
-            if epoch_end_callback is not None:
-                for cb in _as_list(epoch_end_callback):
-                    cb(epoch, self.symbol, arg_params_now, aux_params_now)
-            if eval_data:
-                res = self.score(eval_data, validation_metric, score_end_callback=eval_end_callback,
-                                 batch_end_callback=eval_batch_end_callback, epoch=epoch)
-                for name, val in res:
-                    self.logger.info("Epoch[%d] Validation-%s=%f", epoch, name, val)
-            train_data.reset()
+            self._end_epoch(epoch, tic, eval_metric, train_data, eval_data, validation_metric, epoch_end_callback,
+                            eval_end_callback, eval_batch_end_callback)
 
 
 def _progress(train_data: Any, epoch: int, num_epoch: int) -> Any:
