@@ -45,3 +45,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def xgraph_errors(cases: dict) -> dict:
+    """Run each case of a child script; ``{name: None}`` where it worked, else the XGraphError's
+    ``[class name, message]`` for the parent to check (other exceptions propagate)."""
+    import xgraph as mx
+    errors = {}
+    for name, fn in cases.items():
+        try:
+            fn()
+            errors[name] = None
+        except mx.XGraphError as exc:
+            errors[name] = [type(exc).__name__, str(exc)]
+    return errors

@@ -19,6 +19,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import xgraph as mx  # noqa: E402
 from xgraph.train.trainer import Trainer  # noqa: E402
+from multidevice import xgraph_errors  # noqa: E402  (this folder is the script's sys.path[0])
 
 BATCH = 16          # the global batch
 STEPS = 4
@@ -148,18 +149,11 @@ def devices_mode(out: str) -> None:
         mods[len(ctx)] = {k: v.asnumpy() for k, v in mod.get_params()[0].items()}
         res[f"module_score_{len(ctx)}"] = dict(mod.score(mx.io.NDArrayIter(x, y, batch_size=BATCH), "acc"))["accuracy"]
     res["module_diff"] = max(float(np.abs(mods[1][k] - mods[8][k]).max()) for k in mods[1])
-    errors = {}
-    for what, make in (("batch", lambda: trainer(12, 8)), ("count", lambda: trainer(BATCH, 9)),
-                       ("twice", lambda: trainer(BATCH, [mx.cpu(0), mx.cpu(0)])),
-                       ("axis", lambda: trainer_step(mx.sym.with_sharding(net(), ("model",)), 8)),
-                       ("work_load", lambda: mx.mod.Module(net(), context=[mx.cpu(0), mx.cpu(1)],
-                                                           work_load_list=[1, 2]))):
-        try:
-            make()
-            errors[what] = None
-        except mx.XGraphError as e:
-            errors[what] = [type(e).__name__, str(e)]
-    res["errors"] = errors
+    res["errors"] = xgraph_errors({
+        "batch": lambda: trainer(12, 8), "count": lambda: trainer(BATCH, 9),
+        "twice": lambda: trainer(BATCH, [mx.cpu(0), mx.cpu(0)]),
+        "axis": lambda: trainer_step(mx.sym.with_sharding(net(), ("model",)), 8),
+        "work_load": lambda: mx.mod.Module(net(), context=[mx.cpu(0), mx.cpu(1)], work_load_list=[1, 2])})
     with open(os.path.join(out, "devices.json"), "w") as f:
         json.dump(res, f)
 

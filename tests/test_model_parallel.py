@@ -88,6 +88,7 @@ def _grads(ex, ref) -> dict:
 
 def child(out_dir: str) -> None:   # noqa: C901 - one script, one report
     import time
+    from multidevice import xgraph_errors
     t0 = time.perf_counter()
     res: dict = {"times": {}}
 
@@ -289,7 +290,6 @@ def child(out_dir: str) -> None:   # noqa: C901 - one script, one report
         res["module"]["refused"] = [type(exc).__name__, str(exc)]
     lap("8")
     # 9. bad input
-    errors = {}
     cases = {
         "missing_group": lambda: mlp().simple_bind(mx.cpu(0), data=(8, 10), group2ctx={"dev1": mx.cpu(1)}),
         "not_a_context": lambda: mlp().simple_bind(mx.cpu(0), data=(8, 10),
@@ -300,13 +300,7 @@ def child(out_dir: str) -> None:   # noqa: C901 - one script, one report
         "module_data_parallel": lambda: mx.mod.Module(mlp(), context=[mx.cpu(0), mx.cpu(1)], group2ctxs=G2C),
         "passes": lambda: mlp().simple_bind(mx.cpu(0), data=(8, 10), group2ctx=G2C, passes=["amp"]),
     }
-    for name, fn in cases.items():
-        try:
-            fn()
-            errors[name] = None
-        except mx.XGraphError as exc:
-            errors[name] = [type(exc).__name__, str(exc)]
-    res["errors"] = errors
+    res["errors"] = xgraph_errors(cases)
     lap("9")
     Path(out_dir, "result.json").write_text(json.dumps(res, indent=1))
 
