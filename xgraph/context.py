@@ -13,7 +13,10 @@ import threading
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
+from .dtypes import canonical as canonical_dtype
 from .errors import DeviceError
 
 _PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "cpu_pinned": "cpu", "cpu_shared": "cpu", "tpu": "tpu"}
@@ -128,3 +131,26 @@ def as_context(ctx: Any) -> Context:
         kind, _, rest = ctx.partition("(")
         return Context(kind, int(rest.rstrip(")") or 0))
     raise DeviceError(f"{ctx!r} is not a context")
+
+
+def device_array(value: Any, dtype: Any = None, device: Any = None) -> jax.Array:
+    """``value`` (an NDArray, jax array, numpy array, list or scalar) as a ``jax.Array`` of ``dtype`` on ``device``.
+
+    Host data is cast by numpy and copied over with ``jax.device_put``: ``jnp.asarray`` would compile a
+    conversion program for every new shape, which dominates scripts that make many small arrays.
+
+        >>> device_array([1, 2], 'int8').dtype
+        dtype('int8')
+    """
+    if callable(getattr(value, "__jax_array__", None)):   # an NDArray
+        value = value.__jax_array__()
+    dt = None if dtype is None else canonical_dtype(dtype)
+    if isinstance(value, jax.Array):
+        out = value if dt is None or value.dtype == dt else value.astype(dt)
+        return out if device is None else jax.device_put(out, device)
+    if not isinstance(value, (np.ndarray, np.generic, list, tuple)):
+        out = jnp.asarray(value, dtype=dt)   # Python scalars keep JAX's weak types
+        return out if device is None else jax.device_put(out, device)
+    host = np.asarray(value)
+    host = host.astype(jax.dtypes.canonicalize_dtype(host.dtype if dt is None else dt), copy=False)
+    return jax.device_put(host, device)

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .context import device_array
 from .dtypes import canonical as canonical_dtype
 from .errors import BindError, XGraphError
 from .graph import Entry, Graph, Node
@@ -482,13 +483,9 @@ class Executable:
 
 
 def as_device_input(value: Any, dtype: Any) -> jax.Array:
-    """``value`` as a jax array of ``dtype``; one already on the device is passed as it is (no copy, no dispatch)."""
-    if callable(getattr(value, "__jax_array__", None)):   # an NDArray
-        value = value.__jax_array__()
-    if isinstance(value, jax.Array):
-        return value if value.dtype == dtype else value.astype(dtype)
-    # host values are cast by numpy and copied over: jnp.asarray would compile a conversion per shape
-    return jax.device_put(np.asarray(value, dtype))
+    """``value`` as a jax array of ``dtype``; one already on the device is passed as it is (no copy, no dispatch),
+    host values are cast by numpy and copied over (:func:`xgraph.context.device_array`)."""
+    return device_array(value, dtype)
 
 
 def _key_words(key: Any) -> np.ndarray:

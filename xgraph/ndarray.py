@@ -25,7 +25,7 @@ import numpy as np
 
 from . import dtypes as _dt
 from . import autograd, rng
-from .context import Context, as_context
+from .context import Context, as_context, device_array
 from .errors import BindError, ShapeError
 from .ops.elemwise import BINARY as _BINARY
 
@@ -362,29 +362,6 @@ def full(shape: Any, val: float, ctx: Any = None, dtype: Any = "float32", **kwar
 
 
 HOST_FILL_LIMIT = 1 << 20   # elements: above it a host buffer and its copy cost more than a device fill
-
-
-def device_array(value: Any, dtype: Any = None, device: Any = None) -> jax.Array:
-    """``value`` (an NDArray, jax array, numpy array, list or scalar) as a ``jax.Array`` of ``dtype`` on ``device``.
-
-    Host data is cast by numpy and copied over with ``jax.device_put``: ``jnp.asarray`` would compile a
-    conversion program for every new shape, which dominates scripts that make many small arrays.
-
-        >>> device_array([1, 2], 'int8').dtype
-        dtype('int8')
-    """
-    if isinstance(value, NDArray):
-        value = value.data
-    dt = None if dtype is None else _dt.canonical(dtype)
-    if isinstance(value, jax.Array):
-        out = value if dt is None or value.dtype == dt else value.astype(dt)
-        return out if device is None else jax.device_put(out, device)
-    if not isinstance(value, (np.ndarray, np.generic, list, tuple)):
-        out = jnp.asarray(value, dtype=dt)   # Python scalars keep JAX's weak types
-        return out if device is None else jax.device_put(out, device)
-    host = np.asarray(value)
-    host = host.astype(jax.dtypes.canonicalize_dtype(host.dtype if dt is None else dt), copy=False)
-    return jax.device_put(host, device)
 
 
 def _creation_shape(shape: Any, what: str) -> tuple[int, ...]:
