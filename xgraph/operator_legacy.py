@@ -100,6 +100,11 @@ class PythonOp:
         """Whether backward reads the output gradient."""
         return self.need_top_grad_
 
+    def declare_backward_dependency(self, out_grad: list[int], in_data: list[int], out_data: list[int]) -> list[int]:
+        """The ids of the blobs backward reads (all of them, less the output gradient without need_top_grad)."""
+        deps = list(out_grad) if self.need_top_grad() else []
+        return deps + list(in_data) + list(out_data)
+
 
 class NumpyOp(PythonOp):
     """A :class:`PythonOp` whose ``forward``/``backward`` receive numpy arrays (MXNet's ``NumpyOp``)."""
@@ -112,11 +117,6 @@ class NDArrayOp(PythonOp):
 
     ``declare_backward_dependency`` may be overridden as in MXNet.
     """
-
-    def declare_backward_dependency(self, out_grad: list[int], in_data: list[int], out_data: list[int]) -> list[int]:
-        """The ids of the blobs backward reads (all of them, less the output gradient without need_top_grad)."""
-        deps = list(out_grad) if self.need_top_grad() else []
-        return deps + list(in_data) + list(out_data)
 
 
 class _LegacyProp(CustomOpProp):
@@ -137,9 +137,7 @@ class _LegacyProp(CustomOpProp):
         return ins, outs, []
 
     def declare_backward_dependency(self, out_grad: list[int], in_data: list[int], out_data: list[int]) -> list[int]:
-        if isinstance(self.op, NDArrayOp):
-            return self.op.declare_backward_dependency(out_grad, in_data, out_data)
-        return super().declare_backward_dependency(out_grad, in_data, out_data)
+        return self.op.declare_backward_dependency(out_grad, in_data, out_data)
 
     def create_operator(self, ctx: Any, in_shapes: list, in_dtypes: list) -> CustomOp:
         return _LegacyOp(self.op)
